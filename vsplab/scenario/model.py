@@ -1,0 +1,158 @@
+"""The scenario file format: what a lab holds (controllers, hosts, the VSD objects, the workload) and
+what it should do (the expected reachability). One file runs in sim or emu mode.
+
+ACL rules are written from the traffic's point of view, `from` -> `to`; the VSD's templates are
+filled in Nuage's convention by `vsplab.scenario.to_vsd`:
+- an `ingress` rule governs what a vport sends into the overlay: location = `from`, network = `to`;
+- an `egress` rule governs what the overlay delivers to a vport: location = `to`, network = `from`.
+
+A rule end is a policy group name, `any`, or `subnet:NAME`, `zone:NAME`, `macro:NAME`,
+`macrogroup:NAME`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Controller(_Strict):
+    name: str
+
+
+class Host(_Strict):
+    name: str
+    vsc: str | None = None  # default: the first controller
+
+
+class Subnet(_Strict):
+    name: str
+    address: str  # CIDR, e.g. 10.1.0.0/24
+    gateway: str | None = None  # default: the first host address
+
+    @field_validator("address")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as e:
+            raise ValueError(f"not an IPv4 CIDR with its host bits clear: {e}") from None
+        if net.prefixlen > 30:
+            raise ValueError("prefix longer than /30 leaves no room for endpoints")
+        return str(net)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.address)
+
+
+class Zone(_Strict):
+    name: str
+    subnets: list[Subnet] = Field(min_length=1)
+
+
+class NetworkMacro(_Strict):
+    name: str
+    address: str
+
+    @field_validator("address")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            return str(ipaddress.IPv4Network(v, strict=True))
+        except ValueError as e:
+            raise ValueError(f"not an IPv4 CIDR: {e}") from None
+
+
+class MacroGroup(_Strict):
+    name: str
+    members: list[str] = Field(min_length=1)
+
+
+Protocol = Literal["any", "tcp", "udp", "icmp"]
+
+
+def parse_port_range(v: int | str | None) -> tuple[int, int] | None:
+    if v is None or v == "*":
+        return None
+    if isinstance(v, int):
+        lo = hi = v
+    else:
+        parts = str(v).split("-")
+        if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"port {v!r}: expected N or LOW-HIGH")
+        lo, hi = int(parts[0]), int(parts[-1])
+    if not (0 < lo <= hi <= 65535):
+        raise ValueError(f"port {v!r}: must be 1..65535 and LOW <= HIGH")
+    return lo, hi
+
+
+class AclRule(_Strict):
+    from_: str = Field(alias="from")
+    to: str
+    protocol: Protocol = "any"
+    port: int | str | None = None  # destination port or LOW-HIGH
+    src_port: int | str | None = None
+    action: Literal["allow", "drop"] = "allow"
+    stateful: bool = True
+    priority: int | None = None  # default: the rule's position (earlier = evaluated first)
+
+    @field_validator("port", "src_port")
+    @classmethod
+    def _ports(cls, v):
+        parse_port_range(v)
+        return v
+
+
+class AclTemplate(_Strict):
+    default_allow_ip: bool = False
+    default_allow_non_ip: bool = True
+    rules: list[AclRule] = []
+
+
+class Domain(_Strict):
+    name: str
+    zones: list[Zone] = Field(min_length=1)
+    policy_groups: list[str] = []
+    ingress: AclTemplate | None = None
+    egress: AclTemplate | None = None
+
+
+class Enterprise(_Strict):
+    name: str
+    network_macros: list[NetworkMacro] = []
+    macro_groups: list[MacroGroup] = []
+    domains: list[Domain] = Field(min_length=1)
+
+
+class Container(_Strict):
+    name: str
+    host: str
+    subnet: str  # NAME, or ENTERPRISE/NAME where subnet names repeat across enterprises
+    groups: list[str] = []
+    ip: str | None = None
+    mac: str | None = None
+
+
+class Expectation(_Strict):
+    from_: str = Field(alias="from")
+    to: str
+    protocol: Literal["tcp", "udp", "icmp"] = "icmp"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    expect: Literal["allow", "deny"]
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    controllers: list[Controller] = Field(default_factory=lambda: [Controller(name="vsc1")])
+    hosts: list[Host] = Field(min_length=1)
+    enterprises: list[Enterprise] = Field(min_length=1)
+    containers: list[Container] = []
+    expect: list[Expectation] = []
