@@ -42,7 +42,7 @@ class PushResult:
 
 def _mac_for(index: int) -> str:
     # locally administered, unicast; unique per container of the scenario
-    return "02:00:%02x:%02x:%02x:%02x" % ((index >> 24) & 0xFF, (index >> 16) & 0xFF, (index >> 8) & 0xFF, index & 0xFF)
+    return "02:00:" + ":".join(f"{b:02x}" for b in index.to_bytes(4, "big"))
 
 
 def _ports(v) -> str:
