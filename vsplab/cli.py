@@ -1,0 +1,116 @@
+"""`vsplab`: the lab front end.
+
+    vsplab run SCENARIO [--mode sim] [--vsd URL] [--json F] [--junit F] [--keep]
+    vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
+    vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
+    vsplab check SCENARIO                  only validate a scenario file
+    vsplab demo                            the VSD alone: build the three-tier example through its API
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+console = Console()
+
+
+def _cmd_check(args) -> int:
+    from vsplab.scenario.check import load_scenario
+
+    s = load_scenario(args.scenario)
+    console.print(f"{args.scenario}: ok ({len(s.hosts)} hosts, {len(s.containers)} containers, "
+                  f"{len(s.expect)} expectations)")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from vsplab.lab.run import run_scenario
+
+    report = run_scenario(args.scenario, mode=args.mode, vsd_url=args.vsd, keep=args.keep, console=console)
+    if args.json:
+        report.write_json(args.json)
+    if args.junit:
+        report.write_junit(args.junit)
+    return 0 if report.ok else 1
+
+
+def _cmd_flows(args) -> int:
+    from vsplab.lab.control import LabControl
+
+    print(LabControl.find(args.lab).flows(args.host), end="")
+    return 0
+
+
+def _cmd_trace(args) -> int:
+    from vsplab.lab.control import LabControl
+
+    text, verdict = LabControl.find(args.lab).trace(args.source, args.destination, args.proto, args.port)
+    print(text)
+    return 0 if verdict == "allow" else 2
+
+
+def _cmd_demo(args) -> int:
+    from vsd.client import VsdClient
+    from vsd.example import build_three_tier
+    from vsd.server import EmbeddedVsd
+
+    with EmbeddedVsd() as vsd:
+        console.print(f"VSD listening on {vsd.url} (db {vsd.db_url}), user {vsd.user}")
+        summary = build_three_tier(VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise))
+        for key, value in summary.items():
+            if not isinstance(value, dict | list):
+                console.print(f"  {key}: {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="vsplab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scenario and check its expectations")
+    r.add_argument("scenario")
+    r.add_argument("--mode", choices=["sim"], default="sim")
+    r.add_argument("--vsd", help="use this VSD (API URL) instead of starting an embedded one")
+    r.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    r.add_argument("--junit", metavar="FILE", help="write the result as JUnit XML")
+    r.add_argument("--keep", action="store_true", help="keep the lab running after the checks (Ctrl-C stops it)")
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("check", help="validate a scenario file")
+    c.add_argument("scenario")
+    c.set_defaults(func=_cmd_check)
+
+    f = sub.add_parser("flows", help="dump a host's flow table from a running lab")
+    f.add_argument("host")
+    f.add_argument("--lab", help="the lab's directory (default: the most recent running lab)")
+    f.set_defaults(func=_cmd_flows)
+
+    t = sub.add_parser("trace", help="trace a packet between two containers of a running lab")
+    t.add_argument("source")
+    t.add_argument("destination")
+    t.add_argument("--proto", choices=["tcp", "udp", "icmp"], default="icmp")
+    t.add_argument("--port", type=int)
+    t.add_argument("--lab")
+    t.set_defaults(func=_cmd_trace)
+
+    d = sub.add_parser("demo", help="start a VSD and build the three-tier example through its REST API")
+    d.set_defaults(func=_cmd_demo)
+
+    args = p.parse_args(argv)
+    from vsplab.scenario.loader import ScenarioError
+
+    try:
+        return args.func(args)
+    except ScenarioError as e:
+        console.print(f"[red]scenario error[/]\n{e}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted; everything this run started has been stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

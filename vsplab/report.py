@@ -1,0 +1,98 @@
+"""What a lab run found, and its three renderings: a terminal table, JSON, and JUnit XML (one test case
+per expectation, so CI systems and lab graders can read it)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class ExpectationResult:
+    source: str
+    destination: str
+    protocol: str
+    port: int | None
+    expected: str  # allow | deny
+    observed: str  # allow | deny | error
+    detail: str = ""  # where it was dropped, or what went wrong
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.expected == self.observed
+
+    @property
+    def label(self) -> str:
+        port = f"/{self.port}" if self.port else ""
+        return f"{self.source} -> {self.destination} {self.protocol}{port}"
+
+
+@dataclass
+class LabReport:
+    scenario: str
+    mode: str
+    results: list[ExpectationResult] = field(default_factory=list)
+    objects: int = 0
+    containers: int = 0
+    hosts: int = 0
+    flows_per_host: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    started: float = field(default_factory=time.time)
+
+    @property
+    def failures(self) -> list[ExpectationResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and not self.failures
+
+    def to_json(self) -> dict:
+        return {
+            "scenario": self.scenario, "mode": self.mode, "ok": self.ok,
+            "objects": self.objects, "containers": self.containers, "hosts": self.hosts,
+            "flows_per_host": self.flows_per_host, "timings": self.timings,
+            "expectations": [{**asdict(r), "passed": r.passed} for r in self.results],
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def write_junit(self, path: str | Path) -> None:
+        suite = ET.Element("testsuite", name=f"vsplab.{self.scenario}.{self.mode}",
+                           tests=str(len(self.results)), failures=str(len(self.failures)),
+                           errors="0", time=f"{sum(self.timings.values()):.3f}")
+        for r in self.results:
+            case = ET.SubElement(suite, "testcase", classname=f"{self.scenario}.{self.mode}",
+                                 name=f"{r.label} expect {r.expected}", time=f"{r.seconds:.3f}")
+            if not r.passed:
+                failure = ET.SubElement(case, "failure", message=f"expected {r.expected}, observed {r.observed}")
+                failure.text = r.detail
+        ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+    def print(self, console: Console | None = None) -> None:
+        console = console or Console()
+        table = Table(title=f"{self.scenario} ({self.mode} mode): reachability")
+        for col in ("from", "to", "proto", "port", "expect", "observed", "", "detail"):
+            table.add_column(col)
+        for r in self.results:
+            mark = "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
+            table.add_row(r.source, r.destination, r.protocol, str(r.port or ""), r.expected,
+                          r.observed, mark, r.detail)
+        console.print(table)
+        flows = ", ".join(f"{h}={n}" for h, n in sorted(self.flows_per_host.items()))
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
+        console.print(f"objects: {self.objects} VSD objects, {self.containers} containers on {self.hosts} hosts")
+        console.print(f"flows per host: {flows}")
+        console.print(f"time: {phases}")
+        verdict = "[green]all expectations hold[/]" if self.ok else f"[bold red]{len(self.failures)} of {len(self.results)} expectations failed[/]"
+        console.print(f"{len(self.results) - len(self.failures)}/{len(self.results)} passed: {verdict}")
+        for r in self.failures:
+            console.print(f"[red]FAILED[/] {r.label}: expected {r.expected}, observed {r.observed} {r.detail}")
