@@ -10,7 +10,7 @@ tun_ipv4_dst, ct_state, metadata, ...). `vsplab.openflow.fields` maps each to it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Reserved port numbers (OpenFlow 1.3, section 7.2.1).
 OFPP_IN_PORT = 0xFFFFFFF8
@@ -102,6 +102,22 @@ class Flow:
     @property
     def key(self) -> tuple[int, int, tuple[MatchField, ...]]:
         return (self.table, self.priority, self.match)
+
+    def canonical(self) -> Flow:
+        """The same flow with its match in the codec's canonical field order and all-ones masks
+        dropped, which is how a switch reports it: two flows equal as OpenFlow flows compare equal
+        after this, whatever order their match fields were listed in."""
+        from vsplab.openflow.fields import FIELD_ORDER, FIELDS
+
+        fields = []
+        for f in sorted(self.match, key=lambda f: FIELD_ORDER.get(f.name, 1 << 16)):
+            spec = FIELDS.get(f.name)
+            if f.mask is not None and spec is not None and f.mask == (1 << spec.bits) - 1:
+                f = MatchField(f.name, f.value)
+            elif f.mask is not None:
+                f = MatchField(f.name, f.value & f.mask, f.mask)
+            fields.append(f)
+        return replace(self, match=tuple(fields))
 
 
 def match(**fields: int | tuple[int, int]) -> tuple[MatchField, ...]:
