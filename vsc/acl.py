@@ -1,0 +1,279 @@
+"""ACL entries -> flows of Table.INGRESS_ACL / Table.EGRESS_ACL (pure).
+
+Policy groups are matched as tag bits in registers, so an entry costs a handful of flows however many
+vports its groups hold. Which side of the packet an entry's `location` and `network` name depends on
+the direction (Nuage's convention, see pipeline.md):
+
+    ingress ACL (what a vport sends):      location = source,      network = destination
+    egress ACL (what a vport receives):    location = destination, network = source
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vsc.pipeline import (
+    ACL_BAND_WIDTH,
+    ACL_BANDS,
+    ACL_DEFAULT_PRIORITY,
+    REG_DST_TAGS,
+    REG_SRC_TAGS,
+    Kind,
+    Table,
+    canonical,
+    cookie,
+)
+from vsc.view import AclEntry, AclTemplate, View
+from vsplab.openflow.fields import FIELDS
+from vsplab.openflow.flow import Ct, Flow, MatchField
+
+Alt = tuple[MatchField, ...]
+
+
+class UnsupportedEntry(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    tags: tuple[str, str]
+    ip: str
+
+
+SRC = Side(REG_SRC_TAGS, "ipv4_src")
+DST = Side(REG_DST_TAGS, "ipv4_dst")
+# direction -> (ACL table, table after an allow, location side, network side)
+DIRECTIONS = {
+    "ingress": (Table.INGRESS_ACL, Table.ROUTE, SRC, DST),
+    "egress": (Table.EGRESS_ACL, Table.DELIVER, DST, SRC),
+}
+PROTOCOLS = {"TCP": 6, "UDP": 17, "ICMP": 1}
+PORT_FIELDS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+
+
+def port_range(spec: str | None) -> tuple[int, int] | None:
+    """'*' / empty -> None (any); '80' -> (80, 80); '1000-2000' -> (1000, 2000)."""
+    if spec is None or str(spec).strip() in ("", "*"):
+        return None
+    text = str(spec).strip()
+    lo, sep, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise UnsupportedEntry(f"port {text!r} is not N or N-M") from None
+    if not (0 <= a <= b <= 0xFFFF):
+        raise UnsupportedEntry(f"port range {text!r} out of 0-65535")
+    if (a, b) == (0, 0xFFFF):
+        return None
+    return a, b
+
+
+def port_masks(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The fewest (value, mask) pairs covering [lo, hi]: OVS matches L4 ports bitwise."""
+    out = []
+    while lo <= hi:
+        size = lo & -lo if lo else 1 << 16
+        while size > hi - lo + 1:
+            size >>= 1
+        out.append((lo, 0xFFFF & ~(size - 1)))
+        lo += size
+    return out
+
+
+def _tag_match(view: View, side: Side, group_id: str | None) -> Alt:
+    bit = view.group_bit.get(group_id or "")
+    if bit is None:
+        pg = view.policy_groups.get(group_id or "")
+        why = "unknown policy group" if pg is None else "policy group beyond the per-domain tag limit"
+        raise UnsupportedEntry(f"{why} {group_id}")
+    reg = side.tags[bit // 32]
+    b = 1 << (bit % 32)
+    return (MatchField(reg, b, b),)
+
+
+def _prefix(side: Side, net: int, mask: int) -> Alt:
+    return (MatchField(side.ip, net, mask),) if mask else ()
+
+
+def _subnet_alts(view: View, side: Side, subnets) -> list[Alt]:
+    return [_prefix(side, s.network, s.netmask) for s in subnets]
+
+
+def _alternatives(view: View, domain_id: str, side: Side, kind: str, ident: str | None) -> list[Alt]:
+    """The alternative matches (OR) that select `kind`/`ident` on one side of the packet."""
+    if kind == "ANY":
+        return [()]
+    if kind == "POLICYGROUP":
+        return [_tag_match(view, side, ident)]
+    if kind == "SUBNET":
+        s = view.subnets.get(ident or "")
+        if s is None:
+            raise UnsupportedEntry(f"unknown subnet {ident}")
+        return [_prefix(side, s.network, s.netmask)]
+    if kind == "ZONE":
+        if ident not in view.zones:
+            raise UnsupportedEntry(f"unknown zone {ident}")
+        return _subnet_alts(view, side, view.subnets_of_zone(ident))
+    if kind == "ENDPOINT_DOMAIN":
+        return _subnet_alts(view, side, view.subnets_of_domain(domain_id))
+    if kind == "ENTERPRISE_NETWORK":
+        n = view.enterprise_networks.get(ident or "")
+        if n is None:
+            raise UnsupportedEntry(f"unknown enterprise network {ident}")
+        return [_prefix(side, n.network, n.netmask)]
+    if kind == "NETWORK_MACRO_GROUP":
+        g = view.macro_groups.get(ident or "")
+        if g is None:
+            raise UnsupportedEntry(f"unknown network macro group {ident}")
+        nets = sorted((view.enterprise_networks[m] for m in g.member_ids if m in view.enterprise_networks),
+                      key=lambda n: (n.network, n.netmask))
+        return [_prefix(side, n.network, n.netmask) for n in nets]
+    raise UnsupportedEntry(f"{kind} is not supported")
+
+
+def _pairs(view: View, domain_id: str, loc: Side, net: Side, kind: str) -> list[Alt]:
+    """ENDPOINT_SUBNET / ENDPOINT_ZONE: the network side is 'the same subnet/zone as the location'."""
+    subnets = view.subnets_of_domain(domain_id)
+    if kind == "ENDPOINT_SUBNET":
+        return [_prefix(loc, s.network, s.netmask) + _prefix(net, s.network, s.netmask) for s in subnets]
+    out = []
+    for z in sorted({s.zone_id for s in subnets}):
+        zs = [s for s in subnets if s.zone_id == z]
+        out += [_prefix(loc, a.network, a.netmask) + _prefix(net, b.network, b.netmask) for a in zs for b in zs]
+    return out
+
+
+def _merge(a: Alt, b: Alt) -> Alt | None:
+    """a AND b, or None when they cannot both hold (two disjoint prefixes on one field)."""
+    out = {f.name: f for f in a}
+    for f in b:
+        g = out.get(f.name)
+        if g is None:
+            out[f.name] = f
+            continue
+        full = (1 << FIELDS[f.name].bits) - 1
+        fm, gm = full if f.mask is None else f.mask, full if g.mask is None else g.mask
+        if f.name.startswith("reg"):
+            if (f.value ^ g.value) & fm & gm:
+                return None
+            m = fm | gm
+            out[f.name] = MatchField(f.name, (f.value & fm) | (g.value & gm), m)
+        elif (f.value ^ g.value) & fm & gm:
+            return None
+        else:
+            out[f.name] = f if (fm | gm) == fm else g  # the narrower prefix
+    return tuple(out.values())
+
+
+def _l4(entry: AclEntry) -> list[Alt]:
+    proto_text = entry.protocol.strip().upper()
+    if proto_text in ("ANY", ""):
+        return [()]
+    try:
+        proto = PROTOCOLS.get(proto_text) or int(proto_text)
+    except ValueError:
+        raise UnsupportedEntry(f"protocol {entry.protocol!r}") from None
+    base = (MatchField("ip_proto", proto),)
+    if proto == 1:
+        extra = []
+        for name, v in (("icmpv4_type", entry.icmp_type), ("icmpv4_code", entry.icmp_code)):
+            if v not in (None, "", "*"):
+                extra.append(MatchField(name, int(v)))
+        return [base + tuple(extra)]
+    if proto not in PORT_FIELDS:
+        return [base]
+    f_src, f_dst = PORT_FIELDS[proto]
+    srcs = _port_alts(f_src, port_range(entry.source_port))
+    dsts = _port_alts(f_dst, port_range(entry.destination_port))
+    return [base + s + d for s in srcs for d in dsts]
+
+
+def _port_alts(name: str, rng: tuple[int, int] | None) -> list[Alt]:
+    if rng is None:
+        return [()]
+    return [(MatchField(name, v, None if m == 0xFFFF else m),) for v, m in port_masks(*rng)]
+
+
+def entry_priority(template: AclTemplate, entry: AclEntry) -> int:
+    band = ACL_BANDS.get(template.priority_type.split("_")[0], ACL_BANDS["NONE"])
+    return band + ACL_BAND_WIDTH - 1 - min(max(entry.priority, 0), ACL_BAND_WIDTH - 1)
+
+
+def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, entry: AclEntry) -> list[Flow]:
+    """The flows of one ACL entry. Raises UnsupportedEntry naming what cannot be compiled."""
+    ether = (entry.ether_type or "0x0800").strip().upper()
+    if ether not in ("0X0800", "ANY", "2048"):
+        raise UnsupportedEntry(f"etherType {entry.ether_type} (only IPv4 entries are compiled)")
+    table, after, loc, net = DIRECTIONS[entry.direction]
+    locs = _alternatives(view, domain_id, loc, entry.location_type, entry.location_id)
+    if entry.network_type in ("ENDPOINT_SUBNET", "ENDPOINT_ZONE"):
+        nets = _pairs(view, domain_id, loc, net, entry.network_type)
+    else:
+        nets = _alternatives(view, domain_id, net, entry.network_type, entry.network_id)
+    if entry.action == "FORWARD":
+        actions, goto = ((Ct(commit=True, zone=dindex, table=after),), None) if entry.stateful else ((), after)
+    elif entry.action == "DROP":
+        actions, goto = (), None
+    else:
+        raise UnsupportedEntry(f"action {entry.action}")
+    prio = entry_priority(template, entry)
+    ck = cookie(Kind.ACL_ENTRY, entry.id)
+    head = (MatchField("metadata", dindex), MatchField("eth_type", 0x0800))
+    flows = []
+    for la in locs:
+        for na in nets:
+            both = _merge(la, na)
+            if both is None:
+                continue
+            for l4 in _l4(entry):
+                m = _merge(both, l4)
+                if m is not None:
+                    flows.append(Flow(table, prio, canonical(head + m), actions, goto, cookie=ck))
+    return flows
+
+
+def default_flows(view: View, domain_id: str, dindex: int) -> list[Flow]:
+    """The verdict for IP traffic no entry matched: the first active template's defaultAllowIP in each
+    direction; no active template at all means drop."""
+    out = []
+    ck = cookie(Kind.ACL_DEFAULT, domain_id)
+    for direction, (table, after, _, _) in DIRECTIONS.items():
+        ts = view.templates_of(domain_id, direction)
+        allow = bool(ts) and ts[0].default_allow_ip
+        out.append(Flow(table, ACL_DEFAULT_PRIORITY, canonical((MatchField("metadata", dindex),)),
+                        goto=after if allow else None, cookie=ck))
+    return out
+
+
+def non_ip_allowed(view: View, domain_id: str) -> bool:
+    """Non-IP frames pass only if both directions' first active templates allow them."""
+    for direction in DIRECTIONS:
+        ts = view.templates_of(domain_id, direction)
+        if not ts or not ts[0].default_allow_non_ip:
+            return False
+    return True
+
+
+def acl_flows(view: View, domain_id: str, dindex: int) -> tuple[list[Flow], list[str]]:
+    """Every ACL flow of a domain, and the problems (entries not compiled, colliding flows)."""
+    flows: dict = {}
+    problems = []
+    entries_by_template: dict[str, list[AclEntry]] = {}
+    for e in view.acl_entries.values():
+        entries_by_template.setdefault(e.template_id, []).append(e)
+    for direction in DIRECTIONS:
+        for t in view.templates_of(domain_id, direction):
+            for e in sorted(entries_by_template.get(t.id, ()), key=lambda e: (e.priority, e.id)):
+                try:
+                    fs = entry_flows(view, domain_id, dindex, t, e)
+                except UnsupportedEntry as err:
+                    problems.append(f"{direction} ACL entry {e.id} (template {t.name}): {err}")
+                    continue
+                for f in fs:
+                    if f.key in flows:
+                        problems.append(f"{direction} ACL entry {e.id} duplicates a flow of an earlier entry")
+                        continue
+                    flows[f.key] = f
+    for f in default_flows(view, domain_id, dindex):
+        flows[f.key] = f
+    return list(flows.values()), problems

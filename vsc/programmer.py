@@ -1,0 +1,239 @@
+"""Incremental desired state: which flows each VRS should hold, kept up to date change by change.
+
+`refresh` takes what the VSD stream and the agent channel touched and recompiles only those units;
+every flow whose desired value moved is remembered with the value the switch last got, so `take`
+returns the minimal flow-mods (a flow changed and changed back costs nothing). A VRS that (re)connects
+is not served from this log but by a full diff against its flow dump (`diff`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vsc.acl import non_ip_allowed
+from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
+from vsc.locations import Locations
+from vsc.view import View
+from vsplab.openflow.flow import Flow
+
+Key = tuple
+_ABSENT = object()
+
+
+@dataclass(slots=True)
+class FlowOps:
+    """The flow-mods that take a VRS from what it has to what it should have."""
+
+    add: list[Flow]
+    modify: list[Flow]
+    delete: list[Flow]
+
+    def __len__(self) -> int:
+        return len(self.add) + len(self.modify) + len(self.delete)
+
+
+def diff(installed: dict[Key, Flow], desired: dict[Key, Flow]) -> FlowOps:
+    """Minimal ops from `installed` to `desired`. A flow whose cookie changes is re-added (OpenFlow 1.3
+    cannot modify a cookie); one whose only payload changes is modified in place (keeps counters)."""
+    ops = FlowOps([], [], [])
+    for k, f in desired.items():
+        old = installed.get(k)
+        if old is None:
+            ops.add.append(f)
+        elif not same(old, f):
+            (ops.modify if old.cookie == f.cookie else ops.add).append(f)
+    ops.delete = [f for k, f in installed.items() if k not in desired]
+    return ops
+
+
+def same(a: Flow, b: Flow) -> bool:
+    return (a.cookie == b.cookie and a.actions == b.actions and a.goto == b.goto
+            and a.write_metadata == b.write_metadata)
+
+
+class Programmer:
+    def __init__(self, view: View, locs: Locations) -> None:
+        self.view, self.locs = view, locs
+        self.desired: dict[int, dict[Key, Flow]] = {}
+        self.eps: dict[str, Endpoint] = {}
+        self.members: dict[str, set[str]] = {}  # domain -> resolved vports
+        self.local: dict[int, dict[str, set[str]]] = {}  # dpid -> domain -> its local vports
+        self.units: dict[tuple, list[Flow]] = {}  # (dpid, unit) -> flows; remote flows live in `remote`
+        self.remote: dict[str, Flow] = {}
+        self.domain_state: dict[str, tuple] = {}  # domain -> (vni, index, non_ip) last compiled
+        self.problems: dict[str, list[str]] = {}
+        self._log: dict[int, dict[Key, object]] = {}  # dpid -> key -> value before the first change
+
+    # --- desired-state bookkeeping --------------------------------------------------------------
+
+    def _set(self, dpid: int, f: Flow) -> None:
+        d = self.desired.setdefault(dpid, {})
+        k = f.key
+        old = d.get(k, _ABSENT)
+        if old is f:
+            return
+        log = self._log.setdefault(dpid, {})
+        if k not in log:
+            log[k] = old
+        d[k] = f
+
+    def _unset(self, dpid: int, k: Key) -> None:
+        d = self.desired.get(dpid)
+        if d is None or k not in d:
+            return
+        log = self._log.setdefault(dpid, {})
+        if k not in log:
+            log[k] = d[k]
+        del d[k]
+
+    def _set_unit(self, dpid: int, unit: tuple, flows: list[Flow]) -> None:
+        old = self.units.pop((dpid, unit), [])
+        keys = {f.key for f in flows}
+        for f in old:
+            if f.key not in keys:
+                self._unset(dpid, f.key)
+        for f in flows:
+            self._set(dpid, f)
+        if flows:
+            self.units[(dpid, unit)] = flows
+
+    def take(self, dpid: int) -> FlowOps:
+        """The flow-mods accumulated for `dpid` since the last take (or sync)."""
+        log = self._log.pop(dpid, {})
+        d = self.desired.get(dpid, {})
+        ops = FlowOps([], [], [])
+        for k, old in log.items():
+            new = d.get(k)
+            if new is None:
+                if old is not _ABSENT:
+                    ops.delete.append(old)  # type: ignore[arg-type]
+            elif old is _ABSENT:
+                ops.add.append(new)
+            elif not same(old, new):  # type: ignore[arg-type]
+                (ops.modify if old.cookie == new.cookie else ops.add).append(new)  # type: ignore[union-attr]
+        return ops
+
+    def pending(self, dpid: int) -> int:
+        return len(self._log.get(dpid, ()))
+
+    def forget_log(self, dpid: int) -> None:
+        """After a full sync the switch holds `desired` exactly; older changes are moot."""
+        self._log.pop(dpid, None)
+
+    # --- recompilation ----------------------------------------------------------------------------
+
+    def refresh(self, vports: set[str] = frozenset(), domains: set[str] = frozenset(),  # type: ignore[assignment]
+                hosts: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        vports, domains = set(vports), set(domains)
+        for dpid in hosts:
+            host = self.locs.hosts.get(dpid)
+            self._set_unit(dpid, ("pipeline",), pipeline_flows(host) if host else [])
+            domains |= set(self.local.get(dpid, ()))
+        relocal: set[str] = set()
+        for dom in domains:
+            d = self.view.domains.get(dom)
+            state = (d.vni, self.view.domain_index.get(dom), non_ip_allowed(self.view, dom)) if d else None
+            old = self.domain_state.get(dom)
+            if state != old:
+                self.domain_state[dom] = state  # type: ignore[assignment]
+                relocal |= self.members.get(dom, set())
+                vports |= self.members.get(dom, set())
+        for v in vports:
+            self._endpoint(v, v in relocal)
+        for dom in domains:
+            self._compile_domain(dom)
+
+    def _compile_domain(self, dom: str) -> None:
+        hosts = [h for h, doms in self.local.items() if dom in doms]
+        if dom not in self.view.domains:
+            for h in hosts:
+                self._set_unit(h, ("domain", dom), [])
+            self.problems.pop(dom, None)
+            return
+        for h in hosts:
+            flows, problems = domain_flows(self.view, dom, self.locs.hosts[h])
+            self._set_unit(h, ("domain", dom), flows)
+            self.problems[dom] = problems
+
+    def _endpoint(self, vport_id: str, force: bool) -> None:
+        new = endpoint(self.view, self.locs, vport_id)
+        old = self.eps.get(vport_id)
+        if new == old and not force:
+            return
+        if old is not None and new is not None and (old.dpid, old.domain_id) == (new.dpid, new.domain_id):
+            self.eps[vport_id] = new
+            self._place(new)
+            return
+        if old is not None:
+            self._remove(old)
+        if new is not None:
+            self.eps[vport_id] = new
+            self.members.setdefault(new.domain_id, set()).add(vport_id)
+            doms = self.local.setdefault(new.dpid, {})
+            joined = new.domain_id not in doms
+            doms.setdefault(new.domain_id, set()).add(vport_id)
+            if joined:
+                self._join(new.dpid, new.domain_id)
+            self._place(new)
+
+    def _place(self, ep: Endpoint) -> None:
+        """Install an endpoint's local flows on its VRS and its remote flow everywhere else."""
+        self._set_unit(ep.dpid, ("local", ep.vport_id), local_flows(ep, self.domain_non_ip(ep.domain_id)))
+        old = self.remote.get(ep.vport_id)
+        rf = remote_flow(ep)
+        self.remote[ep.vport_id] = rf
+        for h, doms in self.local.items():
+            if h != ep.dpid and ep.domain_id in doms:
+                if old is not None and old.key != rf.key:
+                    self._unset(h, old.key)
+                self._set(h, rf)
+        if old is not None and old.key != rf.key:
+            self._unset(ep.dpid, old.key)
+
+    def _remove(self, ep: Endpoint) -> None:
+        del self.eps[ep.vport_id]
+        self.members.get(ep.domain_id, set()).discard(ep.vport_id)
+        self._set_unit(ep.dpid, ("local", ep.vport_id), [])
+        rf = self.remote.pop(ep.vport_id, None)
+        doms = self.local.get(ep.dpid, {})
+        mine = doms.get(ep.domain_id, set())
+        mine.discard(ep.vport_id)
+        if not mine:
+            doms.pop(ep.domain_id, None)
+            self._leave(ep.dpid, ep.domain_id)
+        if rf is not None:
+            for h, hd in self.local.items():
+                if h != ep.dpid and ep.domain_id in hd:
+                    self._unset(h, rf.key)
+
+    def _join(self, dpid: int, dom: str) -> None:
+        """First local endpoint of `dom` on `dpid`: the VRS now needs the domain and all its peers."""
+        flows, problems = domain_flows(self.view, dom, self.locs.hosts[dpid])
+        self.problems[dom] = problems
+        self._set_unit(dpid, ("domain", dom), flows)
+        if (dpid, ("pipeline",)) not in self.units:
+            self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
+        for v in self.members.get(dom, ()):
+            ep = self.eps[v]
+            if ep.dpid != dpid:
+                self._set(dpid, self.remote[v])
+
+    def _leave(self, dpid: int, dom: str) -> None:
+        self._set_unit(dpid, ("domain", dom), [])
+        for v in self.members.get(dom, ()):
+            rf = self.remote.get(v)
+            if rf is not None and self.eps[v].dpid != dpid:
+                self._unset(dpid, rf.key)
+
+    def domain_non_ip(self, dom: str) -> bool:
+        st = self.domain_state.get(dom)
+        if st is None:
+            st = self.domain_state[dom] = (self.view.domains[dom].vni, self.view.domain_index.get(dom),
+                                           non_ip_allowed(self.view, dom))
+        return bool(st[2])
+
+    def host_desired(self, dpid: int) -> dict[Key, Flow]:
+        """What a (re)connecting VRS must end up with; includes the skeleton even with no endpoints."""
+        if (dpid, ("pipeline",)) not in self.units and dpid in self.locs.hosts:
+            self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
+        return self.desired.get(dpid, {})

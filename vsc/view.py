@@ -1,0 +1,379 @@
+"""The VSC's logical view of the VSD: the objects it needs, typed, built from the change stream.
+
+Only what the pipeline uses is kept. `View.apply` takes one stream object (snapshot entry or event)
+and returns what it touched, so the programmer recompiles only that. Allocations that end up in
+flows (a domain's index, a policy group's tag bit) are made once and persisted with the view, so a
+restarted VSC compiles bit-identical flows and a resync changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from vsc.pipeline import MAX_DOMAIN_INDEX, MAX_GROUPS_PER_DOMAIN
+
+
+class ViewError(ValueError):
+    pass
+
+
+def ip_int(text: str | None) -> int | None:
+    if not text:
+        return None
+    return int(IPv4Address(text))
+
+
+def mac_int(text: str | None) -> int | None:
+    if not text:
+        return None
+    return int(text.replace(":", "").replace("-", ""), 16)
+
+
+def prefix(address: str, netmask: str) -> tuple[int, int]:
+    mask = int(IPv4Address(netmask))
+    return int(IPv4Address(address)) & mask, mask
+
+
+@dataclass(slots=True)
+class Enterprise:
+    id: str
+    name: str
+
+
+@dataclass(slots=True)
+class Domain:
+    id: str
+    enterprise_id: str
+    name: str
+    vni: int  # serviceID: the L3 VNI every packet of the domain carries over VXLAN
+    route_target: str | None = None
+
+
+@dataclass(slots=True)
+class Zone:
+    id: str
+    domain_id: str
+    name: str
+
+
+@dataclass(slots=True)
+class Subnet:
+    id: str
+    zone_id: str
+    name: str
+    network: int
+    netmask: int
+    gateway: int | None
+    vni: int | None
+
+
+@dataclass(slots=True)
+class Vport:
+    id: str
+    subnet_id: str
+    domain_id: str | None
+    name: str
+
+
+@dataclass(slots=True)
+class VmInterface:
+    id: str
+    vport_id: str
+    mac: int | None
+    ip: int | None
+
+
+@dataclass(slots=True)
+class PolicyGroup:
+    id: str
+    domain_id: str
+    name: str
+    number: int | None  # policyGroupID
+    evpn_tag: str | None  # EVPNCommunityTag: how a federated VSC names this group
+    vport_ids: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class AclTemplate:
+    id: str
+    direction: str  # "ingress" | "egress"
+    domain_id: str
+    name: str
+    active: bool
+    default_allow_ip: bool
+    default_allow_non_ip: bool
+    priority: int
+    priority_type: str
+
+
+@dataclass(slots=True)
+class AclEntry:
+    id: str
+    direction: str
+    template_id: str
+    action: str  # FORWARD | DROP
+    location_type: str
+    location_id: str | None
+    network_type: str
+    network_id: str | None
+    protocol: str
+    source_port: str | None
+    destination_port: str | None
+    ether_type: str
+    priority: int
+    stateful: bool
+    icmp_type: str | None = None
+    icmp_code: str | None = None
+
+
+@dataclass(slots=True)
+class EnterpriseNetwork:
+    id: str
+    enterprise_id: str
+    network: int
+    netmask: int
+
+
+@dataclass(slots=True)
+class NetworkMacroGroup:
+    id: str
+    enterprise_id: str
+    member_ids: frozenset[str] = frozenset()
+
+
+def _b(v, default: bool = False) -> bool:
+    return default if v is None else bool(v)
+
+
+def _parse(kind: str, e: dict, assoc: dict):
+    i = e["ID"]
+    if kind == "enterprise":
+        return Enterprise(i, e.get("name", ""))
+    if kind == "domain":
+        if e.get("serviceID") is None:
+            raise ViewError(f"domain {i} has no serviceID (VNI)")
+        return Domain(i, e.get("parentID"), e.get("name", ""), int(e["serviceID"]), e.get("routeTarget"))
+    if kind == "zone":
+        return Zone(i, e.get("parentID"), e.get("name", ""))
+    if kind == "subnet":
+        net, mask = prefix(e["address"], e["netmask"])
+        return Subnet(i, e.get("parentID"), e.get("name", ""), net, mask, ip_int(e.get("gateway")), e.get("vnId"))
+    if kind == "vport":
+        return Vport(i, e.get("parentID"), e.get("domainID"), e.get("name", ""))
+    if kind == "vminterface":
+        return VmInterface(i, e.get("VPortID"), mac_int(e.get("MAC")), ip_int(e.get("IPAddress")))
+    if kind == "policygroup":
+        num = e.get("policyGroupID")
+        return PolicyGroup(i, e.get("parentID"), e.get("name", ""), None if num is None else int(num),
+                           e.get("EVPNCommunityTag"), frozenset((assoc or {}).get("vport", ())))
+    if kind in ("ingressacltemplate", "egressacltemplate"):
+        return AclTemplate(i, kind[: -len("acltemplate")], e.get("parentID"), e.get("name", ""),
+                           _b(e.get("active"), True), _b(e.get("defaultAllowIP")),
+                           _b(e.get("defaultAllowNonIP")), int(e.get("priority") or 0),
+                           e.get("priorityType") or "NONE")
+    if kind in ("ingressaclentrytemplate", "egressaclentrytemplate"):
+        return AclEntry(i, kind[: -len("aclentrytemplate")], e.get("parentID"), e.get("action") or "FORWARD",
+                        e.get("locationType") or "ANY", e.get("locationID"), e.get("networkType") or "ANY",
+                        e.get("networkID"), str(e.get("protocol") or "ANY"), e.get("sourcePort"),
+                        e.get("destinationPort"), e.get("etherType") or "0x0800", int(e.get("priority") or 0),
+                        _b(e.get("stateful")), e.get("ICMPType"), e.get("ICMPCode"))
+    if kind == "enterprisenetwork":
+        net, mask = prefix(e["address"], e["netmask"])
+        return EnterpriseNetwork(i, e.get("parentID"), net, mask)
+    if kind == "networkmacrogroup":
+        return NetworkMacroGroup(i, e.get("parentID"), frozenset((assoc or {}).get("enterprisenetwork", ())))
+    return None
+
+
+# entityType -> View attribute holding that kind of object.
+_STORES = {
+    "enterprise": "enterprises", "domain": "domains", "zone": "zones", "subnet": "subnets",
+    "vport": "vports", "vminterface": "vminterfaces", "policygroup": "policy_groups",
+    "ingressacltemplate": "acl_templates", "egressacltemplate": "acl_templates",
+    "ingressaclentrytemplate": "acl_entries", "egressaclentrytemplate": "acl_entries",
+    "enterprisenetwork": "enterprise_networks", "networkmacrogroup": "macro_groups",
+}
+
+# What a change marks dirty: a whole domain ("domain", id) or single vports ("vport", id).
+Touched = set[tuple[str, str]]
+
+
+@dataclass
+class View:
+    revision: int = 0
+    enterprises: dict[str, Enterprise] = field(default_factory=dict)
+    domains: dict[str, Domain] = field(default_factory=dict)
+    zones: dict[str, Zone] = field(default_factory=dict)
+    subnets: dict[str, Subnet] = field(default_factory=dict)
+    vports: dict[str, Vport] = field(default_factory=dict)
+    vminterfaces: dict[str, VmInterface] = field(default_factory=dict)
+    policy_groups: dict[str, PolicyGroup] = field(default_factory=dict)
+    acl_templates: dict[str, AclTemplate] = field(default_factory=dict)
+    acl_entries: dict[str, AclEntry] = field(default_factory=dict)
+    enterprise_networks: dict[str, EnterpriseNetwork] = field(default_factory=dict)
+    macro_groups: dict[str, NetworkMacroGroup] = field(default_factory=dict)
+    # Persisted allocations (see module doc).
+    domain_index: dict[str, int] = field(default_factory=dict)
+    group_bit: dict[str, int] = field(default_factory=dict)
+    # Derived indexes.
+    vif_by_vport: dict[str, str] = field(default_factory=dict)
+    groups_of_vport: dict[str, set[str]] = field(default_factory=dict)
+    # Raw objects, so the view can be saved and rebuilt exactly.
+    raw: dict[str, tuple[str, dict, dict]] = field(default_factory=dict)
+
+    # --- lookups -----------------------------------------------------------------------------------
+
+    def subnet_domain(self, subnet_id: str) -> str | None:
+        s = self.subnets.get(subnet_id)
+        z = self.zones.get(s.zone_id) if s else None
+        return z.domain_id if z else None
+
+    def vport_domain(self, vport_id: str) -> str | None:
+        v = self.vports.get(vport_id)
+        if v is None:
+            return None
+        return self.subnet_domain(v.subnet_id) or v.domain_id
+
+    def subnets_of_zone(self, zone_id: str) -> list[Subnet]:
+        return sorted((s for s in self.subnets.values() if s.zone_id == zone_id), key=lambda s: s.id)
+
+    def subnets_of_domain(self, domain_id: str) -> list[Subnet]:
+        return sorted((s for s in self.subnets.values() if self.subnet_domain(s.id) == domain_id),
+                      key=lambda s: s.id)
+
+    def tags_of_vport(self, vport_id: str) -> int:
+        bits = 0
+        for g in self.groups_of_vport.get(vport_id, ()):
+            b = self.group_bit.get(g)
+            if b is not None:
+                bits |= 1 << b
+        return bits
+
+    def templates_of(self, domain_id: str, direction: str) -> list[AclTemplate]:
+        ts = [t for t in self.acl_templates.values()
+              if t.domain_id == domain_id and t.direction == direction and t.active]
+        return sorted(ts, key=lambda t: (-_BAND_ORDER.get(t.priority_type, 1), t.priority, t.id))
+
+    def domain_of_object(self, kind: str, obj) -> str | None:
+        if kind == "domain":
+            return obj.id
+        if kind == "zone":
+            return obj.domain_id
+        if kind == "subnet":
+            return self.subnet_domain(obj.id)
+        if kind in ("policygroup", "ingressacltemplate", "egressacltemplate"):
+            return obj.domain_id
+        if kind in ("ingressaclentrytemplate", "egressaclentrytemplate"):
+            t = self.acl_templates.get(obj.template_id)
+            return t.domain_id if t else None
+        return None
+
+    # --- changes -----------------------------------------------------------------------------------
+
+    def load_snapshot(self, revision: int, objects: list[dict]) -> None:
+        """Replace everything but the allocations (kept for objects that still exist)."""
+        keep_dom, keep_bits = self.domain_index, self.group_bit
+        fresh = View(domain_index=keep_dom, group_bit=keep_bits)
+        for o in objects:
+            fresh.apply("CREATE", o["entityType"], o["entity"], o.get("assoc") or {})
+        fresh.domain_index = {k: v for k, v in keep_dom.items() if k in fresh.domains}
+        fresh.group_bit = {k: v for k, v in keep_bits.items() if k in fresh.policy_groups}
+        fresh.revision = revision
+        self.__dict__.update(fresh.__dict__)
+
+    def apply(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> Touched:
+        store_name = _STORES.get(kind)
+        if store_name is None:
+            return set()
+        store = getattr(self, store_name)
+        oid = entity["ID"]
+        touched: Touched = set()
+        old = store.get(oid)
+        if old is not None:
+            touched |= self._touch(kind, old)
+        if op == "DELETE":
+            if old is not None:
+                self._unindex(kind, old)
+                del store[oid]
+                self.raw.pop(oid, None)
+            return touched
+        obj = _parse(kind, entity, assoc or {})
+        if old is not None:
+            self._unindex(kind, old)
+        store[oid] = obj
+        self.raw[oid] = (kind, entity, assoc or {})
+        self._index(kind, obj)
+        touched |= self._touch(kind, obj)
+        if kind == "policygroup" and old is not None and old.domain_id == obj.domain_id:
+            # A membership change concerns only the vports that joined or left, not the domain.
+            touched.discard(("domain", obj.domain_id))
+            touched |= {("vport", v) for v in old.vport_ids ^ obj.vport_ids}
+        return touched
+
+    def _touch(self, kind: str, obj) -> Touched:
+        if kind == "vport":
+            return {("vport", obj.id)}
+        if kind == "vminterface":
+            return {("vport", obj.vport_id)}
+        if kind == "policygroup":
+            return {("domain", obj.domain_id)} | {("vport", v) for v in obj.vport_ids}
+        if kind in ("enterprisenetwork", "networkmacrogroup", "enterprise"):
+            # Macros are enterprise-wide: every domain of the enterprise may use them.
+            ent = obj.enterprise_id if kind != "enterprise" else obj.id
+            return {("domain", d.id) for d in self.domains.values() if d.enterprise_id == ent}
+        d = self.domain_of_object(kind, obj)
+        return {("domain", d)} if d else set()
+
+    def _index(self, kind: str, obj) -> None:
+        if kind == "vminterface" and obj.vport_id:
+            self.vif_by_vport[obj.vport_id] = obj.id
+        elif kind == "policygroup":
+            for v in obj.vport_ids:
+                self.groups_of_vport.setdefault(v, set()).add(obj.id)
+            if obj.id not in self.group_bit:
+                self.group_bit[obj.id] = self._free_bit(obj.domain_id)
+            if self.group_bit[obj.id] is None:
+                del self.group_bit[obj.id]
+        elif kind == "domain" and obj.id not in self.domain_index:
+            used = set(self.domain_index.values())
+            n = next((i for i in range(1, MAX_DOMAIN_INDEX + 1) if i not in used), None)
+            if n is None:
+                raise ViewError(f"more than {MAX_DOMAIN_INDEX} domains")
+            self.domain_index[obj.id] = n
+
+    def _unindex(self, kind: str, obj) -> None:
+        if kind == "vminterface" and self.vif_by_vport.get(obj.vport_id) == obj.id:
+            del self.vif_by_vport[obj.vport_id]
+        elif kind == "policygroup":
+            for v in obj.vport_ids:
+                s = self.groups_of_vport.get(v)
+                if s is not None:
+                    s.discard(obj.id)
+                    if not s:
+                        del self.groups_of_vport[v]
+
+    def _free_bit(self, domain_id: str) -> int | None:
+        used = {self.group_bit[g] for g, pg in self.policy_groups.items()
+                if pg.domain_id == domain_id and g in self.group_bit}
+        # None means over the limit: the group gets no tag and rules naming it are reported, not compiled.
+        return next((b for b in range(MAX_GROUPS_PER_DOMAIN) if b not in used), None)
+
+    # --- persistence -------------------------------------------------------------------------------
+
+    def dump(self) -> dict:
+        return {
+            "revision": self.revision,
+            "domain_index": self.domain_index,
+            "group_bit": self.group_bit,
+            "objects": [{"entityType": k, "entity": e, "assoc": a} for k, e, a in self.raw.values()],
+        }
+
+    @classmethod
+    def restore(cls, data: dict) -> View:
+        v = cls(domain_index=dict(data.get("domain_index", {})), group_bit=dict(data.get("group_bit", {})))
+        v.load_snapshot(int(data.get("revision", 0)), data.get("objects", []))
+        return v
+
+
+_BAND_ORDER = {"TOP": 2, "NONE": 1, "BOTTOM": 0}
