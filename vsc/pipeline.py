@@ -97,12 +97,14 @@ def cookie_kind(value: int) -> Kind | None:
 
 
 def canonical(match: tuple[MatchField, ...]) -> tuple[MatchField, ...]:
-    """Matches in the codec's canonical field order, full masks dropped: the form a switch's flow
-    dump comes back in, so desired and installed flows compare by key."""
+    """Matches in the codec's canonical field order, full masks dropped (as `Flow.canonical` does):
+    the form a switch's flow dump comes back in, so desired and installed flows compare by key."""
     out = []
     for f in match:
         if f.mask is not None and f.mask == (1 << FIELDS[f.name].bits) - 1:
             f = MatchField(f.name, f.value)
+        elif f.mask is not None and f.value & ~f.mask:
+            f = MatchField(f.name, f.value & f.mask, f.mask)
         out.append(f)
     out.sort(key=lambda f: FIELD_ORDER[f.name])
     return tuple(out)

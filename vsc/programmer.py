@@ -237,3 +237,23 @@ class Programmer:
         if (dpid, ("pipeline",)) not in self.units and dpid in self.locs.hosts:
             self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
         return self.desired.get(dpid, {})
+
+    # --- inputs ----------------------------------------------------------------------------------
+
+    def on_vsd(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> None:
+        touched = self.view.apply(op, kind, entity, assoc)
+        self.refresh({i for k, i in touched if k == "vport"}, {i for k, i in touched if k == "domain"})
+
+    def on_snapshot(self, revision: int, objects: list[dict]) -> None:
+        """The VSD replaced the whole view: re-resolve everything (unchanged flows produce no ops)."""
+        self.view.load_snapshot(revision, objects)
+        self.refresh_all()
+
+    def on_agent(self, msg: dict) -> None:
+        moved, hosts = self.locs.apply(msg)
+        self.refresh(moved, set(), hosts)
+
+    def refresh_all(self) -> None:
+        vports = set(self.locs.by_vport) | set(self.eps)
+        domains = set(self.view.domains) | set(self.domain_state)
+        self.refresh(vports, domains, set(self.locs.hosts))

@@ -1,0 +1,197 @@
+"""Compiler and incremental-programmer unit tests on hand-built views (no I/O)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from vsc.acl import port_masks
+from vsc.compiler import compile_host, endpoints_by_domain
+from vsc.locations import Locations
+from vsc.pipeline import Kind, cookie, cookie_kind
+from vsc.programmer import Programmer, diff
+from vsc.view import View
+from vsc.workload import nfd8, tiered
+
+
+def build(tree, placement) -> tuple[View, Locations]:
+    view, locs = View(), Locations()
+    view.load_snapshot(1, tree.objects)
+    for m in placement.messages():
+        locs.apply(m)
+    return view, locs
+
+
+def kinds(flows) -> Counter:
+    return Counter(cookie_kind(f.cookie) for f in flows.values())
+
+
+@pytest.mark.parametrize("n", [10, 100, 1000])
+def test_acl_flows_grow_with_rules_not_endpoints(n):
+    """Per host: ACL flows = one per rule (+2 defaults) whatever N; endpoint flows = 5 per local
+    endpoint + 1 per remote endpoint of the domain; nothing quadratic."""
+    hosts, groups, rules = 4, 4, 8
+    view, locs = build(*tiered(n, hosts, groups, rules))
+    local = len([1 for i in range(n) if i % hosts == 0])
+    flows, problems = compile_host(view, locs, 1)
+    assert not problems
+    k = kinds(flows)
+    assert k[Kind.ACL_ENTRY] == rules
+    assert k[Kind.ACL_DEFAULT] == 2
+    assert k[Kind.LOCAL_ENDPOINT] == 5 * local
+    assert k[Kind.REMOTE_ENDPOINT] == n - local
+    fixed = k[Kind.PIPELINE] + k[Kind.DOMAIN] + k[Kind.SUBNET] + k[Kind.ACL_ENTRY] + k[Kind.ACL_DEFAULT]
+    assert fixed == 18 + 2 + 1 + rules + 2
+    assert len(flows) == fixed + 5 * local + (n - local)
+
+
+def test_acl_flows_scale_with_groups_times_rules():
+    """G groups, one rule per ordered pair of groups: G*G rules -> exactly G*G ACL flows, for 10 or
+    1,000 endpoints alike."""
+    counts = []
+    for n in (10, 1000):
+        tree, placement = tiered(n, 2, 5, 0)
+        tin = next(o["entity"]["ID"] for o in tree.objects if o["entityType"] == "ingressacltemplate")
+        pgs = [o["entity"]["ID"] for o in tree.objects if o["entityType"] == "policygroup"]
+        for i, a in enumerate(pgs):
+            for j, b in enumerate(pgs):
+                tree.entry(tin, "ingress", 100 + 5 * i + j, location=("POLICYGROUP", a),
+                           network=("POLICYGROUP", b), protocol="6", dport="443", stateful=True)
+        flows, _ = compile_host(*build(tree, placement), 1)
+        counts.append(kinds(flows)[Kind.ACL_ENTRY])
+    assert counts == [25, 25]
+
+
+def test_nfd8_per_host_flow_count_is_linear():
+    view, locs = build(*nfd8(n_hosts=8, per_host=50))
+    flows, problems = compile_host(view, locs, 3)
+    assert not problems
+    k = kinds(flows)
+    assert k[Kind.LOCAL_ENDPOINT] == 5 * 50
+    assert k[Kind.REMOTE_ENDPOINT] == 7 * 50
+    # 14 entries: the DNS macro group has two members, everything else is one flow per entry.
+    assert k[Kind.ACL_ENTRY] == 15
+
+
+def test_port_ranges_become_few_masked_matches():
+    assert port_masks(80, 80) == [(80, 0xFFFF)]
+    assert port_masks(1000, 2000)[:3] == [(1000, 0xFFF8), (1008, 0xFFF0), (1024, 0xFE00)]
+    assert len(port_masks(1000, 2000)) == 8
+    assert port_masks(0, 65535) == [(0, 0)]
+    covered = {p for v, m in port_masks(1000, 2000) for p in range(65536) if p & m == v}
+    assert covered == set(range(1000, 2001))
+
+
+def test_cookies_name_their_owner():
+    c = cookie(Kind.REMOTE_ENDPOINT, "vport-7")
+    assert cookie_kind(c) is Kind.REMOTE_ENDPOINT and c == cookie(Kind.REMOTE_ENDPOINT, "vport-7")
+    assert c != cookie(Kind.REMOTE_ENDPOINT, "vport-8")
+
+
+def replay(tree, placement, seed: int) -> Programmer:
+    """Feed objects and agent messages one at a time, interleaved at random (parents first)."""
+    prog = Programmer(View(), Locations())
+    rng = random.Random(seed)
+    vsd, agent = list(tree.objects), list(placement.messages())
+    while vsd or agent:
+        if agent and (not vsd or rng.random() < 0.4):
+            prog.on_agent(agent.pop(0))
+        else:
+            o = vsd.pop(0)
+            prog.on_vsd("CREATE", o["entityType"], o["entity"], o["assoc"])
+    return prog
+
+
+def assert_matches_full_compile(prog: Programmer) -> None:
+    bd = endpoints_by_domain(prog.view, prog.locs)
+    for dpid in prog.locs.hosts:
+        full, _ = compile_host(prog.view, prog.locs, dpid, bd)
+        assert prog.host_desired(dpid) == full, dpid
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_state_equals_full_compile(seed):
+    tree, placement = nfd8(n_hosts=4, per_host=30)
+    prog = replay(tree, placement, seed)
+    assert_matches_full_compile(prog)
+
+
+def test_acl_change_touches_only_that_entry():
+    tree, placement = nfd8(n_hosts=4, per_host=30)
+    prog = replay(tree, placement, 3)
+    for dpid in prog.locs.hosts:
+        prog.take(dpid)
+    entry = next(o for o in tree.objects if o["entityType"] == "egressaclentrytemplate"
+                 and o["entity"]["destinationPort"] == "443")
+    changed = {**entry["entity"], "destinationPort": "8443"}
+    prog.on_vsd("UPDATE", "egressaclentrytemplate", changed, {})
+    assert_matches_full_compile(prog)
+    want = cookie(Kind.ACL_ENTRY, changed["ID"])
+    for dpid in prog.locs.hosts:
+        ops = prog.take(dpid)
+        # A match change is one new flow and one stale one; nothing else moves.
+        assert (len(ops.add), len(ops.modify), len(ops.delete)) == (1, 0, 1)
+        assert {f.cookie for f in ops.add + ops.delete} == {want}
+
+
+def test_membership_change_touches_only_that_endpoint():
+    tree, placement = nfd8(n_hosts=4, per_host=30)
+    prog = replay(tree, placement, 4)
+    for dpid in prog.locs.hosts:
+        prog.take(dpid)
+    web = next(o for o in tree.objects if o["entityType"] == "policygroup" and o["entity"]["name"] == "web")
+    app = next(o for o in tree.objects if o["entityType"] == "policygroup" and o["entity"]["name"] == "app")
+    mover = web["assoc"]["vport"][0]
+    prog.on_vsd("UPDATE", "policygroup", web["entity"], {"vport": web["assoc"]["vport"][1:]})
+    prog.on_vsd("UPDATE", "policygroup", app["entity"], {"vport": [*app["assoc"]["vport"], mover]})
+    assert_matches_full_compile(prog)
+    home = prog.eps[mover].dpid
+    for dpid in prog.locs.hosts:
+        ops = prog.take(dpid)
+        kinds_changed = {cookie_kind(f.cookie) for f in ops.add + ops.modify + ops.delete}
+        if dpid == home:
+            # Its classification and local-destination flows carry its tags.
+            assert (len(ops.modify), len(ops.add), len(ops.delete)) == (2, 0, 0)
+            assert kinds_changed == {Kind.LOCAL_ENDPOINT}
+        else:
+            assert (len(ops.modify), len(ops.add), len(ops.delete)) == (1, 0, 0)
+            assert kinds_changed == {Kind.REMOTE_ENDPOINT}
+
+
+def test_port_down_and_vport_delete_remove_every_trace():
+    tree, placement = nfd8(n_hosts=3, per_host=3)
+    prog = replay(tree, placement, 5)
+    first = placement.hosts[1][2]
+    prog.on_agent({"op": "port-down", "datapath_id": 1, "ofport": first["ofport"], "name": first["name"]})
+    assert_matches_full_compile(prog)
+    vp = next(o for o in tree.objects if o["entityType"] == "vport" and o["entity"]["ID"] != first["vport_id"])
+    prog.on_vsd("DELETE", "vport", vp["entity"], {})
+    assert_matches_full_compile(prog)
+    for dpid in prog.locs.hosts:
+        assert not any(f.cookie in (cookie(Kind.LOCAL_ENDPOINT, first["vport_id"]),
+                                    cookie(Kind.REMOTE_ENDPOINT, first["vport_id"]))
+                       for f in prog.host_desired(dpid).values())
+
+
+def test_last_endpoint_leaving_a_host_removes_the_domain_there():
+    tree, placement = nfd8(n_hosts=2, per_host=2)
+    prog = replay(tree, placement, 6)
+    for m in placement.hosts[2][2:]:
+        prog.on_agent({"op": "port-down", "datapath_id": 2, "ofport": m["ofport"], "name": m["name"]})
+    assert_matches_full_compile(prog)
+    assert {cookie_kind(f.cookie) for f in prog.host_desired(2).values()} == {Kind.PIPELINE}
+
+
+def test_diff_is_minimal_and_idempotent():
+    tree, placement = nfd8(n_hosts=2, per_host=5)
+    view, locs = build(tree, placement)
+    desired, _ = compile_host(view, locs, 1)
+    assert len(diff(desired, desired)) == 0
+    installed = dict(desired)
+    stale = next(iter(installed.values()))
+    del installed[stale.key]
+    installed[("x",)] = stale
+    ops = diff(installed, desired)
+    assert (ops.add, ops.modify, ops.delete) == ([stale], [], [stale])
