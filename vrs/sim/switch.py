@@ -1,0 +1,332 @@
+"""The OpenFlow 1.3 side of a simulated VRS, without I/O: `handle(message) -> replies`.
+
+Behaves like OVS (fail_mode=secure) where the controller can see it: 254 tables, table-miss drops,
+flow-mod semantics of OpenFlow 1.3 (ADD replaces an identical match+priority, MODIFY/DELETE loose or
+strict with cookie and out_port filters, table 255 for delete), ONF bundles applied atomically on
+commit, flow stats in chunked multipart replies, and an OpenFlow error for everything it cannot
+take rather than a silent accept.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+
+from vrs.sim.conntrack import Conntrack
+from vrs.sim.table import FlowTable, Rule
+from vsplab.openflow import consts as C
+from vsplab.openflow import encode, fastdecode, switchmsg
+from vsplab.openflow.decode import OFPError, check_prereqs, match_items
+from vsplab.openflow.flow import OFPP_LOCAL
+
+_MP = struct.Struct("!HH4x")
+_FLOW_STATS_REQ = struct.Struct("!B3xII4xQQ")
+_BUNDLE_CTRL = struct.Struct("!IIIHH")
+_BUNDLE_ADD = struct.Struct("!IIIxxH")
+
+
+@dataclass(slots=True)
+class Port:
+    ofport: int
+    name: str
+    mac: int
+    ip: int | None = None
+    vport_id: str | None = None
+    kind: str = "container"  # container | tunnel | local
+
+    def desc(self) -> switchmsg.PortDesc:
+        return switchmsg.PortDesc(self.ofport, self.name, self.mac)
+
+
+@dataclass(slots=True)
+class Bundle:
+    flags: int
+    msgs: list  # (xid, raw inner message, decoded flow-mod)
+    closed: bool = False
+
+
+class SimSwitch:
+    def __init__(self, name: str, datapath_id: int, vtep_ip: int, n_tables: int = 254, tunnel_ofport: int = 1):
+        self.name = name
+        self.datapath_id = datapath_id
+        self.vtep_ip = vtep_ip
+        self.n_tables = n_tables
+        self.tables: list[FlowTable | None] = [None] * n_tables
+        self.ports: dict[int, Port] = {
+            OFPP_LOCAL: Port(OFPP_LOCAL, "br-int", 0x020000000000 | (datapath_id & 0xFFFFFFFF), kind="local"),
+            tunnel_ofport: Port(tunnel_ofport, "vxlan0", 0x020000000000 | (vtep_ip & 0xFFFFFFFF), kind="tunnel"),
+        }
+        self.tunnel_ofport = tunnel_ofport
+        self.conntrack = Conntrack()
+        self.bundles: dict[int, Bundle] = {}
+        self.config = (0, 128)  # (flags, miss_send_len) as set by SET_CONFIG
+        self.stats = {"flow_mods": 0, "errors_sent": 0, "messages": 0, "bundles_committed": 0}
+        self.started = time.monotonic()
+        self._handlers = {
+            C.OFPT_FLOW_MOD: self._on_flow_mod,
+            C.OFPT_HELLO: self._on_hello,
+            C.OFPT_ECHO_REQUEST: lambda m, x: [switchmsg.echo_reply(x, m[8:])],
+            C.OFPT_ECHO_REPLY: lambda m, x: [],
+            C.OFPT_FEATURES_REQUEST: lambda m, x: [switchmsg.features_reply(x, self.datapath_id, self.n_tables)],
+            C.OFPT_GET_CONFIG_REQUEST: lambda m, x: [switchmsg.get_config_reply(x, *self.config)],
+            C.OFPT_SET_CONFIG: self._on_set_config,
+            C.OFPT_BARRIER_REQUEST: lambda m, x: [switchmsg.barrier_reply(x)],
+            C.OFPT_MULTIPART_REQUEST: self._on_multipart,
+            C.OFPT_EXPERIMENTER: self._on_experimenter,
+            C.OFPT_ROLE_REQUEST: self._on_role,
+            C.OFPT_SET_ASYNC: lambda m, x: [],
+        }
+
+    # --- ports ----------------------------------------------------------------------------------
+
+    def container_ports(self) -> list[Port]:
+        return [p for p in self.ports.values() if p.kind == "container"]
+
+    def port_by_name(self, name: str) -> Port | None:
+        return next((p for p in self.ports.values() if p.name == name), None)
+
+    def free_ofport(self) -> int:
+        n = 1
+        while n in self.ports:
+            n += 1
+        return n
+
+    # --- message dispatch -----------------------------------------------------------------------
+
+    def handle(self, msg: bytes) -> list[bytes]:
+        """Process one complete message from the controller; returns the messages to send back."""
+        self.stats["messages"] += 1
+        xid = int.from_bytes(msg[4:8], "big")
+        if msg[0] != C.OFP_VERSION and msg[1] != C.OFPT_HELLO:
+            return self._error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_VERSION, msg)
+        h = self._handlers.get(msg[1])
+        if h is None:
+            return self._error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_TYPE, msg)
+        try:
+            return h(msg, xid)
+        except OFPError as e:
+            return self._error(xid, e.type, e.code, msg)
+        except (struct.error, IndexError):
+            return self._error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, msg)
+
+    def _error(self, xid: int, t: int, code: int, msg: bytes) -> list[bytes]:
+        self.stats["errors_sent"] += 1
+        return [switchmsg.error(xid, t, code, msg)]
+
+    def _on_hello(self, msg: bytes, xid: int) -> list[bytes]:
+        # Negotiate 1.3: accept a 1.3+ header version or a version bitmap that includes 1.3.
+        ok = msg[0] >= C.OFP_VERSION
+        p = 8
+        while p + 4 <= len(msg):
+            etype, elen = struct.unpack_from("!HH", msg, p)
+            if etype == 1 and elen >= 8:
+                ok = bool(int.from_bytes(msg[p + 4 : p + 8], "big") & (1 << C.OFP_VERSION))
+            p += max(8, (elen + 7) // 8 * 8)
+        if not ok:
+            return self._error(xid, C.OFPET_HELLO_FAILED, C.OFPHFC_INCOMPATIBLE, msg)
+        return []
+
+    def _on_set_config(self, msg: bytes, xid: int) -> list[bytes]:
+        self.config = struct.unpack_from("!HH", msg, 8)
+        return []
+
+    def _on_role(self, msg: bytes, xid: int) -> list[bytes]:
+        role, gen = struct.unpack_from("!I4xQ", msg, 8)
+        if role == 0:  # OFPCR_ROLE_NOCHANGE: report the current role, equal
+            role = 1
+        return [encode.header(C.OFPT_ROLE_REPLY, xid, struct.pack("!I4xQ", role, gen))]
+
+    # --- flow-mods ------------------------------------------------------------------------------
+
+    def _on_flow_mod(self, msg: bytes, xid: int) -> list[bytes]:
+        self.apply(fastdecode.flow_mod(msg))
+        return []
+
+    def table(self, n: int) -> FlowTable:
+        t = self.tables[n]
+        if t is None:
+            t = self.tables[n] = FlowTable(n)
+        return t
+
+    def apply(self, fm: tuple, undo: list | None = None) -> None:
+        """Apply one decoded flow-mod (fastdecode.flow_mod's tuple); with `undo`, record how to
+        reverse it (bundles)."""
+        (_xid, cookie, cmask, table, cmd, idle, hard, prio, oport, _og, flags, names, masks, values, instr) = fm
+        self.stats["flow_mods"] += 1
+        if cmd == C.OFPFC_DELETE or cmd == C.OFPFC_DELETE_STRICT:
+            if table == C.OFPTT_ALL:
+                tables = [t for t in self.tables if t is not None]
+            elif table < self.n_tables:
+                tables = [self.tables[table]] if self.tables[table] is not None else []
+            else:
+                raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_TABLE_ID, f"table {table}")
+            for t in tables:
+                if cmd == C.OFPFC_DELETE:
+                    victims = t.loose(names, masks, values, cookie, cmask, oport)
+                else:
+                    r = t.find_strict(names, masks, values, prio)
+                    ok = r is not None and not (cmask and (r.cookie ^ cookie) & cmask)
+                    victims = [r] if ok and (oport == 0xFFFFFFFF or r.outputs_to(oport)) else []
+                for r in victims:
+                    t.remove(r)
+                    if undo is not None:
+                        undo.append((t.reinsert, r))
+            return
+        if table >= self.n_tables:
+            raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_TABLE_ID, f"table {table}")
+        goto = instr[1]
+        if goto is not None and (goto <= table or goto >= self.n_tables):
+            raise OFPError(C.OFPET_BAD_INSTRUCTION, C.OFPBIC_BAD_TABLE_ID, f"goto_table {goto} from {table}")
+        t = self.table(table)
+        if cmd == C.OFPFC_ADD:
+            if flags & C.OFPFF_CHECK_OVERLAP and t.overlaps(names, masks, values, prio):
+                raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_OVERLAP, "overlapping flow")
+            rule, old = t.insert(names, masks, values, prio, cookie, instr, idle, hard, flags)
+            if old is not None and not flags & C.OFPFF_RESET_COUNTS:
+                rule.n_packets, rule.n_bytes = old.n_packets, old.n_bytes
+            if undo is not None:
+                undo.append((t.remove, rule))
+                if old is not None:
+                    undo.append((t.reinsert, old))
+            return
+        if cmd == C.OFPFC_MODIFY:
+            targets = t.loose(names, masks, values, cookie, cmask, 0xFFFFFFFF)
+        elif cmd == C.OFPFC_MODIFY_STRICT:
+            r = t.find_strict(names, masks, values, prio)
+            targets = [r] if r is not None and not (cmask and (r.cookie ^ cookie) & cmask) else []
+        else:
+            raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_COMMAND, f"command {cmd}")
+        for r in targets:
+            if undo is not None:
+                undo.append((_restore, (r, r.instr, r.cookie, r.n_packets, r.n_bytes)))
+            r.instr = instr
+            if not cmask:  # as OVS: a modify without a cookie filter also replaces the cookie
+                r.cookie = cookie
+            if flags & C.OFPFF_RESET_COUNTS:
+                r.n_packets = r.n_bytes = 0
+
+    def flows(self, table: int | None = None) -> list[tuple[int, Rule]]:
+        ts = [self.tables[table]] if table is not None else self.tables
+        out = [(t.table_id, r) for t in ts if t is not None for r in t.rules()]
+        out.sort(key=lambda x: (x[0], -x[1].priority))
+        return out
+
+    def flow_count(self) -> int:
+        return sum(t.count for t in self.tables if t is not None)
+
+    # --- multipart ------------------------------------------------------------------------------
+
+    def _on_multipart(self, msg: bytes, xid: int) -> list[bytes]:
+        mp_type, _flags = _MP.unpack_from(msg, 8)
+        if mp_type == C.OFPMP_PORT_DESC:
+            ports = sorted(self.ports.values(), key=lambda p: p.ofport)
+            return switchmsg.port_desc_replies(xid, [p.desc() for p in ports])
+        if mp_type == C.OFPMP_FLOW:
+            return self._flow_stats(msg, xid)
+        if mp_type == C.OFPMP_DESC:
+            def s(v: str, n: int) -> bytes:
+                return v.encode()[: n - 1].ljust(n, b"\0")
+
+            body = s("vsplab", 256) + s("simulated VRS", 256) + s("vsplab-sim", 256) + s("", 32) + s(self.name, 256)
+            return switchmsg.multipart_replies(xid, C.OFPMP_DESC, [body])
+        raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_MULTIPART, f"multipart type {mp_type}")
+
+    def _flow_stats(self, msg: bytes, xid: int) -> list[bytes]:
+        table, oport, _og, cookie, cmask = _FLOW_STATS_REQ.unpack_from(msg, 16)
+        items, _ = match_items(msg, 48)
+        check_prereqs(items)
+        from vsplab.openflow.fields import FIELD_ORDER, FIELDS
+
+        items.sort(key=lambda i: FIELD_ORDER[i[0]])
+        names = tuple(n for n, _, _ in items)
+        masks = tuple((1 << FIELDS[n].bits) - 1 if m is None else m for n, _, m in items)
+        values = tuple(v for _, v, _ in items)
+        if table == C.OFPTT_ALL:
+            tables = [t for t in self.tables if t is not None]
+        elif table < self.n_tables:
+            tables = [self.tables[table]] if self.tables[table] is not None else []
+        else:
+            raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_MULTIPART, f"table {table}")
+        now = time.monotonic()
+        entries = []
+        for t in tables:
+            for r in t.loose(names, masks, values, cookie, cmask, oport):
+                age = now - r.created
+                entries.append(switchmsg.flow_stats_entry(r.flow(t.table_id), int(age), int(age % 1 * 1e9),
+                                                          r.n_packets, r.n_bytes, r.flags))
+        return switchmsg.flow_stats_replies(xid, entries)
+
+    # --- bundles (ONF EXT-230) ------------------------------------------------------------------
+
+    def _on_experimenter(self, msg: bytes, xid: int) -> list[bytes]:
+        exp, exp_type = struct.unpack_from("!II", msg, 8)
+        if exp != C.ONF_EXPERIMENTER_ID:
+            raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_EXPERIMENTER, f"experimenter 0x{exp:x}")
+        if exp_type == C.ONF_ET_BUNDLE_CONTROL:
+            return self._bundle_control(msg, xid)
+        if exp_type == C.ONF_ET_BUNDLE_ADD_MESSAGE:
+            return self._bundle_add(msg, xid)
+        raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_EXP_TYPE, f"ONF message {exp_type}")
+
+    def _bundle_control(self, msg: bytes, xid: int) -> list[bytes]:
+        _e, _t, bid, ctype, flags = _BUNDLE_CTRL.unpack_from(msg, 8)
+        b = self.bundles.get(bid)
+
+        def reply(t: int) -> list[bytes]:
+            return [switchmsg.bundle_ctrl_reply(xid, bid, t, flags)]
+
+        if ctype == C.OFPBCT_OPEN_REQUEST:
+            if b is not None:
+                return self._error(xid, 0, C.OFPBFC_BUNDLE_EXIST, msg)
+            self.bundles[bid] = Bundle(flags, [])
+            return reply(C.OFPBCT_OPEN_REPLY)
+        if ctype not in (C.OFPBCT_CLOSE_REQUEST, C.OFPBCT_COMMIT_REQUEST, C.OFPBCT_DISCARD_REQUEST):
+            return self._error(xid, 0, C.OFPBFC_BAD_TYPE, msg)
+        if b is None:
+            return self._error(xid, 0, C.OFPBFC_BAD_ID, msg)
+        if ctype == C.OFPBCT_DISCARD_REQUEST:
+            del self.bundles[bid]
+            return reply(C.OFPBCT_DISCARD_REPLY)
+        if flags != b.flags:
+            return self._error(xid, 0, C.OFPBFC_BAD_FLAGS, msg)
+        if ctype == C.OFPBCT_CLOSE_REQUEST:
+            if b.closed:
+                return self._error(xid, 0, C.OFPBFC_BUNDLE_CLOSED, msg)
+            b.closed = True
+            return reply(C.OFPBCT_CLOSE_REPLY)
+        del self.bundles[bid]
+        undo: list = []
+        for inner_xid, raw, fm in b.msgs:
+            try:
+                self.apply(fm, undo)
+            except OFPError as e:
+                for fn, arg in reversed(undo):
+                    fn(*arg) if fn is _restore else fn(arg)
+                return self._error(inner_xid, e.type, e.code, raw) + self._error(xid, 0, C.OFPBFC_MSG_FAILED, msg)
+        self.stats["bundles_committed"] += 1
+        return reply(C.OFPBCT_COMMIT_REPLY)
+
+    def _bundle_add(self, msg: bytes, xid: int) -> list[bytes]:
+        _e, _t, bid, flags = _BUNDLE_ADD.unpack_from(msg, 8)
+        inner = msg[24:]
+        if len(inner) < 8 or int.from_bytes(inner[2:4], "big") > len(inner):
+            return self._error(xid, 0, C.OFPBFC_MSG_BAD_LEN, msg)
+        inner = inner[: int.from_bytes(inner[2:4], "big")]
+        if int.from_bytes(inner[4:8], "big") != xid:
+            return self._error(xid, 0, C.OFPBFC_MSG_BAD_XID, msg)
+        if inner[1] != C.OFPT_FLOW_MOD:
+            return self._error(xid, 0, C.OFPBFC_MSG_UNSUP, msg)
+        b = self.bundles.get(bid)
+        if b is None:  # a bundle-add to an unknown id opens it (OpenFlow 1.4 section 7.3.9)
+            b = self.bundles[bid] = Bundle(flags, [])
+        if b.closed:
+            return self._error(xid, 0, C.OFPBFC_BUNDLE_CLOSED, msg)
+        if flags != b.flags:
+            return self._error(xid, 0, C.OFPBFC_BAD_FLAGS, msg)
+        b.msgs.append((xid, inner, fastdecode.flow_mod(inner)))  # decode errors answer now
+        return []
+
+
+def _restore(rule: Rule, instr, cookie, n_packets, n_bytes) -> None:
+    rule.instr, rule.cookie, rule.n_packets, rule.n_bytes = instr, cookie, n_packets, n_bytes
