@@ -1,0 +1,76 @@
+"""The os-ken application: OpenFlow 1.3 connections from VRSs, wired to `vsc.core.Vsc`.
+
+os-ken owns the sockets, the handshake and echo; everything on the hot path bypasses its message
+classes: flow-mods and bundles are built by `vsplab.openflow.encode` and written with
+`datapath.send(bytes)`, and flow-stats replies are decoded by `vsplab.openflow.decode` from the raw
+buffer (os-ken's own parsing of a 20,000-flow dump would cost about a second per VRS and drops a
+reply it cannot parse).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+from vsc.core import Vsc
+from vsplab.openflow import decode
+
+log = logging.getLogger("vsc.app")
+
+# Set by the launcher before os-ken instantiates the app (os-ken builds apps itself, without arguments).
+CORE: Vsc | None = None
+
+OFPMPF_REPLY_MORE = 1
+
+
+def _raw_flow_stats_body(cls, buf, msg_len, offset):
+    return []
+
+
+# Keep os-ken from parsing flow-stats entries: the handler decodes msg.buf itself.
+ofproto_v1_3_parser.OFPFlowStatsReply.parser_stats_body = classmethod(_raw_flow_stats_body)
+
+
+class VscApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if CORE is None:
+            raise RuntimeError("vsc.app.CORE must be set before os-ken starts the app")
+        self.core = CORE
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _features(self, ev):
+        dp = ev.msg.datapath
+        self.core.datapath_up(dp.id, dp.send)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _dead(self, ev):
+        dp = ev.datapath
+        if dp.id is not None:
+            self.core.datapath_down(dp.id, dp.send)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _flow_stats(self, ev):
+        msg = ev.msg
+        try:
+            entries = decode.flow_stats_reply(bytes(msg.buf[16:msg.msg_len]))
+        except Exception as e:  # a flow we cannot decode: report it rather than sync against a partial dump
+            self.core.on_error(msg.datapath.id, msg.xid, f"undecodable flow-stats reply: {e}")
+            return
+        self.core.on_flow_stats(msg.datapath.id, msg.xid, entries, bool(msg.flags & OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _barrier(self, ev):
+        self.core.on_barrier(ev.msg.datapath.id, ev.msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _error(self, ev):
+        msg = ev.msg
+        data = bytes(msg.data or b"")[:64].hex()
+        self.core.on_error(msg.datapath.id, msg.xid, f"OFPT_ERROR type={msg.type} code={msg.code} data={data}")

@@ -1,0 +1,355 @@
+"""The VSC's state machine, independent of os-ken: VSD stream and agent-channel input in, bundles of
+flow-mods out to each connected VRS, and the status the lab front end polls.
+
+Threads: the stream follower, the agent-channel handlers and os-ken's datapath threads only feed
+inputs (under `lock`) and wake the flusher; the flusher alone computes ops and writes to switches,
+batching everything that arrived meanwhile into one bundle per VRS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from vsc.locations import AgentError, Locations
+from vsc.pipeline import Kind, cookie, cookie_kind
+from vsc.programmer import FlowOps, Programmer, diff
+from vsc.view import View, ViewError
+from vsplab.openflow import encode
+from vsplab.openflow.consts import OFPFC_ADD, OFPFC_DELETE, OFPFC_MODIFY
+from vsplab.openflow.flow import Flow
+
+log = logging.getLogger("vsc")
+
+AGENT_SETTLE = 0.3  # s of agent silence after a hello before a VRS's port list counts as complete
+STATE_SAVE_INTERVAL = 2.0
+SYNC_RETRY = 2.0
+
+
+@dataclass
+class Link:
+    """One OpenFlow connection to a VRS."""
+
+    dpid: int
+    send: object  # callable(bytes)
+    connected_at: float = field(default_factory=time.monotonic)
+    synced: bool = False
+    sync_xid: int | None = None
+    sync_parts: list = field(default_factory=list)
+    installed: dict | None = None  # a completed flow dump waiting for the flusher to diff it
+    sync_ops: tuple[int, int, int] | None = None  # (add, modify, delete) of the last full sync
+    inflight: set[int] = field(default_factory=set)
+    next_xid: int = 0x1000
+    next_bundle: int = 1
+    sent: dict[str, int] = field(default_factory=lambda: {"add": 0, "modify": 0, "delete": 0, "bundles": 0})
+    errors: list[str] = field(default_factory=list)
+    resync_after: float = 0.0
+
+    def xid(self, n: int = 1) -> int:
+        x = self.next_xid
+        self.next_xid = (self.next_xid + n) & 0xFFFFFFFF or 0x1000
+        return x
+
+
+class Vsc:
+    def __init__(self, state_dir: str | Path | None = None) -> None:
+        self.lock = threading.RLock()
+        self.wake = threading.Event()
+        self.view = View()
+        self.locs = Locations()
+        self.prog = Programmer(self.view, self.locs)
+        self.links: dict[int, Link] = {}
+        self.view_ready = False
+        self.vsd_revision = 0  # newest revision the VSD told us about (events or heartbeats)
+        self.stream_connected = False
+        self.stream_quiet_since = 0.0
+        self.agent_last: dict[int, float] = {}
+        self.agent_reconfirm: dict[int, set[int]] = {}  # ports to drop if a reconnected VRS does not re-report them
+        self.input_errors: list[str] = []
+        self.state_dir = Path(state_dir) if state_dir else None
+        self._saved_revision = -1
+        self._last_save = 0.0
+        self._stop = threading.Event()
+        self._restore()
+
+    # --- persistence -------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        f = self.state_dir / "view.json" if self.state_dir else None
+        if f is None or not f.exists():
+            return
+        data = orjson.loads(f.read_bytes())
+        self.view.__dict__.update(View.restore(data).__dict__)
+        self.prog.refresh_all()
+        self.view_ready = True
+        self._saved_revision = self.view.revision
+        log.info("restored view at revision %d from %s", self.view.revision, f)
+
+    def save_state(self, force: bool = False) -> None:
+        if self.state_dir is None:
+            return
+        now = time.monotonic()
+        with self.lock:
+            if self.view.revision == self._saved_revision or (not force and now - self._last_save < STATE_SAVE_INTERVAL):
+                return
+            data = orjson.dumps(self.view.dump())
+            rev = self.view.revision
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / "view.json.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(self.state_dir / "view.json")
+        self._saved_revision, self._last_save = rev, now
+
+    # --- inputs ----------------------------------------------------------------------------------
+
+    def on_stream(self, line: dict) -> None:
+        """One line of the VSD change stream (docs/interfaces.md section 1)."""
+        kind = line.get("kind")
+        with self.lock:
+            rev = int(line.get("revision", 0))
+            self.stream_quiet_since = time.monotonic()
+            if kind == "snapshot":
+                self.prog.on_snapshot(rev, line.get("objects", []))
+                self.view_ready = True
+            elif kind == "event":
+                if rev <= self.view.revision:
+                    return  # already applied before a reconnect: resuming is idempotent
+                try:
+                    self.prog.on_vsd(line["type"], line["entityType"], line["entity"], line.get("assoc"))
+                except (ViewError, KeyError, ValueError) as e:
+                    self._input_error(f"VSD event r{rev} {line.get('entityType')}: {e}")
+                self.view.revision = rev
+            elif kind == "heartbeat":
+                self.view_ready = self.view_ready or rev <= self.view.revision
+            self.vsd_revision = max(self.vsd_revision, rev)
+        self.wake.set()
+
+    def on_agent(self, msg: dict) -> None:
+        with self.lock:
+            try:
+                dpid = int(msg.get("datapath_id", -1))
+                if msg.get("op") == "hello":
+                    h = self.locs.hosts.get(dpid)
+                    self.agent_reconfirm[dpid] = set(h.ports) if h else set()
+                elif msg.get("op") == "port-up":
+                    self.agent_reconfirm.get(dpid, set()).discard(int(msg["ofport"]))
+                self.prog.on_agent(msg)
+                self.agent_last[dpid] = time.monotonic()
+            except (AgentError, KeyError, TypeError, ValueError) as e:
+                self._input_error(f"agent message {msg!r}: {e}")
+        self.wake.set()
+
+    def _input_error(self, text: str) -> None:
+        log.error("%s", text)
+        self.input_errors = (self.input_errors + [text])[-20:]
+
+    def datapath_up(self, dpid: int, send) -> None:
+        with self.lock:
+            self.links[dpid] = Link(dpid, send)
+        log.info("datapath %016x connected", dpid)
+        self.wake.set()
+
+    def datapath_down(self, dpid: int, send=None) -> None:
+        with self.lock:
+            link = self.links.get(dpid)
+            if link is not None and (send is None or link.send == send):  # bound methods: equal, not identical
+                del self.links[dpid]
+        log.info("datapath %016x disconnected", dpid)
+
+    def on_flow_stats(self, dpid: int, xid: int, entries: list, more: bool) -> None:
+        with self.lock:
+            link = self.links.get(dpid)
+            if link is None or link.sync_xid != xid:
+                return
+            link.sync_parts += entries
+            if more:
+                return
+            installed = {}
+            for st in link.sync_parts:
+                f = st.flow.canonical()
+                installed[f.key] = f
+            # The flusher computes and sends the diff: one sender keeps bundles in order.
+            link.sync_parts, link.sync_xid, link.installed = [], None, installed
+        self.wake.set()
+
+    def _finish_sync(self, link: Link) -> FlowOps:
+        desired = self.prog.host_desired(link.dpid)
+        ops = diff(link.installed, desired)
+        self.prog.forget_log(link.dpid)
+        link.synced, link.sync_ops = True, (len(ops.add), len(ops.modify), len(ops.delete))
+        log.info("datapath %016x synced: %d installed, %d desired, ops add=%d modify=%d delete=%d",
+                 link.dpid, len(link.installed), len(desired), *link.sync_ops)
+        link.installed = None
+        return ops
+
+    def on_barrier(self, dpid: int, xid: int) -> None:
+        with self.lock:
+            link = self.links.get(dpid)
+            if link is not None:
+                link.inflight.discard(xid)
+
+    def on_error(self, dpid: int, xid: int, text: str) -> None:
+        """A rejected flow-mod or bundle: nothing of that bundle was applied, so resync the VRS."""
+        with self.lock:
+            link = self.links.get(dpid)
+            if link is None:
+                return
+            link.errors = (link.errors + [f"xid {xid}: {text}"])[-20:]
+            link.synced, link.sync_xid, link.installed = False, None, None
+            link.resync_after = time.monotonic() + SYNC_RETRY
+        log.error("datapath %016x error (xid %d): %s; will resync", dpid, xid, text)
+        self.wake.set()
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def _send_ops(self, link: Link, ops: FlowOps) -> None:
+        if not len(ops):
+            return
+        with self.lock:
+            bid = link.next_bundle
+            link.next_bundle += 1
+            x0 = link.xid(len(ops) + 3)
+            link.inflight.add(x0 + len(ops) + 2)
+        buf = bundle_bytes(bid, x0, ops)
+        try:
+            link.send(buf)
+        except Exception as e:  # the connection died under us; os-ken reports it separately
+            log.warning("datapath %016x send failed: %s", link.dpid, e)
+            return
+        with self.lock:
+            link.sent["add"] += len(ops.add)
+            link.sent["modify"] += len(ops.modify)
+            link.sent["delete"] += len(ops.delete)
+            link.sent["bundles"] += 1
+
+    def _start_sync(self, link: Link) -> None:
+        link.sync_xid = link.xid()
+        link.sync_parts = []
+        link.send(encode.flow_stats_request(link.sync_xid))
+
+    def flush(self) -> None:
+        """Send every VRS what changed for it (or its full sync when it is ready for one)."""
+        now = time.monotonic()
+        todo = []
+        with self.lock:
+            self._expire_unconfirmed(now)
+            for dpid, link in list(self.links.items()):
+                if link.synced:
+                    ops = self.prog.take(dpid)
+                    if len(ops):
+                        todo.append((link, ops))
+                elif link.installed is not None:
+                    todo.append((link, self._finish_sync(link)))
+                elif link.sync_xid is None and self._may_sync(dpid, now) and now >= link.resync_after:
+                    self._start_sync(link)
+        for link, ops in todo:
+            self._send_ops(link, ops)
+
+    def _may_sync(self, dpid: int, now: float) -> bool:
+        # Syncing against an incomplete picture would delete flows that are still right.
+        host = self.locs.hosts.get(dpid)
+        return (self.view_ready and host is not None and bool(host.vtep_ip)
+                and now - self.agent_last.get(dpid, now) >= AGENT_SETTLE)
+
+    def _expire_unconfirmed(self, now: float) -> None:
+        for dpid, ports in list(self.agent_reconfirm.items()):
+            if now - self.agent_last.get(dpid, now) < AGENT_SETTLE:
+                continue
+            for ofport in ports:
+                self.prog.on_agent({"op": "port-down", "datapath_id": dpid, "ofport": ofport})
+            del self.agent_reconfirm[dpid]
+
+    def run_flusher(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(0.1)
+            self.wake.clear()
+            try:
+                self.flush()
+                self.save_state()
+            except Exception:
+                log.exception("flush failed")
+
+    def start(self) -> threading.Thread:
+        t = threading.Thread(target=self.run_flusher, name="vsc-flusher", daemon=True)
+        t.start()
+        return t
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.save_state(force=True)
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        with self.lock:
+            now = time.monotonic()
+            dps = {}
+            for dpid, h in self.locs.hosts.items():
+                link = self.links.get(dpid)
+                dps[str(dpid)] = {
+                    "name": h.name, "connected": link is not None, "synced": bool(link and link.synced),
+                    "flows_desired": len(self.prog.desired.get(dpid, {})), "pending": self.prog.pending(dpid),
+                    "inflight": len(link.inflight) if link else 0, "sent": dict(link.sent) if link else {},
+                    "last_sync_ops": link.sync_ops if link else None, "errors": list(link.errors) if link else [],
+                    "ports": len(h.ports),
+                }
+            converged = (self.view_ready and self.view.revision >= self.vsd_revision
+                         and not self.agent_reconfirm
+                         and all(d["synced"] and not d["pending"] and not d["inflight"] for d in dps.values())
+                         and all(self._may_sync(dpid, now) for dpid in self.locs.hosts))
+            return {
+                "revision": self.view.revision, "vsd_revision": self.vsd_revision, "view_ready": self.view_ready,
+                "stream_connected": self.stream_connected, "converged": converged,
+                "endpoints": len(self.prog.eps), "datapaths": dps,
+                "problems": {d: p for d, p in self.prog.problems.items() if p}, "input_errors": list(self.input_errors),
+            }
+
+    def explain(self, value: int) -> dict:
+        """Which VSD object a cookie names (cookies hash the object ID)."""
+        kind = cookie_kind(value)
+        with self.lock:
+            for oid, (etype, ent, _) in self.view.raw.items():
+                if kind is not None and cookie(kind, oid) == value:
+                    return {"kind": kind.name, "entityType": etype, "ID": oid, "name": ent.get("name")}
+        return {"kind": kind.name if kind else None, "ID": None}
+
+    def flows(self, dpid: int) -> list[Flow]:
+        with self.lock:
+            return sorted(self.prog.desired.get(dpid, {}).values(), key=lambda f: (f.table, -f.priority))
+
+
+_COMMANDS = (("add", OFPFC_ADD, False), ("modify", OFPFC_MODIFY, True), ("delete", OFPFC_DELETE, True))
+_ENCODED: dict[int, tuple[Flow, bytes]] = {}  # id(flow) -> ADD flow-mod, for flows shared by many VRSs
+
+
+def _encoded_add(f: Flow, xid: int) -> bytes:
+    # Remote-endpoint flows are the same object on every VRS of a domain: encode once.
+    if cookie_kind(f.cookie) is not Kind.REMOTE_ENDPOINT:
+        return encode.flow_mod(f, OFPFC_ADD, xid)
+    hit = _ENCODED.get(id(f))
+    if hit is None or hit[0] is not f:
+        if len(_ENCODED) > 500_000:
+            _ENCODED.clear()
+        hit = _ENCODED[id(f)] = (f, encode.flow_mod(f, OFPFC_ADD, 0))
+    return hit[1]
+
+
+def bundle_bytes(bundle_id: int, xid: int, ops: FlowOps) -> bytes:
+    """open, deletes, modifies, adds, commit, barrier: one write. Deletes first so that a flow moving
+    to a new key never coexists with its stale copy; the barrier's xid is xid + len(ops) + 2."""
+    parts = [encode.bundle_open(bundle_id, xid)]
+    x = xid
+    add = encode.bundle_add
+    for name, cmd, strict in reversed(_COMMANDS):
+        for f in getattr(ops, name):
+            x += 1
+            inner = _encoded_add(f, x) if cmd == OFPFC_ADD else encode.flow_mod(f, cmd, x, strict=strict)
+            parts.append(add(bundle_id, inner, x))
+    parts.append(encode.bundle_commit(bundle_id, x + 1))
+    parts.append(encode.barrier_request(x + 2))
+    return b"".join(parts)

@@ -1,0 +1,91 @@
+"""Run a VSC as a subprocess and ask it whether it has converged: the small API the lab front end,
+the benchmarks and the tests use.
+
+    vsc = VscProcess(vsd_url=..., state_dir=..., of_port=6653, agent_port=6634, status_port=6635)
+    vsc.start(); vsc.wait_converged(timeout=60); vsc.restart(); vsc.stop()
+
+`status()` is GET /status (see vsc/status.py); converged means: the view is at the VSD's revision,
+every VRS that reported on the agent channel is connected over OpenFlow, synced, and has no flow-mods
+pending or unacknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+class VscProcess:
+    def __init__(self, vsd_url: str | None = None, user: str = "csproot", password: str = "csproot",
+                 org: str = "csp", state_dir: str | Path | None = None, listen: str = "127.0.0.1",
+                 of_port: int = 6653, agent_port: int = 6634, status_port: int = 6635,
+                 log_file: str | Path | None = None, log_level: str = "INFO") -> None:
+        self.args = ["run", "--listen", listen, "--of-port", str(of_port), "--agent-port", str(agent_port),
+                     "--status-port", str(status_port), "--user", user, "--password", password, "--org", org,
+                     "--log-level", log_level]
+        if vsd_url:
+            self.args += ["--vsd", vsd_url]
+        if state_dir:
+            self.args += ["--state-dir", str(state_dir)]
+        self.listen, self.status_port = listen, status_port
+        self.log_file = Path(log_file) if log_file else None
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15.0) -> VscProcess:
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self.proc = subprocess.Popen([sys.executable, "-m", "vsc.cli", *self.args], stdout=out,
+                                     stderr=subprocess.STDOUT, cwd=str(Path(__file__).resolve().parent.parent))
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vsc exited with {self.proc.returncode} (log: {self.log_file})")
+            try:
+                self.status()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError("vsc did not answer on its status port")
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"http://{self.listen}:{self.status_port}/status", timeout=5) as r:
+            return json.loads(r.read())
+
+    def wait_converged(self, timeout: float = 60.0, min_revision: int = 0) -> dict:
+        end = time.monotonic() + timeout
+        st: dict = {}
+        while time.monotonic() < end:
+            try:
+                st = self.status()
+                if st["converged"] and st["revision"] >= min_revision:
+                    return st
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"VSC not converged after {timeout}s: {json.dumps(st)[:2000]}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def restart(self) -> VscProcess:
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> VscProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

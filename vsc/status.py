@@ -1,0 +1,67 @@
+"""The VSC's status interface for the lab front end and for people: plain HTTP + JSON.
+
+    GET /status            revision applied, VSD revision, datapaths (connected, synced, flows desired,
+                           pending, in flight, flow-mods sent, last sync's add/modify/delete), endpoints,
+                           problems, and `converged`
+    GET /flows?dpid=N      the desired flows of a VRS, one per line (ovs-ofctl style)
+    GET /explain?cookie=C  which VSD object a cookie names
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from vsc.core import Vsc
+from vsplab.openflow.text import format_flow
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: StatusServer
+
+    def log_message(self, fmt, *args):  # keep the VSC log for the VSC's own events
+        pass
+
+    def _reply(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        u = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(u.query).items()}
+        core = self.server.core
+        try:
+            if u.path == "/status":
+                self._reply(200, orjson.dumps(core.status()))
+            elif u.path == "/flows":
+                self._reply(200, _flow_text(core, int(q["dpid"], 0)).encode(), "text/plain")
+            elif u.path == "/explain":
+                self._reply(200, orjson.dumps(core.explain(int(q["cookie"], 0))))
+            else:
+                self._reply(404, orjson.dumps({"error": f"no such path {u.path}; try /status"}))
+        except (KeyError, ValueError) as e:
+            self._reply(400, orjson.dumps({"error": f"bad query: {e}"}))
+
+
+def _flow_text(core: Vsc, dpid: int) -> str:
+    return "".join(format_flow(f, show_stats=False) + "\n" for f in core.flows(dpid))
+
+
+class StatusServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, core: Vsc, host: str, port: int) -> None:
+        self.core = core
+        super().__init__((host, port), _Handler)
+
+    def start(self) -> threading.Thread:
+        t = threading.Thread(target=self.serve_forever, name="vsc-status", daemon=True)
+        t.start()
+        return t
