@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--agent-port", type=int, default=6634)
     r.add_argument("--status-port", type=int, default=6635)
     r.add_argument("--state-dir", help="keeps the view and its revision across restarts")
+    r.add_argument("--view", help="a VSD snapshot (JSON: {revision, objects}) to serve without a VSD")
     r.add_argument("--log-level", default="INFO")
     return p
 
@@ -50,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
         follower = StreamFollower(core, args.vsd, args.user, args.password, args.org)
         follower.start()
     else:
-        core.view_ready = True  # nothing to wait for: an empty view is the whole truth
+        if args.view:
+            import orjson
+
+            snap = orjson.loads(open(args.view, "rb").read())
+            core.on_stream({"kind": "snapshot", "revision": snap.get("revision", 1), "objects": snap["objects"]})
+        core.view_ready = True  # without a VSD the loaded (or empty) view is the whole truth
 
     def _term(signum, frame):
         if follower:

@@ -25,7 +25,8 @@ class VscProcess:
     def __init__(self, vsd_url: str | None = None, user: str = "csproot", password: str = "csproot",
                  org: str = "csp", state_dir: str | Path | None = None, listen: str = "127.0.0.1",
                  of_port: int = 6653, agent_port: int = 6634, status_port: int = 6635,
-                 log_file: str | Path | None = None, log_level: str = "INFO") -> None:
+                 log_file: str | Path | None = None, log_level: str = "INFO",
+                 view_file: str | Path | None = None) -> None:
         self.args = ["run", "--listen", listen, "--of-port", str(of_port), "--agent-port", str(agent_port),
                      "--status-port", str(status_port), "--user", user, "--password", password, "--org", org,
                      "--log-level", log_level]
@@ -33,6 +34,8 @@ class VscProcess:
             self.args += ["--vsd", vsd_url]
         if state_dir:
             self.args += ["--state-dir", str(state_dir)]
+        if view_file:
+            self.args += ["--view", str(view_file)]
         self.listen, self.status_port = listen, status_port
         self.log_file = Path(log_file) if log_file else None
         self.proc: subprocess.Popen | None = None
