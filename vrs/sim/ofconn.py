@@ -1,0 +1,151 @@
+"""The OpenFlow TCP connection of one simulated switch to its controller, as OVS runs it: the switch
+connects, says HELLO, answers everything the controller asks, probes an idle controller with
+ECHO_REQUEST, and when the connection drops it reconnects with exponential backoff (1 s doubling to
+8 s, OVS's defaults) while keeping its flows (fail_mode=secure)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from vrs.sim.switch import SimSwitch
+from vsplab.openflow import encode
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 8.0
+INACTIVITY_PROBE = 5.0  # OVS's default controller inactivity probe, seconds
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, switch: SimSwitch, closed: asyncio.Future):
+        self.switch = switch
+        self.closed = closed
+        self.transport: asyncio.Transport | None = None
+        self.pending = b""
+        self.last_rx = 0.0
+        self.probe_xid = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.last_rx = asyncio.get_running_loop().time()
+        transport.write(encode.hello(1))
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = asyncio.get_running_loop().time()
+        if self.pending:
+            data = self.pending + data
+        n = len(data)
+        off = 0
+        handle = self.switch.handle
+        out: list[bytes] = []
+        while n - off >= 8:
+            length = (data[off + 2] << 8) | data[off + 3]
+            if length < 8:
+                # A length below the header size cannot be framed past: OVS drops such a peer too.
+                log.warning("%s: bad OpenFlow length %d, disconnecting", self.switch.name, length)
+                self.transport.close()
+                return
+            if n - off < length:
+                break
+            replies = handle(data[off : off + length] if off or length != n else data)
+            if replies:
+                out += replies
+            off += length
+        self.pending = data[off:] if off < n else b""
+        if out:
+            self.transport.write(b"".join(out))
+
+    def send(self, msg: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(msg)
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        if not self.closed.done():
+            self.closed.set_result(exc)
+
+
+class OpenFlowClient:
+    """Keeps `switch` connected to host:port; `send()` is for asynchronous messages (PORT_STATUS)."""
+
+    def __init__(self, switch: SimSwitch, host: str, port: int):
+        self.switch = switch
+        self.host = host
+        self.port = port
+        self.proto: _Protocol | None = None
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"of-{self.switch.name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def send(self, msg: bytes) -> bool:
+        if self.proto is None or self.proto.transport is None:
+            return False
+        self.proto.send(msg)
+        return True
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = 1.0
+        while not self._stopping:
+            closed = loop.create_future()
+            try:
+                _, proto = await loop.create_connection(lambda c=closed: _Protocol(self.switch, c), self.host, self.port)
+            except OSError as e:
+                log.debug("%s: controller %s:%d unreachable (%s), retry in %.0fs", self.switch.name, self.host,
+                          self.port, e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            self.proto = proto
+            self.connects += 1
+            self.connected.set()
+            started = loop.time()
+            await self._watch(proto, closed)
+            self.connected.clear()
+            self.proto = None
+            if self._stopping:
+                return
+            if loop.time() - started > MAX_BACKOFF:
+                backoff = 1.0  # it had been up a while: start the backoff over
+            log.info("%s: controller connection lost, reconnecting in %.0fs", self.switch.name, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _watch(self, proto: _Protocol, closed: asyncio.Future) -> None:
+        """Wait for the connection to end; probe it when idle and give up on a silent controller."""
+        loop = asyncio.get_running_loop()
+        probing = False
+        while not closed.done():
+            idle = loop.time() - proto.last_rx
+            if idle >= INACTIVITY_PROBE * (2 if probing else 1):
+                if probing:
+                    log.warning("%s: controller silent for %.0fs, disconnecting", self.switch.name, idle)
+                    proto.transport.close()
+                    break
+                proto.probe_xid = (proto.probe_xid + 1) & 0xFFFFFFFF
+                proto.send(encode.echo_request(0xEC000000 | (proto.probe_xid & 0xFFFFFF)))
+                probing = True
+            elif idle < INACTIVITY_PROBE:
+                probing = False
+            try:
+                await asyncio.wait_for(asyncio.shield(closed), timeout=1.0)
+            except TimeoutError:
+                pass
+        if not closed.done():
+            await closed
