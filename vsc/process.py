@@ -60,13 +60,17 @@ class VscProcess:
         with urllib.request.urlopen(f"http://{self.listen}:{self.status_port}/status", timeout=5) as r:
             return json.loads(r.read())
 
-    def wait_converged(self, timeout: float = 60.0, min_revision: int = 0) -> dict:
+    def wait_converged(self, timeout: float = 60.0, min_revision: int = 0, datapaths: int = 0,
+                       endpoints: int = 0) -> dict:
+        """Until converged with at least `datapaths` synced VRSs and `endpoints` placed endpoints (the
+        caller knows what it started; an idle VSC with nothing connected is trivially converged)."""
         end = time.monotonic() + timeout
         st: dict = {}
         while time.monotonic() < end:
             try:
                 st = self.status()
-                if st["converged"] and st["revision"] >= min_revision:
+                if (st["converged"] and st["revision"] >= min_revision and st["endpoints"] >= endpoints
+                        and sum(d["synced"] for d in st["datapaths"].values()) >= datapaths):
                     return st
             except OSError:
                 pass
