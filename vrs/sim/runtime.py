@@ -24,7 +24,13 @@ def rss_bytes() -> int:
 
 class SimRuntime:
     def __init__(self, controller: tuple[str, int] | None = ("127.0.0.1", 6653),
-                 agent: tuple[str, int] | None = ("127.0.0.1", 6634)):
+                 agent: tuple[str, int] | None = ("127.0.0.1", 6634), gc_freeze: bool = False):
+        """gc_freeze: trade cycle collection for ~20% less CPU per flow-mod (see ofconn.GC_FREEZE_EVERY);
+        meant for a process that only hosts simulated VRSs (`vrs sim` turns it on)."""
+        if gc_freeze:
+            from vrs.sim import ofconn
+
+            ofconn.GC_FREEZE_EVERY = 20_000
         self.controller = controller
         self.agent = agent
         self.fabric = SimFabric()

@@ -138,16 +138,29 @@ class FlowTable:
         st = self.subtables.get((names, masks))
         return st.get(values, priority) if st is not None else None
 
-    def insert(self, names, masks, values, priority, cookie, instr, idle, hard, flags) -> tuple[Rule, Rule | None]:
-        """Add or replace the flow with this exact match and priority: (new rule, replaced or None)."""
-        st = self._sub(names, masks, True)
+    def insert(self, names, masks, values, priority, cookie, instr, idle, hard, flags,
+               created: float | None = None) -> tuple[Rule, Rule | None]:
+        """Add or replace the flow with this exact match and priority: (new rule, replaced or None).
+        The hot path of the simulated switch, hence the inlined common case (a new key)."""
+        st = self.subtables.get((names, masks))
+        if st is None:
+            st = self._sub(names, masks, True)
+        rule = Rule(priority, cookie, instr, st, values, idle, hard, flags,
+                    time.monotonic() if created is None else created)
+        if priority > st.max_priority:
+            st.max_priority = priority
+            self._order = None
+        rules = st.rules
+        cur = rules.get(values)
+        if cur is None:
+            rules[values] = rule
+            st.count += 1
+            self.count += 1
+            return rule, None
         old = st.get(values, priority)
-        rule = Rule(priority, cookie, instr, st, values, idle, hard, flags, time.monotonic())
         if old is not None:
             st.remove(old)
             self.count -= 1
-        if st.max_priority < priority:
-            self._order = None
         st.put(rule)
         self.count += 1
         return rule, old

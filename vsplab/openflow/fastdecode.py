@@ -66,6 +66,10 @@ def _compile(shape: tuple[tuple[int, bool], ...], mlen: int):
                 raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_PREREQ, f"{name} needs {pname}")
             pre.append(f"{exprs[pname][0]} not in {set(allowed)!r}")
     order = sorted(names, key=FIELD_ORDER.__getitem__)
+    # Exact-only shapes share one masks tuple instead of building one per message.
+    mask_exprs = [exprs[n][1] for n in order]
+    const_masks = all(m.isdigit() for m in mask_exprs)
+    masks = "MASKS" if const_masks else f"({''.join(m + ', ' for m in mask_exprs)})"
     unpack = struct.Struct("".join(fmt))
     end = unpack.size
     src = f"""
@@ -77,13 +81,14 @@ def dec(msg):
         raise prereq_error
     instr = decode_instructions(msg[{end}:]) if len(msg) > {end} else EMPTY
     return (v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[12], v[13], v[14],
-            NAMES, ({''.join(exprs[n][1] + ', ' for n in order)}), ({''.join(exprs[n][0] + ', ' for n in order)}), instr)
+            NAMES, {masks}, ({''.join(exprs[n][0] + ', ' for n in order)}), instr)
 """
     ns = {
         "unpack_from": unpack.unpack_from,
         "decode_instructions": decode_instructions,
         "EMPTY": ((), None, None),
         "NAMES": tuple(order),
+        "MASKS": tuple(int(m) for m in mask_exprs) if const_masks else None,
         "prereq_error": OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_PREREQ, "match prerequisites not met"),
     }
     exec(compile(src, "<flow_mod decoder>", "exec"), ns)  # noqa: S102
