@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from vsplab.openflow import encode, switchmsg, text
+from vsplab.openflow import encode, switchmsg, text, textparse
 from vsplab.openflow.consts import OFPBFC_BAD_ID, OFPET_BAD_MATCH, OFPFC_DELETE
 from vsplab.openflow.flow import OFPP_IN_PORT, Ct, DecTtl, Flow, FlowStats, Move, Output, SetField, match
 
@@ -90,3 +90,25 @@ def test_ovs_reads_stats_reply_errors_and_bundles():
     port = switchmsg.PortDesc(3, "vl-c1", 0x020000000003)
     assert "3(vl-c1): addr:02:00:00:00:00:03" in ofp_print(switchmsg.port_status(0, port))
     assert "dpid:0000000000000abc" in ofp_print(switchmsg.features_reply(1, 0xABC))
+
+
+def test_ovs_dump_text_parses_back_to_the_flows():
+    """ofp-print of a flow-stats reply is exactly what `ovs-ofctl dump-flows` prints (same formatter
+    in OVS): parsing those lines gives back the flows, as does parsing our own text."""
+    entries = [switchmsg.flow_stats_entry(f, 1, 0, 2, 3) for f in FLOWS]
+    printed = "\n".join(ofp_print(m) for m in switchmsg.flow_stats_replies(1, entries))
+    assert textparse.parse_dump(printed) == [f.canonical() for f in FLOWS]
+    for f in FLOWS:
+        assert textparse.parse_flow(text.format_flow(f)) == f.canonical()
+
+
+def test_add_flow_syntax_parses():
+    f = textparse.parse_flow("table=20,priority=100,tcp,reg6=7,nw_dst=10.0.0.0/24,tp_dst=0x50/0xfff0,"
+                             "ct_state=+trk-est,actions=ct(commit,zone=3,table=30),set_field:5->tun_id,"
+                             "move:NXM_NX_REG0[0..15]->NXM_NX_REG1[16..31],output:3,goto_table:40")
+    assert f == Flow(20, 100, match(eth_type=0x0800, ip_proto=6, reg6=7, ipv4_dst=(0x0A000000, 0xFFFFFF00),
+                                    tcp_dst=(0x50, 0xFFF0), ct_state=(0x20, 0x22)),
+                     actions=(Ct(True, 3, 30), SetField("tun_id", 5), Move("reg0", "reg1", 16, 0, 16), Output(3)),
+                     goto=40).canonical()
+    with pytest.raises(ValueError, match="resubmit"):
+        textparse.parse_flow("priority=1 actions=resubmit(,3)")

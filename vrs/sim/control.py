@@ -9,6 +9,7 @@ Ops:
   "ofport"}]}]} -> {"created": [names]}
 - remove_host {"name"}; add_port {"host", "container": {...}} -> {"ofport"}; remove_port {"host", "name"}
 - flows {"host", "table"?} -> {"text": dump-flows text, "count": n}
+- load_flows {"host", "text": dump-flows text} -> {"installed": n}
 - trace {"packet": {Packet fields}, "commit": true} or {"from": container, "to": container or IP,
   "proto": "tcp", "port": 80} -> {"verdict": "delivered"|"dropped", "text", "result"}
 - stats -> per-host counters, total flows and flow-mods, process RSS
@@ -61,6 +62,8 @@ def handle(rt, req: dict) -> dict:
     if op == "trace":
         r = rt.fabric.trace(_packet(rt, req), bool(req.get("commit", True)))
         return {"verdict": r.verdict, "text": r.text(), "result": r.to_dict()}
+    if op == "load_flows":
+        return {"installed": _host(rt, req).load_dump(req["text"])}
     if op == "stats":
         return rt.stats_now()
     if op == "conntrack":
@@ -106,8 +109,8 @@ async def serve(rt, address: str):
                     answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 writer.write(json.dumps(answer).encode() + b"\n")
                 await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # the client went away, or the process is shutting down: nothing to answer
         finally:
             writer.close()
 

@@ -104,6 +104,12 @@ class SimVrs:
             lines.append(" " + text.format_flow(flow, st))
         return "".join(line + "\n" for line in lines)
 
+    def load_dump(self, dump: str) -> int:
+        """Load `ovs-ofctl dump-flows` text (e.g. from a real OVS) into this switch's tables."""
+        from vsplab.openflow.textparse import parse_dump
+
+        return self.switch.load_flows(parse_dump(dump))
+
     def stats(self) -> dict:
         sw = self.switch
         return {

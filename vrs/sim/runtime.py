@@ -138,6 +138,9 @@ class SimRuntime:
     def dump_flows(self, host: str, table: int | None = None) -> str:
         return self.call(lambda: self.hosts[host].dump_flows(table))
 
+    def load_dump(self, host: str, dump: str) -> int:
+        return self.call(lambda: self.hosts[host].load_dump(dump))
+
     def stats_now(self) -> dict:
         hosts = [h.stats() for h in self.hosts.values()]
         return {"hosts": hosts, "total_flows": sum(h["flows"] for h in hosts),
