@@ -12,7 +12,7 @@ import signal
 import sys
 
 from vsc.agent import AgentServer
-from vsc.core import Vsc
+from vsc.core import Vsc, tune_gc
 from vsc.follower import StreamFollower
 from vsc.status import StatusServer
 
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    tune_gc()
     core = Vsc(args.state_dir)
     core.start()
     agent = AgentServer(core, args.listen, args.agent_port)

@@ -10,7 +10,7 @@ import hashlib
 from enum import IntEnum
 
 from vsplab.openflow.fields import FIELD_ORDER, FIELDS
-from vsplab.openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_TRK, MatchField
+from vsplab.openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_TRK, Flow, MatchField
 
 
 class Table(IntEnum):
@@ -108,3 +108,9 @@ def canonical(match: tuple[MatchField, ...]) -> tuple[MatchField, ...]:
         out.append(f)
     out.sort(key=lambda f: FIELD_ORDER[f.name])
     return tuple(out)
+
+
+def flow_key(f: Flow) -> tuple:
+    """A flow's identity (table, priority, match) with the match as plain tuples: these hash in C,
+    while `Flow.key` hashes MatchField dataclasses in Python (NFD8 hashes about a million keys)."""
+    return (f.table, f.priority, tuple([(m.name, m.value, m.mask) for m in f.match]))

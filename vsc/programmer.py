@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from vsc.acl import non_ip_allowed
 from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
 from vsc.locations import Locations
+from vsc.pipeline import flow_key
 from vsc.view import View
 from vsplab.openflow.flow import Flow
 
@@ -35,6 +36,8 @@ class FlowOps:
 def diff(installed: dict[Key, Flow], desired: dict[Key, Flow]) -> FlowOps:
     """Minimal ops from `installed` to `desired`. A flow whose cookie changes is re-added (OpenFlow 1.3
     cannot modify a cookie); one whose only payload changes is modified in place (keeps counters)."""
+    if not installed:  # a fresh VRS: everything is an add
+        return FlowOps(list(desired.values()), [], [])
     ops = FlowOps([], [], [])
     for k, f in desired.items():
         old = installed.get(k)
@@ -58,44 +61,60 @@ class Programmer:
         self.eps: dict[str, Endpoint] = {}
         self.members: dict[str, set[str]] = {}  # domain -> resolved vports
         self.local: dict[int, dict[str, set[str]]] = {}  # dpid -> domain -> its local vports
-        self.units: dict[tuple, list[Flow]] = {}  # (dpid, unit) -> flows; remote flows live in `remote`
-        self.remote: dict[str, Flow] = {}
+        self.units: dict[tuple, list[tuple[Key, Flow]]] = {}  # (dpid, unit) -> flows; remote ones: `remote`
+        self.remote: dict[str, tuple[Key, Flow]] = {}
+        self.tracked: set[int] = set()
         self.domain_state: dict[str, tuple] = {}  # domain -> (vni, index, non_ip) last compiled
         self.problems: dict[str, list[str]] = {}
-        self._log: dict[int, dict[Key, object]] = {}  # dpid -> key -> value before the first change
+        # dpid -> key -> value before its first change since the last take (tracked VRSs only).
+        self._log: dict[int, dict[Key, object]] = {}
 
     # --- desired-state bookkeeping --------------------------------------------------------------
 
-    def _set(self, dpid: int, f: Flow) -> None:
-        d = self.desired.setdefault(dpid, {})
-        k = f.key
+    def _set(self, dpid: int, k: Key, f: Flow) -> None:
+        d = self.desired.get(dpid)
+        if d is None:
+            d = self.desired[dpid] = {}
         old = d.get(k, _ABSENT)
         if old is f:
             return
-        log = self._log.setdefault(dpid, {})
-        if k not in log:
-            log[k] = old
+        if dpid in self.tracked:
+            log = self._log.setdefault(dpid, {})
+            if k not in log:
+                log[k] = old
         d[k] = f
 
     def _unset(self, dpid: int, k: Key) -> None:
         d = self.desired.get(dpid)
         if d is None or k not in d:
             return
-        log = self._log.setdefault(dpid, {})
-        if k not in log:
-            log[k] = d[k]
+        if dpid in self.tracked:
+            log = self._log.setdefault(dpid, {})
+            if k not in log:
+                log[k] = d[k]
         del d[k]
 
     def _set_unit(self, dpid: int, unit: tuple, flows: list[Flow]) -> None:
         old = self.units.pop((dpid, unit), [])
-        keys = {f.key for f in flows}
-        for f in old:
-            if f.key not in keys:
-                self._unset(dpid, f.key)
-        for f in flows:
-            self._set(dpid, f)
-        if flows:
-            self.units[(dpid, unit)] = flows
+        pairs = [(flow_key(f), f) for f in flows]
+        keys = {k for k, _ in pairs}
+        for k, _ in old:
+            if k not in keys:
+                self._unset(dpid, k)
+        for k, f in pairs:
+            self._set(dpid, k, f)
+        if pairs:
+            self.units[(dpid, unit)] = pairs
+
+    def track(self, dpid: int) -> None:
+        """The VRS now holds `desired` exactly (after a full sync): log changes from here on."""
+        self.tracked.add(dpid)
+        self._log.pop(dpid, None)
+
+    def untrack(self, dpid: int) -> None:
+        """Disconnected or failed: its next sync diffs a fresh flow dump, so stop logging."""
+        self.tracked.discard(dpid)
+        self._log.pop(dpid, None)
 
     def take(self, dpid: int) -> FlowOps:
         """The flow-mods accumulated for `dpid` since the last take (or sync)."""
@@ -115,10 +134,6 @@ class Programmer:
 
     def pending(self, dpid: int) -> int:
         return len(self._log.get(dpid, ()))
-
-    def forget_log(self, dpid: int) -> None:
-        """After a full sync the switch holds `desired` exactly; older changes are moot."""
-        self._log.pop(dpid, None)
 
     # --- recompilation ----------------------------------------------------------------------------
 
@@ -181,14 +196,21 @@ class Programmer:
         self._set_unit(ep.dpid, ("local", ep.vport_id), local_flows(ep, self.domain_non_ip(ep.domain_id)))
         old = self.remote.get(ep.vport_id)
         rf = remote_flow(ep)
-        self.remote[ep.vport_id] = rf
+        rk = flow_key(rf)
+        self.remote[ep.vport_id] = (rk, rf)
+        moved = old is not None and old[0] != rk
+        tracked, desired, dom, home = self.tracked, self.desired, ep.domain_id, ep.dpid
         for h, doms in self.local.items():
-            if h != ep.dpid and ep.domain_id in doms:
-                if old is not None and old.key != rf.key:
-                    self._unset(h, old.key)
-                self._set(h, rf)
-        if old is not None and old.key != rf.key:
-            self._unset(ep.dpid, old.key)
+            if h == home or dom not in doms:
+                continue
+            if moved:
+                self._unset(h, old[0])
+            if h in tracked:
+                self._set(h, rk, rf)
+            else:  # the bulk path (initial build, VRSs not yet synced): no change log to keep
+                desired[h][rk] = rf
+        if moved:
+            self._unset(home, old[0])
 
     def _remove(self, ep: Endpoint) -> None:
         del self.eps[ep.vport_id]
@@ -204,7 +226,7 @@ class Programmer:
         if rf is not None:
             for h, hd in self.local.items():
                 if h != ep.dpid and ep.domain_id in hd:
-                    self._unset(h, rf.key)
+                    self._unset(h, rf[0])
 
     def _join(self, dpid: int, dom: str) -> None:
         """First local endpoint of `dom` on `dpid`: the VRS now needs the domain and all its peers."""
@@ -214,16 +236,15 @@ class Programmer:
         if (dpid, ("pipeline",)) not in self.units:
             self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
         for v in self.members.get(dom, ()):
-            ep = self.eps[v]
-            if ep.dpid != dpid:
-                self._set(dpid, self.remote[v])
+            if self.eps[v].dpid != dpid:
+                self._set(dpid, *self.remote[v])
 
     def _leave(self, dpid: int, dom: str) -> None:
         self._set_unit(dpid, ("domain", dom), [])
         for v in self.members.get(dom, ()):
             rf = self.remote.get(v)
             if rf is not None and self.eps[v].dpid != dpid:
-                self._unset(dpid, rf.key)
+                self._unset(dpid, rf[0])
 
     def domain_non_ip(self, dom: str) -> bool:
         st = self.domain_state.get(dom)

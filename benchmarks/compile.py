@@ -1,0 +1,145 @@
+"""VSC benchmark: policy compile time, and flow-mods per second from the VSC to simulated VRSs over TCP.
+
+    .venv/bin/python benchmarks/compile.py                  # NFD8: 40 hosts x 500 containers
+    .venv/bin/python benchmarks/compile.py --hosts 8 --per-host 100
+
+1. Compile (in this process, no I/O): the VSD snapshot -> logical view -> desired flows of every VRS,
+   through the same incremental programmer the VSC runs (`Programmer.refresh_all`).
+2. End to end: a `vsc run --view` subprocess (os-ken) and the simulated VRSs in this process (one
+   asyncio loop), so each side has one of the two cores. The clock starts when the VRSs are created and
+   stops when the VSC reports every VRS synced with all bundles acknowledged (barrier replies), i.e. each
+   flow-mod was built, sent, received, applied and indexed by the simulated switch. The switches' own
+   flow counts are checked against the VSC's desired counts.
+
+Prints the figures and writes benchmarks/results/compile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vsc.core import tune_gc  # noqa: E402
+from vsc.locations import Locations  # noqa: E402
+from vsc.process import VscProcess  # noqa: E402
+from vsc.programmer import Programmer  # noqa: E402
+from vsc.view import View  # noqa: E402
+from vsc.workload import nfd8  # noqa: E402
+
+TARGET_FLOW_MODS_PER_S = 50_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compile_only(tree, placement) -> dict:
+    tune_gc()  # as `vsc run` does
+    t0 = time.perf_counter()
+    view = View()
+    view.load_snapshot(1, tree.objects)
+    t1 = time.perf_counter()
+    prog = Programmer(view, Locations())
+    for m in placement.messages():
+        prog.locs.apply(m)
+    prog.refresh_all()
+    t2 = time.perf_counter()
+    per_host = [len(prog.host_desired(d)) for d in placement.hosts]
+    return {"view_load_s": round(t1 - t0, 3), "compile_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 3),
+            "flows_total": sum(per_host), "flows_per_host_max": max(per_host), "flows_per_host_min": min(per_host),
+            "endpoints": len(prog.eps), "problems": sum(len(p) for p in prog.problems.values())}
+
+
+def end_to_end(tree, placement, tmp: Path, timeout: float) -> dict:
+    from vrs.sim.runtime import SimRuntime
+
+    view_file = tmp / "view.json"
+    view_file.write_text(json.dumps({"revision": 1, "objects": tree.objects}))
+    of, agent = free_port(), free_port()
+    vsc = VscProcess(view_file=view_file, of_port=of, agent_port=agent, status_port=free_port(),
+                     log_file=tmp / "vsc.log", log_level="WARNING")
+    names = {o["entity"]["ID"]: o["entity"]["name"] for o in tree.objects if o["entityType"] == "vport"}
+    specs = []
+    for dpid, msgs in placement.hosts.items():
+        conts = [{"name": f"vl-{names[m['vport_id']]}", "mac": m["mac"], "ip": m["ip"], "vport_id": m["vport_id"],
+                  "ofport": m["ofport"]} for m in msgs if m["op"] == "port-up"]
+        specs.append({"name": msgs[0]["name"], "datapath_id": dpid, "vtep_ip": msgs[0]["vtep_ip"],
+                      "containers": conts})
+    rt = SimRuntime(controller=("127.0.0.1", of), agent=("127.0.0.1", agent))
+    vsc.start(timeout=120)
+    try:
+        # The VSC compiles the view at start; wait for that so the clock measures programming only.
+        while not vsc.status()["view_ready"]:
+            time.sleep(0.05)
+        rt.run_in_thread()
+        vsc_cpu0, sim_cpu0 = cpu_seconds(vsc.proc.pid), time.process_time()
+        t0 = time.perf_counter()
+        rt.add_hosts(specs)
+        st = vsc.wait_converged(timeout, datapaths=len(specs), endpoints=len(names))
+        elapsed = time.perf_counter() - t0
+        vsc_cpu, sim_cpu = cpu_seconds(vsc.proc.pid) - vsc_cpu0, time.process_time() - sim_cpu0
+        sim = rt.stats()
+    finally:
+        rt.stop()
+        vsc.stop()
+    sent = sum(d["sent"]["add"] + d["sent"]["modify"] + d["sent"]["delete"] for d in st["datapaths"].values())
+    desired = sum(d["flows_desired"] for d in st["datapaths"].values())
+    return {"seconds": round(elapsed, 3), "flow_mods_sent": sent, "flow_mods_received": sim["total_flow_mods"],
+            "flows_installed": sim["total_flows"], "flows_desired": desired,
+            "flow_mods_per_s": round(sent / elapsed), "bundles": sum(d["sent"]["bundles"] for d in st["datapaths"].values()),
+            "sim_rss_mb": round(sim["rss_bytes"] / 2**20), "consistent": sim["total_flows"] == desired,
+            # Who was busy: the VSC process (os-ken, compile, encode, send) vs the simulated VRSs.
+            "vsc_cpu_s": round(vsc_cpu, 2), "sim_cpu_s": round(sim_cpu, 2)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=40)
+    ap.add_argument("--per-host", type=int, default=500)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.json"))
+    args = ap.parse_args()
+    tree, placement = nfd8(args.hosts, args.per_host)
+    print(f"NFD8 workload: {args.hosts} hosts x {args.per_host} containers, "
+          f"{len(tree.objects)} VSD objects", flush=True)
+    res: dict = {"workload": {"hosts": args.hosts, "per_host": args.per_host, "containers": args.hosts * args.per_host},
+                 "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    res["compile"] = c = compile_only(tree, placement)
+    print(f"compile: view {c['view_load_s']} s + desired state {c['compile_s']} s -> {c['flows_total']:,} flows "
+          f"({c['flows_per_host_max']:,} per host), {c['endpoints']:,} endpoints", flush=True)
+    if not args.skip_e2e:
+        with tempfile.TemporaryDirectory(prefix="vl-bench-") as tmp:
+            res["end_to_end"] = e = end_to_end(tree, placement, Path(tmp), args.timeout)
+        ok = "meets" if e["flow_mods_per_s"] >= TARGET_FLOW_MODS_PER_S else "BELOW"
+        print(f"end to end: {e['flow_mods_sent']:,} flow-mods in {e['seconds']} s = {e['flow_mods_per_s']:,}/s "
+              f"({ok} the {TARGET_FLOW_MODS_PER_S:,}/s target); switches hold {e['flows_installed']:,} flows "
+              f"(desired {e['flows_desired']:,}), {e['bundles']} bundles; CPU: VSC {e['vsc_cpu_s']} s, "
+              f"simulated VRSs {e['sim_cpu_s']} s", flush=True)
+        res["target_flow_mods_per_s"] = TARGET_FLOW_MODS_PER_S
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
