@@ -74,10 +74,16 @@ class Lab:
                                     tcp_flags="SA", src_port=port))
 
     def converged(self, timeout: float = 30.0) -> dict:
-        return self.vsc.wait_converged(timeout, datapaths=len(self.placement.hosts),
-                                       endpoints=len(self.rt.call(lambda: [p for h in self.rt.hosts.values()
-                                                                           for p in h.switch.container_ports()
-                                                                           if p.vport_id])))
+        """Converged on exactly the endpoints the simulated VRSs hold right now."""
+        n = len(self.rt.call(lambda: [p for h in self.rt.hosts.values() for p in h.switch.container_ports()
+                                      if p.vport_id]))
+        end = time.monotonic() + timeout
+        while True:
+            st = self.vsc.wait_converged(max(end - time.monotonic(), 0.1), datapaths=len(self.placement.hosts),
+                                         endpoints=n)
+            if st["endpoints"] == n or time.monotonic() > end:
+                return st
+            time.sleep(0.05)
 
     def flows(self) -> dict:
         """host -> {(table, priority, match): (cookie, created)} as the simulated switches hold them."""
