@@ -9,6 +9,7 @@ import asyncio
 import gc
 import logging
 
+from vrs.sim import bundles
 from vrs.sim.switch import SimSwitch
 from vsplab.openflow import encode
 
@@ -46,6 +47,7 @@ class _Protocol(asyncio.Protocol):
         off = 0
         handle = self.switch.handle
         flow_mod = self.switch.flow_mod
+        sw = self.switch
         out: list[bytes] = []
         while n - off >= 8:
             length = (data[off + 2] << 8) | data[off + 3]
@@ -57,7 +59,13 @@ class _Protocol(asyncio.Protocol):
             if n - off < length:
                 break
             msg = data[off : off + length] if off or length != n else data
-            replies = flow_mod(msg, now) if data[off + 1] == 14 else handle(msg)  # 14: OFPT_FLOW_MOD
+            t = data[off + 1]
+            if t == 14:  # OFPT_FLOW_MOD
+                replies = flow_mod(msg, now)
+            elif t == 4:  # OFPT_EXPERIMENTER: bundle-adds come by the hundred thousand too
+                replies = bundles.add_fast(sw, msg)
+            else:
+                replies = handle(msg)
             if replies:
                 out += replies
             off += length

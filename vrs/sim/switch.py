@@ -13,6 +13,7 @@ import struct
 import time
 from dataclasses import dataclass
 
+from vrs.sim import bundles
 from vrs.sim.conntrack import Conntrack
 from vrs.sim.table import FlowTable, Rule
 from vsplab.openflow import consts as C
@@ -22,8 +23,6 @@ from vsplab.openflow.flow import OFPP_LOCAL
 
 _MP = struct.Struct("!HH4x")
 _FLOW_STATS_REQ = struct.Struct("!B3xII4xQQ")
-_BUNDLE_CTRL = struct.Struct("!IIIHH")
-_BUNDLE_ADD = struct.Struct("!IIIxxH")
 
 
 @dataclass(slots=True)
@@ -39,13 +38,6 @@ class Port:
         return switchmsg.PortDesc(self.ofport, self.name, self.mac)
 
 
-@dataclass(slots=True)
-class Bundle:
-    flags: int
-    msgs: list  # (xid, raw inner message, decoded flow-mod)
-    closed: bool = False
-
-
 class SimSwitch:
     def __init__(self, name: str, datapath_id: int, vtep_ip: int, n_tables: int = 254, tunnel_ofport: int = 1):
         self.name = name
@@ -59,7 +51,7 @@ class SimSwitch:
         }
         self.tunnel_ofport = tunnel_ofport
         self.conntrack = Conntrack()
-        self.bundles: dict[int, Bundle] = {}
+        self.bundles: dict[int, bundles.Bundle] = {}
         self.config = (0, 128)  # (flags, miss_send_len) as set by SET_CONFIG
         self.stats = {"flow_mods": 0, "errors_sent": 0, "messages": 0, "bundles_committed": 0}
         self.started = time.monotonic()
@@ -73,7 +65,7 @@ class SimSwitch:
             C.OFPT_SET_CONFIG: self._on_set_config,
             C.OFPT_BARRIER_REQUEST: lambda m, x: [switchmsg.barrier_reply(x)],
             C.OFPT_MULTIPART_REQUEST: self._on_multipart,
-            C.OFPT_EXPERIMENTER: self._on_experimenter,
+            C.OFPT_EXPERIMENTER: lambda m, x: bundles.on_experimenter(self, m, x),
             C.OFPT_ROLE_REQUEST: self._on_role,
             C.OFPT_SET_ASYNC: lambda m, x: [],
         }
@@ -99,18 +91,18 @@ class SimSwitch:
         self.stats["messages"] += 1
         xid = int.from_bytes(msg[4:8], "big")
         if msg[0] != C.OFP_VERSION and msg[1] != C.OFPT_HELLO:
-            return self._error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_VERSION, msg)
+            return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_VERSION, msg)
         h = self._handlers.get(msg[1])
         if h is None:
-            return self._error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_TYPE, msg)
+            return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_TYPE, msg)
         try:
             return h(msg, xid)
         except OFPError as e:
-            return self._error(xid, e.type, e.code, msg)
+            return self.error(xid, e.type, e.code, msg)
         except (struct.error, IndexError):
-            return self._error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, msg)
+            return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, msg)
 
-    def _error(self, xid: int, t: int, code: int, msg: bytes) -> list[bytes]:
+    def error(self, xid: int, t: int, code: int, msg: bytes) -> list[bytes]:
         self.stats["errors_sent"] += 1
         return [switchmsg.error(xid, t, code, msg)]
 
@@ -124,7 +116,7 @@ class SimSwitch:
                 ok = bool(int.from_bytes(msg[p + 4 : p + 8], "big") & (1 << C.OFP_VERSION))
             p += max(8, (elen + 7) // 8 * 8)
         if not ok:
-            return self._error(xid, C.OFPET_HELLO_FAILED, C.OFPHFC_INCOMPATIBLE, msg)
+            return self.error(xid, C.OFPET_HELLO_FAILED, C.OFPHFC_INCOMPATIBLE, msg)
         return []
 
     def _on_set_config(self, msg: bytes, xid: int) -> list[bytes]:
@@ -163,7 +155,7 @@ class SimSwitch:
                 rule.n_packets, rule.n_bytes = old.n_packets, old.n_bytes
             return None
         except OFPError as e:
-            return self._error(int.from_bytes(msg[4:8], "big"), e.type, e.code, msg)
+            return self.error(int.from_bytes(msg[4:8], "big"), e.type, e.code, msg)
 
     def table(self, n: int) -> FlowTable:
         t = self.tables[n]
@@ -221,7 +213,7 @@ class SimSwitch:
             raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_COMMAND, f"command {cmd}")
         for r in targets:
             if undo is not None:
-                undo.append((_restore, (r, r.instr, r.cookie, r.n_packets, r.n_bytes)))
+                undo.append((bundles.restore, (r, r.instr, r.cookie, r.n_packets, r.n_bytes)))
             r.instr = instr
             if not cmask:  # as OVS: a modify without a cookie filter also replaces the cookie
                 r.cookie = cookie
@@ -287,78 +279,3 @@ class SimSwitch:
                 entries.append(switchmsg.flow_stats_entry(r.flow(t.table_id), int(age), int(age % 1 * 1e9),
                                                           r.n_packets, r.n_bytes, r.flags))
         return switchmsg.flow_stats_replies(xid, entries)
-
-    # --- bundles (ONF EXT-230) ------------------------------------------------------------------
-
-    def _on_experimenter(self, msg: bytes, xid: int) -> list[bytes]:
-        exp, exp_type = struct.unpack_from("!II", msg, 8)
-        if exp != C.ONF_EXPERIMENTER_ID:
-            raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_EXPERIMENTER, f"experimenter 0x{exp:x}")
-        if exp_type == C.ONF_ET_BUNDLE_CONTROL:
-            return self._bundle_control(msg, xid)
-        if exp_type == C.ONF_ET_BUNDLE_ADD_MESSAGE:
-            return self._bundle_add(msg, xid)
-        raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_EXP_TYPE, f"ONF message {exp_type}")
-
-    def _bundle_control(self, msg: bytes, xid: int) -> list[bytes]:
-        _e, _t, bid, ctype, flags = _BUNDLE_CTRL.unpack_from(msg, 8)
-        b = self.bundles.get(bid)
-
-        def reply(t: int) -> list[bytes]:
-            return [switchmsg.bundle_ctrl_reply(xid, bid, t, flags)]
-
-        if ctype == C.OFPBCT_OPEN_REQUEST:
-            if b is not None:
-                return self._error(xid, 0, C.OFPBFC_BUNDLE_EXIST, msg)
-            self.bundles[bid] = Bundle(flags, [])
-            return reply(C.OFPBCT_OPEN_REPLY)
-        if ctype not in (C.OFPBCT_CLOSE_REQUEST, C.OFPBCT_COMMIT_REQUEST, C.OFPBCT_DISCARD_REQUEST):
-            return self._error(xid, 0, C.OFPBFC_BAD_TYPE, msg)
-        if b is None:
-            return self._error(xid, 0, C.OFPBFC_BAD_ID, msg)
-        if ctype == C.OFPBCT_DISCARD_REQUEST:
-            del self.bundles[bid]
-            return reply(C.OFPBCT_DISCARD_REPLY)
-        if flags != b.flags:
-            return self._error(xid, 0, C.OFPBFC_BAD_FLAGS, msg)
-        if ctype == C.OFPBCT_CLOSE_REQUEST:
-            if b.closed:
-                return self._error(xid, 0, C.OFPBFC_BUNDLE_CLOSED, msg)
-            b.closed = True
-            return reply(C.OFPBCT_CLOSE_REPLY)
-        del self.bundles[bid]
-        undo: list = []
-        for inner_xid, raw, fm in b.msgs:
-            try:
-                self.apply(fm, undo)
-            except OFPError as e:
-                for fn, arg in reversed(undo):
-                    fn(*arg) if fn is _restore else fn(arg)
-                return self._error(inner_xid, e.type, e.code, raw) + self._error(xid, 0, C.OFPBFC_MSG_FAILED, msg)
-        self.stats["bundles_committed"] += 1
-        return reply(C.OFPBCT_COMMIT_REPLY)
-
-    def _bundle_add(self, msg: bytes, xid: int) -> list[bytes]:
-        _e, _t, bid, flags = _BUNDLE_ADD.unpack_from(msg, 8)
-        inner = msg[24:]
-        if len(inner) < 8 or int.from_bytes(inner[2:4], "big") > len(inner):
-            return self._error(xid, 0, C.OFPBFC_MSG_BAD_LEN, msg)
-        inner = inner[: int.from_bytes(inner[2:4], "big")]
-        if int.from_bytes(inner[4:8], "big") != xid:
-            return self._error(xid, 0, C.OFPBFC_MSG_BAD_XID, msg)
-        if inner[1] != C.OFPT_FLOW_MOD:
-            return self._error(xid, 0, C.OFPBFC_MSG_UNSUP, msg)
-        b = self.bundles.get(bid)
-        if b is None:  # a bundle-add to an unknown id opens it (OpenFlow 1.4 section 7.3.9)
-            b = self.bundles[bid] = Bundle(flags, [])
-        if b.closed:
-            return self._error(xid, 0, C.OFPBFC_BUNDLE_CLOSED, msg)
-        if flags != b.flags:
-            return self._error(xid, 0, C.OFPBFC_BAD_FLAGS, msg)
-        # Decode now (errors answer the add, as in OVS); keep only what an error reply quotes.
-        b.msgs.append((xid, inner[:64], fastdecode.flow_mod(inner)))
-        return []
-
-
-def _restore(rule: Rule, instr, cookie, n_packets, n_bytes) -> None:
-    rule.instr, rule.cookie, rule.n_packets, rule.n_bytes = instr, cookie, n_packets, n_bytes

@@ -330,14 +330,15 @@ def bundle_add(bundle_id: int, inner: bytes, xid: int | None = None, flags: int 
     (OVS rejects a mismatch with OFPBFC_MSG_BAD_XID), so with `xid` given the inner xid is rewritten."""
     if xid is None:
         xid = int.from_bytes(inner[4:8], "big")
-    elif int.from_bytes(inner[4:8], "big") != xid:
-        inner = inner[:4] + xid.to_bytes(4, "big") + inner[8:]
-    return _HEADER.pack(OFP_VERSION, OFPT_EXPERIMENTER, 24 + len(inner), xid) + _BUNDLE_ADD.pack(
-        ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags
-    ) + inner
+    else:
+        xb = xid.to_bytes(4, "big")
+        if inner[4:8] != xb:
+            inner = inner[:4] + xb + inner[8:]
+    return _BUNDLE_ADD.pack(OFP_VERSION, OFPT_EXPERIMENTER, 24 + len(inner), xid, ONF_EXPERIMENTER_ID,
+                            ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags) + inner
 
 
-_BUNDLE_ADD = struct.Struct("!IIIxxH")
+_BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")
 
 
 def bundle_flow_mods(
