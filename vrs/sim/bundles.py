@@ -127,12 +127,13 @@ def commit(sw, b: Bundle):
         table = fm[3]
         instr = fm[14]
         goto = instr[1]
-        if (fm[4] != C.OFPFC_ADD or fm[10] or table >= n_tables
+        if (fm[4] != C.OFPFC_ADD or fm[10] or fm[5] or fm[6] or table >= n_tables
                 or (goto is not None and (goto <= table or goto >= n_tables))):
             try:
                 sw.apply(fm, undo)
             except OFPError as e:
                 rollback(undo)
+                sw.pending_removed.clear()
                 return fm, e
             continue
         fast += 1
@@ -143,6 +144,7 @@ def commit(sw, b: Bundle):
             rule.n_packets, rule.n_bytes = old.n_packets, old.n_bytes
             undo.append((t.reinsert, old))
     sw.stats["flow_mods"] += fast  # sw.apply counts the others
+    sw.flush_removed()
     return None
 
 

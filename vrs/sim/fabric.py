@@ -86,6 +86,7 @@ class SimFabric:
             raise ValueError(f"switch {sw.name} or its VTEP {text.ip_str(sw.vtep_ip)} already exists")
         self.switches[sw.name] = sw
         self.by_vtep[sw.vtep_ip] = sw
+        sw.fabric = self
         return sw
 
     def remove(self, name: str) -> None:
@@ -132,12 +133,17 @@ class SimFabric:
         return self.trace_fields(sw, fields, commit, packet.length)
 
     def trace_fields(self, sw: SimSwitch, fields: dict[str, int], commit: bool = True,
-                     length: int = 64) -> TraceResult:
+                     length: int = 64, actions=None) -> TraceResult:
+        """Trace a packet given as a field dict; with `actions`, the first switch applies those
+        instead of starting in table 0 (a packet-out)."""
         res = TraceResult()
         work = [(sw, fields, 0)]
         while work:
             sw, f, hops = work.pop(0)
-            p = pipeline.run(sw, f, commit, length)
+            if actions is not None and hops == 0:
+                p = pipeline.run_actions(sw, f, actions, length)
+            else:
+                p = pipeline.run(sw, f, commit, length)
             res.steps += p.steps
             res.drops += p.drops
             res.to_controller += p.to_controller

@@ -3,6 +3,7 @@ containers (ports) that come and go at run time. Everything here runs on the hos
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -52,11 +53,20 @@ class SimVrs:
     def start(self) -> None:
         """Start connecting (call on the event loop)."""
         if self.of:
+            self.switch.notify = self.of.send
             self.of.start()
         if self.agent:
             self.agent.start()
+        self._expiry = asyncio.get_running_loop().create_task(self._expire_loop(), name=f"expiry-{self.name}")
+
+    async def _expire_loop(self) -> None:
+        while True:  # OVS revalidates about once a second; timeouts are seconds anyway
+            await asyncio.sleep(1.0)
+            self.switch.expire()
 
     async def stop(self) -> None:
+        if getattr(self, "_expiry", None) is not None:
+            self._expiry.cancel()
         if self.of:
             await self.of.stop()
         if self.agent:

@@ -117,3 +117,32 @@ def tcp_flags_int(flags: str | None) -> int:
     if flags is None:
         return TCP_FLAG_BITS["S"]
     return sum(TCP_FLAG_BITS[c] for c in flags.upper() if c in TCP_FLAG_BITS)
+
+
+def fields_to_bytes(f: dict[str, int]) -> bytes:
+    """The packet a field dict describes, as Ethernet bytes (for packet-ins), built with scapy."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import ARP, Ether
+
+    def mac(v: int) -> str:
+        return ":".join(f"{b:02x}" for b in v.to_bytes(6, "big"))
+
+    def ip(v: int) -> str:
+        return str(ipaddress.IPv4Address(v))
+
+    eth = Ether(src=mac(f["eth_src"]), dst=mac(f["eth_dst"]), type=f.get("eth_type", 0x0800))
+    if f.get("eth_type") == 0x0806:
+        return bytes(eth / ARP(op=f["arp_op"], hwsrc=mac(f["arp_sha"]), psrc=ip(f["arp_spa"]),
+                               hwdst=mac(f["arp_tha"]), pdst=ip(f["arp_tpa"])))
+    if f.get("eth_type") != 0x0800:
+        return bytes(eth)
+    l3 = IP(src=ip(f["ipv4_src"]), dst=ip(f["ipv4_dst"]), proto=f["ip_proto"], ttl=f.get("ip_ttl", 64))
+    proto = f["ip_proto"]
+    if proto == 6:
+        flags = "".join(c for c, bit in TCP_FLAG_BITS.items() if f.get("tcp_flags", 0) & bit)
+        return bytes(eth / l3 / TCP(sport=f["tcp_src"], dport=f["tcp_dst"], flags=flags))
+    if proto == 17:
+        return bytes(eth / l3 / UDP(sport=f["udp_src"], dport=f["udp_dst"]))
+    if proto == 1:
+        return bytes(eth / l3 / ICMP(type=f["icmpv4_type"], code=f["icmpv4_code"]))
+    return bytes(eth / l3)

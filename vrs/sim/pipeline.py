@@ -15,6 +15,7 @@ from vsplab.openflow.flow import (
     OFPP_FLOOD,
     OFPP_IN_PORT,
     OFPP_NORMAL,
+    OFPP_TABLE,
     Ct,
     DecTtl,
     Move,
@@ -34,6 +35,7 @@ class Step:
     actions: list[str] = field(default_factory=list)
     note: str = ""
     recirc: int = 0  # 0 for the first pass, then 1, 2, ... after each ct(table=N)
+    cookie: int = 0
 
     def to_dict(self) -> dict:
         return {"switch": self.switch, "table": self.table, "flow": self.flow, "actions": self.actions,
@@ -63,65 +65,74 @@ def _move(f: dict[str, int], a: Move) -> None:
     f[a.dst] = (f[a.dst] & ~(mask << a.dst_ofs)) | (v << a.dst_ofs)
 
 
-def run(sw: SimSwitch, f: dict[str, int], commit: bool = True, length: int = 64, table: int = 0) -> PassResult:
-    """Run the packet (field dict, modified in place) through `sw` from `table`."""
-    res = PassResult()
-    queue = [(table, f, 0)]
-    n = 0
-    while queue:
-        table, f, depth = queue.pop(0)
+class _Pass:
+    """One packet's walk through one switch: the recirculation queue and the step budget."""
+
+    def __init__(self, sw: SimSwitch, commit: bool, length: int):
+        self.sw, self.commit, self.length = sw, commit, length
+        self.res = PassResult()
+        self.queue: list[tuple[int, dict[str, int], int]] = []
+        self.n = 0
+
+    def actions(self, f: dict[str, int], actions, step: Step, depth: int) -> bool:
+        """Apply an action list in order; False when the packet dies (TTL)."""
+        sw, res = self.sw, self.res
+        for a in actions:
+            c = a.__class__
+            step.actions.append(text.format_action(a))
+            if c is Output:
+                _output(sw, f, a.port, res, step, self, depth)
+            elif c is SetField:
+                f[a.name] = a.value
+            elif c is Move:
+                if a.src not in f or a.dst not in f:
+                    step.actions[-1] += "  (field absent in this packet: skipped)"
+                    continue
+                _move(f, a)
+            elif c is DecTtl:
+                ttl = f.get("ip_ttl")
+                if ttl is not None and ttl <= 1:
+                    step.note = "dec_ttl: TTL expired, packet dropped"
+                    res.drops.append(f"{sw.name} table {step.table}: TTL expired")
+                    return False
+                if ttl is not None:
+                    f["ip_ttl"] = ttl - 1
+            elif c is Ct:
+                state = sw.conntrack.process(f, a.zone, a.commit, dry_run=not self.commit)
+                if a.table is not None:
+                    if depth + 1 > MAX_RECIRC:
+                        res.drops.append(f"{sw.name}: too many recirculations")
+                        continue
+                    g = dict(f)
+                    g["ct_state"], g["ct_zone"] = state, a.zone
+                    self.queue.append((a.table, g, depth + 1))
+                    step.actions[-1] += f"  -> recirc to table {a.table} with ct_state={_ct(state)}"
+        return True
+
+    def tables(self, table: int | None, f: dict[str, int], depth: int) -> None:
+        sw, res = self.sw, self.res
         while table is not None:
-            n += 1
-            if n > MAX_STEPS:
+            self.n += 1
+            if self.n > MAX_STEPS:
                 res.drops.append(f"{sw.name}: too many steps (loop?), dropped")
-                return res
+                self.queue.clear()
+                return
             t = sw.tables[table]
             rule = t.lookup(f) if t is not None else None
             if rule is None:
                 res.steps.append(Step(sw.name, table, None, [], "no match: drop (table miss)", depth))
                 res.drops.append(f"{sw.name} table {table}: no matching flow")
-                break
-            if commit:
+                return
+            if self.commit:
                 rule.n_packets += 1
-                rule.n_bytes += length
+                rule.n_bytes += self.length
+                sw.touch(rule)
             flow = rule.flow(table)
-            step = Step(sw.name, table, text.format_flow(flow, show_stats=False), [], "", depth)
+            step = Step(sw.name, table, text.format_flow(flow, show_stats=False), [], "", depth, rule.cookie)
             res.steps.append(step)
             actions, goto, md = rule.instr
-            stop = False
-            for a in actions:
-                c = a.__class__
-                step.actions.append(text.format_action(a))
-                if c is Output:
-                    _output(sw, f, a.port, res, step)
-                elif c is SetField:
-                    f[a.name] = a.value
-                elif c is Move:
-                    if a.src not in f or a.dst not in f:
-                        step.actions[-1] += "  (field absent in this packet: skipped)"
-                        continue
-                    _move(f, a)
-                elif c is DecTtl:
-                    ttl = f.get("ip_ttl")
-                    if ttl is not None and ttl <= 1:
-                        step.note = "dec_ttl: TTL expired, packet dropped"
-                        res.drops.append(f"{sw.name} table {table}: TTL expired")
-                        stop = True
-                        break
-                    if ttl is not None:
-                        f["ip_ttl"] = ttl - 1
-                elif c is Ct:
-                    state = sw.conntrack.process(f, a.zone, a.commit, dry_run=not commit)
-                    if a.table is not None:
-                        if depth + 1 > MAX_RECIRC:
-                            res.drops.append(f"{sw.name}: too many recirculations")
-                            continue
-                        g = dict(f)
-                        g["ct_state"], g["ct_zone"] = state, a.zone
-                        queue.append((a.table, g, depth + 1))
-                        step.actions[-1] += f"  -> recirc to table {a.table} with ct_state={_ct(state)}"
-            if stop:
-                break
+            if not self.actions(f, actions, step, depth):
+                return
             if md is not None:
                 f["metadata"] = (f["metadata"] & ~md[1]) | (md[0] & md[1])
                 step.actions.append(f"write_metadata:{hex(md[0])}/{hex(md[1])}")
@@ -132,21 +143,49 @@ def run(sw: SimSwitch, f: dict[str, int], commit: bool = True, length: int = 64,
             ):
                 step.note = step.note or "no output: packet dropped here"
             table = goto
-    if not res.emits and not res.drops and not res.to_controller and not queue:
-        res.drops.append(f"{sw.name}: pipeline ended without output")
-    return res
+
+    def drain(self) -> PassResult:
+        while self.queue:
+            table, f, depth = self.queue.pop(0)
+            self.tables(table, f, depth)
+        res = self.res
+        if not res.emits and not res.drops and not res.to_controller:
+            res.drops.append(f"{self.sw.name}: pipeline ended without output")
+        return res
+
+
+def run(sw: SimSwitch, f: dict[str, int], commit: bool = True, length: int = 64, table: int = 0) -> PassResult:
+    """Run the packet (field dict, modified in place) through `sw` from `table`."""
+    p = _Pass(sw, commit, length)
+    p.queue.append((table, f, 0))
+    return p.drain()
+
+
+def run_actions(sw: SimSwitch, f: dict[str, int], actions, length: int = 64) -> PassResult:
+    """A packet-out: apply `actions` to the packet; an output to TABLE runs the pipeline from table 0."""
+    p = _Pass(sw, True, length)
+    step = Step(sw.name, -1, "packet-out", [], "", 0)
+    p.res.steps.append(step)
+    p.actions(f, actions, step, 0)
+    return p.drain()
 
 
 def _ct(state: int) -> str:
     return "".join("+" + name for i, name in enumerate(text.CT_FLAGS) if state & (1 << i))
 
 
-def _output(sw: SimSwitch, f: dict[str, int], port: int, res: PassResult, step: Step) -> None:
+def _output(sw: SimSwitch, f: dict[str, int], port: int, res: PassResult, step: Step, p: _Pass,
+            depth: int) -> None:
     in_port = f["in_port"]
     if port == OFPP_IN_PORT:
         port = in_port
+    elif port == OFPP_TABLE:
+        p.queue.append((0, dict(f), depth))
+        return
     elif port == OFPP_CONTROLLER:
         res.to_controller.append(f"{sw.name} table {step.table}")
+        if p.commit:
+            sw.packet_in(f, step.table, step.cookie, p.length)
         return
     elif port in (OFPP_FLOOD, OFPP_ALL, OFPP_NORMAL):
         for p in sw.container_ports():

@@ -13,7 +13,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from vrs.sim import bundles
+from vrs.sim import bundles, packetio, timeouts
 from vrs.sim.conntrack import Conntrack
 from vrs.sim.table import FlowTable, Rule
 from vsplab.openflow import consts as C
@@ -55,6 +55,14 @@ class SimSwitch:
         self.config = (0, 128)  # (flags, miss_send_len) as set by SET_CONFIG
         self.stats = {"flow_mods": 0, "errors_sent": 0, "messages": 0, "bundles_committed": 0}
         self.started = time.monotonic()
+        self.notify = None  # callable(bytes) sending an asynchronous message to the controller, if connected
+        self.fabric = None  # the SimFabric this switch belongs to (packet-outs follow tunnels through it)
+        self.timed: dict[Rule, int] = {}  # rules with a timeout -> their table
+        self.last_used: dict[Rule, float] = {}
+        self.pending_removed: list = []  # FLOW_REMOVED notices held until a bundle commits
+        self.packet_outs = packetio.recent_log()
+        # OF1.3 async config (master/equal, slave): packet-in, port-status, flow-removed reason masks.
+        self.async_config = (0x3, 0x0, 0x7, 0x7, 0xF, 0x0)
         self._handlers = {
             C.OFPT_FLOW_MOD: self._on_flow_mod,
             C.OFPT_HELLO: self._on_hello,
@@ -67,7 +75,10 @@ class SimSwitch:
             C.OFPT_MULTIPART_REQUEST: self._on_multipart,
             C.OFPT_EXPERIMENTER: lambda m, x: bundles.on_experimenter(self, m, x),
             C.OFPT_ROLE_REQUEST: self._on_role,
-            C.OFPT_SET_ASYNC: lambda m, x: [],
+            C.OFPT_SET_ASYNC: self._on_set_async,
+            C.OFPT_GET_ASYNC_REQUEST: lambda m, x: [
+                encode.header(C.OFPT_GET_ASYNC_REPLY, x, struct.pack("!6I", *self.async_config))],
+            C.OFPT_PACKET_OUT: lambda m, x: packetio.packet_out(self, m, x),
         }
 
     # --- ports ----------------------------------------------------------------------------------
@@ -123,6 +134,26 @@ class SimSwitch:
         self.config = struct.unpack_from("!HH", msg, 8)
         return []
 
+    def _on_set_async(self, msg: bytes, xid: int) -> list[bytes]:
+        self.async_config = struct.unpack_from("!6I", msg, 8)
+        return []
+
+    def touch(self, rule: Rule) -> None:
+        """A packet hit `rule` (idle timeouts count from the last hit)."""
+        if rule in self.timed:
+            self.last_used[rule] = time.monotonic()
+
+    def packet_in(self, fields: dict[str, int], table: int, cookie: int, length: int) -> None:
+        packetio.packet_in(self, fields, table, cookie, length)
+
+    def expire(self, now: float | None = None) -> int:
+        return timeouts.expire(self, now) if self.timed else 0
+
+    def flush_removed(self) -> None:
+        for table, rule in self.pending_removed:
+            timeouts.removed(self, table, rule, timeouts.OFPRR_DELETE)
+        self.pending_removed.clear()
+
     def _on_role(self, msg: bytes, xid: int) -> list[bytes]:
         role, gen = struct.unpack_from("!I4xQ", msg, 8)
         if role == 0:  # OFPCR_ROLE_NOCHANGE: report the current role, equal
@@ -144,7 +175,7 @@ class SimSwitch:
             instr = fm[14]
             table = fm[3]
             goto = instr[1]
-            if (fm[4] != C.OFPFC_ADD or fm[10] or table >= self.n_tables
+            if (fm[4] != C.OFPFC_ADD or fm[10] or fm[5] or fm[6] or table >= self.n_tables
                     or (goto is not None and (goto <= table or goto >= self.n_tables))):
                 self.apply(fm)
                 return None
@@ -186,6 +217,10 @@ class SimSwitch:
                     t.remove(r)
                     if undo is not None:
                         undo.append((t.reinsert, r))
+                    if r.flags & C.OFPFF_SEND_FLOW_REM:
+                        self.pending_removed.append((t.table_id, r))
+            if undo is None:
+                self.flush_removed()
             return
         if table >= self.n_tables:
             raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_TABLE_ID, f"table {table}")
@@ -199,6 +234,8 @@ class SimSwitch:
             rule, old = t.insert(names, masks, values, prio, cookie, instr, idle, hard, flags)
             if old is not None and not flags & C.OFPFF_RESET_COUNTS:
                 rule.n_packets, rule.n_bytes = old.n_packets, old.n_bytes
+            if idle or hard:
+                self.timed[rule] = table
             if undo is not None:
                 undo.append((t.remove, rule))
                 if old is not None:
@@ -247,6 +284,10 @@ class SimSwitch:
             return switchmsg.port_desc_replies(xid, [p.desc() for p in ports])
         if mp_type == C.OFPMP_FLOW:
             return self._flow_stats(msg, xid)
+        if mp_type == C.OFPMP_AGGREGATE:
+            rules = [r for _, r in self._stats_rules(msg)]
+            body = struct.pack("!QQI4x", sum(r.n_packets for r in rules), sum(r.n_bytes for r in rules), len(rules))
+            return switchmsg.multipart_replies(xid, C.OFPMP_AGGREGATE, [body])
         if mp_type == C.OFPMP_DESC:
             def s(v: str, n: int) -> bytes:
                 return v.encode()[: n - 1].ljust(n, b"\0")
@@ -256,6 +297,16 @@ class SimSwitch:
         raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_MULTIPART, f"multipart type {mp_type}")
 
     def _flow_stats(self, msg: bytes, xid: int) -> list[bytes]:
+        now = time.monotonic()
+        entries = []
+        for tid, r in self._stats_rules(msg):
+            age = now - r.created
+            entries.append(switchmsg.flow_stats_entry(r.flow(tid), int(age), int(age % 1 * 1e9), r.n_packets,
+                                                      r.n_bytes, r.flags))
+        return switchmsg.flow_stats_replies(xid, entries)
+
+    def _stats_rules(self, msg: bytes) -> list[tuple[int, Rule]]:
+        """The flows a flow-stats or aggregate request selects (table, out_port, cookie, loose match)."""
         table, oport, _og, cookie, cmask = _FLOW_STATS_REQ.unpack_from(msg, 16)
         items, _ = match_items(msg, 48)
         check_prereqs(items)
@@ -271,11 +322,4 @@ class SimSwitch:
             tables = [self.tables[table]] if self.tables[table] is not None else []
         else:
             raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_MULTIPART, f"table {table}")
-        now = time.monotonic()
-        entries = []
-        for t in tables:
-            for r in t.loose(names, masks, values, cookie, cmask, oport):
-                age = now - r.created
-                entries.append(switchmsg.flow_stats_entry(r.flow(t.table_id), int(age), int(age % 1 * 1e9),
-                                                          r.n_packets, r.n_bytes, r.flags))
-        return switchmsg.flow_stats_replies(xid, entries)
+        return [(t.table_id, r) for t in tables for r in t.loose(names, masks, values, cookie, cmask, oport)]

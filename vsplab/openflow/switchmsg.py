@@ -16,6 +16,7 @@ from vsplab.openflow.consts import (
     OFPT_ERROR,
     OFPT_EXPERIMENTER,
     OFPT_FEATURES_REPLY,
+    OFPT_FLOW_REMOVED,
     OFPT_GET_CONFIG_REPLY,
     OFPT_MULTIPART_REPLY,
     OFPT_PACKET_IN,
@@ -127,3 +128,14 @@ def flow_stats_replies(xid: int, entries: list[bytes]) -> list[bytes]:
 
 def port_desc_replies(xid: int, ports: list[PortDesc]) -> list[bytes]:
     return multipart_replies(xid, OFPMP_PORT_DESC, [p.pack() for p in ports])
+
+
+def flow_removed(flow: Flow, reason: int, duration_sec: int, duration_nsec: int, packet_count: int,
+                 byte_count: int) -> bytes:
+    """OFPT_FLOW_REMOVED (reason 0 idle timeout, 1 hard timeout, 2 delete); the match is the one a
+    flow-mod of this flow carries."""
+    fm = flow_mod(flow)
+    match = fm[48 : 48 + (int.from_bytes(fm[50:52], "big") + 7) // 8 * 8]
+    body = struct.pack("!QHBBIIHHQQ", flow.cookie, flow.priority, reason, flow.table, duration_sec, duration_nsec,
+                       flow.idle_timeout, flow.hard_timeout, packet_count, byte_count)
+    return header(OFPT_FLOW_REMOVED, 0, body + match)
