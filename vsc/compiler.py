@@ -130,8 +130,9 @@ def domain_flows(view: View, domain_id: str, host: Host) -> tuple[list[Flow], li
     d = view.domains[domain_id]
     dindex = view.domain_index[domain_id]
     ck = cookie(Kind.DOMAIN, domain_id)
-    flows = [Flow(Table.CONNTRACK, 100, match(metadata=dindex), (Ct(zone=dindex, table=Table.INGRESS_STATE),),
-                  cookie=ck)]
+    # ct() needs an IP match (OVS: OFPBAC_MATCH_INCONSISTENT otherwise); only IPv4 gets this far anyway.
+    flows = [Flow(Table.CONNTRACK, 100, match(metadata=dindex, eth_type=IPV4),
+                  (Ct(zone=dindex, table=Table.INGRESS_STATE),), cookie=ck)]
     if host.tunnel_ofport is not None:
         flows.append(Flow(
             Table.CLASSIFY, 100, match(in_port=host.tunnel_ofport, eth_type=IPV4, tun_id=d.vni),

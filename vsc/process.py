@@ -36,7 +36,8 @@ class VscProcess:
             self.args += ["--state-dir", str(state_dir)]
         if view_file:
             self.args += ["--view", str(view_file)]
-        self.listen, self.status_port = listen, status_port
+        # Listening on every address: ask over loopback.
+        self.listen, self.status_port = ("127.0.0.1" if listen == "0.0.0.0" else listen), status_port
         self.log_file = Path(log_file) if log_file else None
         self.proc: subprocess.Popen | None = None
 
