@@ -100,3 +100,69 @@ def test_flow_mods_per_second_over_tcp(use_bundle, capsys):
         proc.join(5)
         if proc.is_alive():
             proc.kill()
+
+
+N_HOSTS, PER_HOST = 40, 5_000
+
+
+def fleet_controller(srv: socket.socket, n_hosts: int, per_host: int, out: mp.Queue) -> None:
+    """Accept n_hosts switches, then push per_host flows to each in one bundle per switch, all
+    switches interleaved (as a VSC programming a whole domain at once), and wait for every barrier."""
+    flows = workload(per_host)
+    conns = []
+    for _ in range(n_hosts):
+        c, _ = srv.accept()
+        c.sendall(encode.hello(1))
+        conns.append(c)
+    t0 = time.perf_counter()
+    pending = {}
+    for c in conns:  # encoded per switch, as if every host's flows differed (the conservative case)
+        data, _ = encode.bundle_flow_mods(1, flows, 1000)
+        pending[c] = data + encode.barrier_request(7)
+    # Round-robin 64 KiB slices so that every switch is fed at once.
+    while pending:
+        for c in list(pending):
+            c.sendall(pending[c][:65536])
+            pending[c] = pending[c][65536:]
+            if not pending[c]:
+                del pending[c]
+    for c in conns:
+        buf = b""
+        while bytes.fromhex("0415000800000007") not in buf:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    out.put(time.perf_counter() - t0)
+    for c in conns:
+        c.close()
+
+
+@pytest.mark.slow
+def test_many_switches_in_one_process(capsys):
+    srv = socket.create_server(("127.0.0.1", 0), backlog=N_HOSTS)
+    port = srv.getsockname()[1]
+    ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=fleet_controller, args=(srv, N_HOSTS, PER_HOST, q), daemon=True)
+    proc.start()
+    srv.close()
+    gc.collect()
+    rt = SimRuntime(("127.0.0.1", port), None, gc_freeze=True)
+    try:
+        rss0 = rt.run_in_thread().stats()["rss_bytes"]
+        rt.add_hosts([{"name": f"vl-f{i}", "datapath_id": i + 1, "vtep_ip": f"192.168.98.{i + 1}"}
+                      for i in range(N_HOSTS)])
+        total = q.get(timeout=300)
+        stats = rt.stats()
+        n = N_HOSTS * PER_HOST
+        assert stats["total_flows"] == n and all(h["errors_sent"] == 0 for h in stats["hosts"])
+        with capsys.disabled():
+            print(f"\n[fleet] {N_HOSTS} simulated VRSs x {PER_HOST} flows in bundles: {total:.2f} s = "
+                  f"{n / total:,.0f} flow-mods/s; RSS +{(stats['rss_bytes'] - rss0) / 2**20:.0f} MB "
+                  f"(~{(stats['rss_bytes'] - rss0) / n:.0f} B/flow incl. staging)")
+    finally:
+        rt.stop()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()

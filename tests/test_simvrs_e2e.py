@@ -103,12 +103,14 @@ class Controller:
         self.conns: asyncio.Queue[SwitchConn] = asyncio.Queue()
         self.agent_lines: list[dict] = []
         self.agent_event = asyncio.Event()
+        self.agent_writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> tuple[int, int]:
         async def on_of(r, w):
             await self.conns.put(SwitchConn(r, w))
 
         async def on_agent(r, w):
+            self.agent_writers.append(w)
             while line := await r.readline():
                 self.agent_lines.append(json.loads(line))
                 self.agent_event.set()
@@ -185,6 +187,12 @@ def test_two_sim_vrs_handshake_bundle_stats_trace_and_reconnect():
             await ctl.agent_wait(lambda ls: any(m.get("name") == "vl-c" for m in ls))
             await asyncio.to_thread(rt.remove_port, "vl-h1", "vl-c")
             await ctl.agent_wait(lambda ls: any(m["op"] == "port-down" for m in ls))
+
+            # The VSC's agent port drops the connection: the VRS reconnects and replays everything.
+            for w in ctl.agent_writers:
+                w.close()
+            await ctl.agent_wait(lambda ls: sum(m["op"] == "hello" for m in ls) == 4)
+            await ctl.agent_wait(lambda ls: sum(m == ups["vl-a"] for m in ls) == 2)
 
             # The controller goes away: the switch reconnects and still has its flows.
             sw[0x11].writer.close()

@@ -239,3 +239,19 @@ def test_trace_follows_vxlan_into_the_remote_switch():
                   actions=(SetField("tun_id", 78), SetField("tun_ipv4_dst", VTEP2), Output(1))))
     r = fab.trace(tcp("vl-a", IP_B))
     assert r.verdict == "dropped" and "vl-h2 table 0" in r.drops[0]
+
+
+def test_arp_responder_swapping_through_a_register(one):
+    """The VSC's form (vsc/pipeline.md table 10): arp_spa and arp_tpa swapped through reg10."""
+    fab, sw = one
+    router = 0x02FEFEFEFEFE
+    send(sw, Flow(10, 100, match(eth_type=0x0806, arp_op=1, arp_tpa=(0x0A000000, 0xFFFFFF00)), actions=(
+        Move("eth_src", "eth_dst", 48), SetField("eth_src", router), SetField("arp_op", 2),
+        Move("arp_sha", "arp_tha", 48), SetField("arp_sha", router), Move("arp_tpa", "reg10", 32),
+        Move("arp_spa", "arp_tpa", 32), Move("reg10", "arp_spa", 32), Output(OFPP_IN_PORT))),
+        Flow(0, 1, match(in_port=3, eth_type=0x0806), goto=10))
+    (d,) = fab.trace(Packet("arp", IP_C, source="vl-b"), commit=False).delivered
+    p = d.packet
+    assert d.container == "vl-b"
+    assert (p["arp_op"], p["arp_sha"], p["arp_spa"], p["arp_tha"], p["arp_tpa"], p["eth_dst"]) == (
+        2, router, IP_C, MAC_B, IP_B, MAC_B)
