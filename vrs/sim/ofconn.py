@@ -60,9 +60,9 @@ class _Protocol(asyncio.Protocol):
                 break
             msg = data[off : off + length] if off or length != n else data
             t = data[off + 1]
-            if t == 14:  # OFPT_FLOW_MOD
+            if t == 14 and data[off] == 4:  # OpenFlow 1.3 FLOW_MOD
                 replies = flow_mod(msg, now)
-            elif t == 4:  # OFPT_EXPERIMENTER: bundle-adds come by the hundred thousand too
+            elif t == 4 and data[off] == 4:  # EXPERIMENTER: bundle-adds come by the hundred thousand too
                 replies = bundles.add_fast(sw, msg)
             else:
                 replies = handle(msg)

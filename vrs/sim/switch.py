@@ -9,6 +9,7 @@ take rather than a silent accept.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from vsplab.openflow import encode, fastdecode, switchmsg
 from vsplab.openflow.decode import OFPError, check_prereqs, match_items
 from vsplab.openflow.flow import OFPP_LOCAL
 
+log = logging.getLogger(__name__)
 _MP = struct.Struct("!HH4x")
 _FLOW_STATS_REQ = struct.Struct("!B3xII4xQQ")
 
@@ -112,6 +114,9 @@ class SimSwitch:
             return self.error(xid, e.type, e.code, msg)
         except (struct.error, IndexError):
             return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, msg)
+        except Exception:  # a simulator bug must not take the connection down: log it, refuse the message
+            log.exception("%s: failed to handle message type %d", self.name, msg[1])
+            return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_EPERM, msg)
 
     def error(self, xid: int, t: int, code: int, msg: bytes) -> list[bytes]:
         self.stats["errors_sent"] += 1
