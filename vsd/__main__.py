@@ -1,0 +1,5 @@
+import sys
+
+from vsd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""A small VSD API client for vsplab's own tooling (vspk remains the reference SDK; this one adds the
+bulk form and the change stream). Paths are relative to the API root: `enterprises`,
+`enterprises/{id}/domains`, `policygroups/{id}/vports`..."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import httpx
+import orjson
+
+BULK_CHUNK = 5000  # objects per bulk POST: big enough to amortise a request, small enough to stream
+
+
+class VsdApiError(Exception):
+    """A non-2xx answer; `.status` and `.body` hold the VSD's error JSON."""
+
+    def __init__(self, method: str, path: str, status: int, body) -> None:
+        self.method, self.path, self.status, self.body = method, path, status, body
+        self.errors = body.get("errors", []) if isinstance(body, dict) else []
+        detail = "; ".join(
+            f"{e.get('property') or '-'}: " + " ".join(d.get("description", "") for d in e.get("descriptions", []))
+            for e in self.errors) or str(body)[:300]
+        super().__init__(f"{method} {path}: HTTP {status}: {detail}")
+
+    @property
+    def property(self) -> str | None:
+        return self.errors[0].get("property") if self.errors else None
+
+
+class VsdClient:
+    def __init__(self, api_url: str, user: str = "csproot", password: str = "csproot",
+                 organization: str = "csp", timeout: float = 60.0, verify: bool | str = True) -> None:
+        self.api = api_url.rstrip("/")
+        self.user, self.organization = user, organization
+        self.http = httpx.Client(timeout=timeout, verify=verify)
+        self.api_key = self._login(password)
+
+    def _headers(self, secret: str) -> dict:
+        token = base64.b64encode(f"{self.user}:{secret}".encode()).decode()
+        return {"Authorization": f"XREST {token}", "X-Nuage-Organization": self.organization,
+                "Content-Type": "application/json"}
+
+    def _login(self, password: str) -> str:
+        r = self.http.get(f"{self.api}/me", headers=self._headers(password))
+        me = self._check("GET", "me", r)
+        return me[0]["APIKey"]
+
+    def _check(self, method: str, path: str, r: httpx.Response):
+        body = orjson.loads(r.content) if r.content else None
+        if r.status_code >= 300:
+            raise VsdApiError(method, path, r.status_code, body)
+        return body
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None) -> httpx.Response:
+        content = orjson.dumps(body) if body is not None else None
+        return self.http.request(method, f"{self.api}/{path.strip('/')}",
+                                 headers={**self._headers(self.api_key), **(headers or {})}, content=content)
+
+    def create(self, parent_path: str, rest_name: str, obj_or_list: dict | list) -> dict | list:
+        """POST one object (returns it) or a list (returns the list, created in bulk per chunk)."""
+        path = f"{parent_path.strip('/')}/{rest_name}" if parent_path.strip("/") else rest_name
+        if isinstance(obj_or_list, dict):
+            return self._check("POST", path, self.request("POST", path, obj_or_list))[0]
+        out: list = []
+        for i in range(0, len(obj_or_list), BULK_CHUNK):
+            body = self._check("POST", path, self.request("POST", path, obj_or_list[i:i + BULK_CHUNK]))
+            out.extend(item["data"] for item in body["response"])
+        return out
+
+    def get(self, path: str) -> dict:
+        return self._check("GET", path, self.request("GET", path))[0]
+
+    def list(self, path: str, filter: str | None = None, page_size: int = 500) -> list[dict]:
+        out: list[dict] = []
+        page = 0
+        while True:
+            headers = {"X-Nuage-Page": str(page), "X-Nuage-PageSize": str(page_size)}
+            if filter:
+                headers["X-Nuage-Filter"] = filter
+            r = self.request("GET", path, headers=headers)
+            items = self._check("GET", path, r) or []
+            out.extend(items)
+            if len(out) >= int(r.headers.get("X-Nuage-Count", len(out))) or not items:
+                return out
+            page += 1
+
+    def count(self, path: str, filter: str | None = None) -> int:
+        r = self.request("HEAD", path, headers={"X-Nuage-Filter": filter} if filter else None)
+        self._check("HEAD", path, r)
+        return int(r.headers["X-Nuage-Count"])
+
+    def update(self, path: str, attrs: dict) -> dict:
+        body = self._check("PUT", path, self.request("PUT", path, attrs))
+        return body[0] if body else attrs
+
+    def delete(self, path: str) -> None:
+        self._check("DELETE", path, self.request("DELETE", path))
+
+    def assign(self, path: str, ids: list[str]) -> None:
+        self._check("PUT", path, self.request("PUT", path, list(ids)))
+
+    def audit(self, limit: int = 100) -> list[dict]:
+        return self._check("GET", "vsplab/audit", self.request("GET", f"vsplab/audit?limit={limit}"))
+
+    def changes(self, since: int = 0, read_timeout: float = 15.0) -> Iterator[dict]:
+        """The change stream from `since` (snapshot, event and heartbeat lines), until the caller stops."""
+        timeout = httpx.Timeout(10.0, read=read_timeout)
+        with self.http.stream("GET", f"{self.api}/vsplab/changes", params={"since": since},
+                              headers=self._headers(self.api_key), timeout=timeout) as r:
+            if r.status_code != 200:
+                r.read()
+                self._check("GET", "vsplab/changes", r)
+            for line in r.iter_lines():
+                if line:
+                    yield orjson.loads(line)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> VsdClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,316 @@
+"""The directory: create, update, delete and member assignment over the in-memory tree, with the VSD's
+checks and roles, producing numbered changes for the store and the change stream.
+
+Everything here runs on the server's event loop thread, one call at a time, so a call sees a consistent
+tree and revisions are handed out in the order changes are applied (the store commits them in that
+order too). A failing call, or any failing item of a bulk list, leaves the tree untouched."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+
+from vsd.errors import VsdError, bad, conflict, forbidden, not_found
+from vsd.indexes import Indexes
+from vsd.rules import PREPARE, check_members, place, place_interface, place_vm
+from vsd.schema import ALLOCATED, MEMBERS, PARENTS, clean_input
+from vsd.tree import Obj, Tree, Txn, successor
+
+ASSOC_NAME = {k: v for k, v in MEMBERS.items()}  # owner kind -> assoc key (the member's entity name)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    user_name: str
+    enterprise_id: str | None  # None for the CSP root
+    organization: str
+    role: str  # CSPROOT, ORGADMIN or ORGUSER
+
+    @property
+    def root(self) -> bool:
+        return self.role == "CSPROOT"
+
+
+@dataclass(slots=True)
+class Change:
+    rev: int
+    op: str
+    kind: str
+    oid: str
+    parent: str | None
+    entity: bytes  # the object as GET returns it (as it was, for a DELETE)
+    assoc: bytes
+    members: list | None
+    secret: dict | None
+    created: int  # revision that created the object
+    enterprise: str | None  # whose change it is (the stream shows enterprise users only their own)
+    line: bytes  # the change-stream line
+
+
+def event_line(rev: int, op: str, kind: str, entity: str | bytes, assoc: str | bytes) -> bytes:
+    ent = entity.encode() if isinstance(entity, str) else entity
+    asc = assoc.encode() if isinstance(assoc, str) else assoc
+    return b"".join((b'{"kind":"event","revision":', str(rev).encode(), b',"type":"', op.encode(),
+                     b'","entityType":"', kind.encode(), b'","entity":', ent, b',"assoc":', asc, b"}\n"))
+
+
+def represent(tree: Tree, obj: Obj, data: dict | None = None) -> dict:
+    d = obj.data if data is None else data
+    if obj.kind == "vm":
+        d = {**d, "interfaces": [tree.objs[i].data for i in tree.under(obj.id, "vminterface")
+                                 if tree.objs[i].parent == obj.id]}
+    return d
+
+
+def assoc_of(kind: str, members: list | None) -> dict:
+    return {ASSOC_NAME[kind]: list(members or ())} if kind in ASSOC_NAME else {}
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.tree = Tree()
+        self.idx = Indexes()
+        self.tree.hooks.append(self.idx)
+        self.revision = 0  # last revision handed out (applied in memory)
+
+    # --- roles
+
+    def can_read(self, who: Principal, obj: Obj) -> bool:
+        return who.root or obj.enterprise == who.enterprise_id
+
+    def _writable(self, who: Principal, enterprise: str | None) -> None:
+        if who.root:
+            return
+        if who.role != "ORGADMIN":
+            raise forbidden(f"user {who.user_name} ({who.role}) may only read")
+        if enterprise != who.enterprise_id:
+            raise forbidden(f"user {who.user_name} may only change objects of enterprise {who.organization}")
+
+    def visible(self, who: Principal, oid: str, kind: str | None = None) -> Obj:
+        obj = self.tree.get(oid)
+        if obj is None or (kind is not None and obj.kind != kind) or not self.can_read(who, obj):
+            raise not_found("ID", f"{kind or 'object'} {oid} does not exist")
+        return obj
+
+    # --- calls
+
+    def _stamp(self, who: Principal, data: dict, now: str, creating: bool) -> None:
+        if creating:
+            data["creationDate"] = now
+            data["owner"] = who.user_id
+        data["lastUpdatedDate"] = now
+        data["lastUpdatedBy"] = who.user_id
+
+    def _create_one(self, txn: Txn, who: Principal, parent: Obj | None, kind: str, body: object,
+                    now: str) -> Obj:
+        data = clean_input(kind, body, creating=True)
+        interfaces = data.pop("interfaces", None) if kind == "vm" else None
+        oid = str(uuid.uuid4())
+        data["ID"] = oid
+        data["parentID"] = parent.id if parent else None
+        data["parentType"] = parent.kind if parent else None
+        data["entityScope"] = "ENTERPRISE"
+        self._stamp(who, data, now, True)
+        obj = Obj(oid, kind, data, parent.id if parent else None)
+        place(obj, parent)
+        if kind == "enterprise":
+            self._writable(who, None)
+        elif kind == "vm":
+            self._place_vm(who, obj, interfaces)
+        else:
+            self._writable(who, obj.enterprise)
+        if kind == "user":
+            from vsd.auth import new_secret
+
+            obj.secret = new_secret(data.get("password") or "")
+            data["password"] = None
+        if kind in MEMBERS:
+            obj.members = []
+        self._check_name(obj)
+        prepare = PREPARE.get(kind)
+        if prepare is not None:
+            prepare(self.tree, self.idx, obj, parent)
+        self.tree.insert(txn, obj)
+        for i, item in enumerate(interfaces or ()):
+            try:
+                self._create_one(txn, who, obj, "vminterface", item, now)
+            except VsdError as e:
+                e.description = f"interfaces[{i}]: {e.description}"
+                raise
+        return obj
+
+    def _place_vm(self, who: Principal, vm: Obj, interfaces: object) -> None:
+        if interfaces is not None and not isinstance(interfaces, list):
+            raise bad("interfaces", "vm.interfaces must be a list of vminterface objects")
+        chain: dict[str, None] = {"": None}
+        for item in interfaces or ():
+            vport = self.tree.get(item.get("VPortID") or "") if isinstance(item, dict) else None
+            if vport is not None and vport.kind == "vport":
+                vm.enterprise = vm.enterprise or vport.enterprise
+                self._writable(who, vport.enterprise)
+                chain.update(dict.fromkeys((*vport.anc, vport.id)))
+        if vm.enterprise is None:
+            vm.enterprise = who.enterprise_id
+            self._writable(who, vm.enterprise)
+        vm.anc = tuple(chain)
+        vm.data["enterpriseID"] = vm.enterprise
+        ent = self.tree.get(vm.enterprise or "")
+        vm.data["enterpriseName"] = ent.data.get("name") if ent else None
+
+    def _check_name(self, obj: Obj) -> None:
+        scope, name = self.tree.name_scope(obj), obj.data.get("name")
+        if scope is None or name is None:
+            return
+        holder = self.tree.names.get((scope, obj.kind, name))
+        if holder is not None and holder != obj.id:
+            raise conflict("name", f"a {obj.kind} named {name!r} already exists here", "Name clash")
+        if obj.kind == "enterprise" and name.lower() == "csp":
+            raise conflict("name", "enterprise name 'csp' is reserved for the service provider", "Name clash")
+
+    def create(self, who: Principal, parent_id: str | None, kind: str, body: object) -> tuple[Txn, list[Obj]]:
+        parent = None
+        if parent_id is not None:
+            parent = self.tree.get(parent_id)
+            if parent is None or not self.can_read(who, parent):
+                raise not_found("parentID", f"parent {parent_id} does not exist")
+        if (parent.kind if parent else "") not in PARENTS[kind]:
+            where = f"under a {parent.kind}" if parent else "at the API root"
+            raise VsdError(405, "parentID", "Not allowed", f"a {kind} cannot be created {where}")
+        items = body if isinstance(body, list) else [body]
+        txn = Txn()
+        now = str(int(time.time() * 1000))
+        created = []
+        try:
+            for i, item in enumerate(items):
+                try:
+                    created.append(self._create_one(txn, who, parent, kind, item, now))
+                except VsdError as e:
+                    if isinstance(body, list):
+                        e.description = f"item {i}: {e.description}"
+                    raise
+            if kind == "vminterface":
+                self.tree.detach(txn, parent)
+                vm = successor(parent)
+                place_vm(self.tree, vm)
+                self.tree.attach(txn, vm, record=False)
+        except BaseException:
+            txn.rollback()
+            raise
+        return txn, created
+
+    def update(self, who: Principal, oid: str, body: object) -> tuple[Txn, Obj]:
+        obj = self.visible(who, oid)
+        self._writable(who, obj.enterprise)
+        attrs = clean_input(obj.kind, body, creating=False)
+        attrs.pop("interfaces", None)
+        for key in ALLOCATED.get(obj.kind, ()):
+            if key in attrs and attrs[key] != obj.data.get(key):
+                raise bad(key, f"{obj.kind}.{key} is assigned by the VSD and cannot be changed", "Read-only")
+        if obj.kind == "group" and "role" in attrs and not who.root and attrs["role"] != obj.data.get("role"):
+            self._writable(who, obj.enterprise)
+        data = {**obj.data, **attrs}
+        self._stamp(who, data, str(int(time.time() * 1000)), False)
+        new = successor(obj, data)
+        if obj.kind == "user" and attrs.get("password"):
+            from vsd.auth import new_secret
+
+            new.secret = new_secret(attrs["password"])
+            data["password"] = None
+        txn = Txn()
+        try:
+            self.tree.detach(txn, obj)
+            self._check_name(new)
+            prepare = PREPARE.get(obj.kind)
+            if prepare is not None:
+                prepare(self.tree, self.idx, new, self.tree.get(obj.parent or ""))
+            self.tree.attach(txn, new)
+        except BaseException:
+            txn.rollback()
+            raise
+        return txn, new
+
+    def delete(self, who: Principal, oid: str) -> Txn:
+        obj = self.visible(who, oid)
+        self._writable(who, obj.enterprise)
+        kids = self.tree.nkids.get(oid, 0)
+        if obj.kind == "vm":
+            kids -= sum(1 for i in self.tree.under(oid, "vminterface") if self.tree.objs[i].parent == oid)
+        if kids:
+            raise conflict("ID", f"{obj.kind} {obj.data.get('name') or oid} still has {kids} child object(s); "
+                           "delete them first", "Object in use")
+        referrers = self.idx.refs.get(oid)
+        if referrers:
+            r = self.tree.objs[next(iter(referrers))]
+            raise conflict("ID", f"{obj.kind} {obj.data.get('name') or oid} is still referenced by "
+                           f"{len(referrers)} object(s), e.g. {r.kind} {r.id}", "Object in use")
+        txn = Txn()
+        try:
+            for owner_id in sorted(self.tree.member_of.get(oid, ())):
+                owner = self.tree.objs[owner_id]
+                self.tree.detach(txn, owner)
+                self.tree.attach(txn, successor(owner, members=[m for m in owner.members if m != oid]))
+            if obj.kind == "vm":
+                for i in list(self.tree.under(oid, "vminterface")):
+                    if self.tree.objs[i].parent == oid:
+                        self.tree.remove(txn, self.tree.objs[i])
+            self.tree.remove(txn, obj)
+        except BaseException:
+            txn.rollback()
+            raise
+        return txn
+
+    def assign(self, who: Principal, owner_id: str, member_kind: str, ids: object) -> tuple[Txn, Obj]:
+        owner = self.visible(who, owner_id)
+        if MEMBERS.get(owner.kind) != member_kind:
+            raise VsdError(405, "", "Not allowed", f"{member_kind}s cannot be assigned to a {owner.kind}")
+        self._writable(who, owner.enterprise)
+        members = check_members(self.tree, owner, member_kind, ids)
+        txn = Txn()
+        self.tree.detach(txn, owner)
+        new = successor(owner, data={**owner.data, "lastUpdatedDate": str(int(time.time() * 1000))},
+                        members=members)
+        self.tree.attach(txn, new)
+        return txn, new
+
+    # --- restart
+
+    def load(self, kind: str, data: dict, members: list | None, secret: dict | None, rev: int) -> None:
+        """Put back a stored object (parents come first: objects are loaded in creation order)."""
+        parent = self.tree.get(data.get("parentID") or "")
+        obj = Obj(data["ID"], kind, data, parent.id if parent else None)
+        obj.members, obj.secret, obj.rev = members, secret, rev
+        place(obj, parent)
+        if kind == "vminterface":
+            place_interface(obj, parent, self.tree.objs[data["VPortID"]])
+        elif kind == "vm":
+            obj.enterprise = data.get("enterpriseID")
+        self.tree.insert(None, obj)
+
+    def loaded(self, revision: int) -> None:
+        self.revision = revision
+        for vm_id in list(self.tree.under("", "vm")):
+            vm = self.tree.objs[vm_id]
+            self.tree._unindex(vm)
+            place_vm(self.tree, vm)
+            self.tree._index(vm)
+
+    # --- numbering
+
+    def number(self, txn: Txn) -> list[Change]:
+        """Hand out revisions to a successful call's changes and render their stream lines."""
+        out = []
+        for op, obj, data, members in txn.changes:
+            self.revision += 1
+            rev = self.revision
+            if op == "CREATE":
+                obj.rev = rev
+            entity = orjson.dumps(represent(self.tree, obj, data))
+            assoc = orjson.dumps(assoc_of(obj.kind, members))
+            out.append(Change(rev, op, obj.kind, obj.id, obj.parent, entity, assoc, members, obj.secret,
+                              obj.rev, obj.enterprise, event_line(rev, op, obj.kind, entity, assoc)))
+        txn.changes.clear()
+        return out

@@ -1,0 +1,143 @@
+"""Running a VSD: `build_app` (store + directory + API), `serve` (uvicorn with uvloop and httptools,
+plain HTTP or HTTPS) and `EmbeddedVsd`, which runs `python -m vsd serve` as a child process on a free
+loopback port so that the caller's interpreter (and GIL) stays free."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+import orjson
+
+from vsd.api import PREFIX, VsdApp
+from vsd.auth import ROOT_ORG, Auth, new_secret
+from vsd.directory import Directory
+from vsd.store import Store
+
+DEFAULT_ROOT = "csproot"
+
+
+def default_db_url(path: str) -> str:
+    return f"sqlite:///{os.path.abspath(path)}"
+
+
+def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | None = None,
+              retention: int = 1_000_000, announce=print) -> VsdApp:
+    store = Store(db_url, retention=retention)
+    directory = Directory()
+    revision = store.load(directory.load)
+    directory.loaded(revision)
+    root = store.get_meta("root")
+    if root is None:
+        password = root_password or os.environ.get("VSD_ROOT_PASSWORD")
+        if not password:
+            # a lab default, announced so nobody mistakes it for a secret; production sets its own
+            password = DEFAULT_ROOT
+            announce(f"VSD: first start, created CSP root {root_user!r} in organization {ROOT_ORG!r} with the "
+                     f"lab default password {password!r} (set --root-password or VSD_ROOT_PASSWORD instead)")
+        else:
+            announce(f"VSD: first start, created CSP root {root_user!r} in organization {ROOT_ORG!r}")
+        root = {"user": root_user, **new_secret(password)}
+        store.set_meta("root", orjson.dumps(root).decode())
+    else:
+        root = orjson.loads(root)
+    return VsdApp(store, directory, Auth(directory, root["user"], root))
+
+
+def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_key: str | None = None,
+          root_password: str | None = None, retention: int = 1_000_000) -> None:
+    import uvicorn
+
+    app = build_app(db_url, root_password=root_password, retention=retention)
+    scheme = "https" if tls_cert else "http"
+    print(f"VSD listening on {scheme}://{host}:{port}{PREFIX} (db {db_url}, revision {app.dir.revision}, "
+          f"{len(app.dir.tree.objs)} objects)", flush=True)
+    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
+                access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on",
+                timeout_keep_alive=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedVsd:
+    """A VSD child process on 127.0.0.1 (a free port unless given) and a database (by default a SQLite
+    file in a temporary directory that lives as long as this object). `stop()`, `kill()` (SIGKILL) and
+    `start()` again reuse the same database."""
+
+    def __init__(self, db_url: str | None = None, port: int | None = None, user: str = DEFAULT_ROOT,
+                 password: str = DEFAULT_ROOT, retention: int | None = None, log_path: str | None = None):
+        self._tmp = None
+        if db_url is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="vl-vsd-")
+            db_url = default_db_url(os.path.join(self._tmp.name, "vsd.db"))
+        self.db_url, self.port = db_url, port or free_port()
+        self.user, self.password, self.enterprise = user, password, ROOT_ORG
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = f"{self.url}{PREFIX}"
+        self.retention = retention
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> EmbeddedVsd:
+        cmd = [sys.executable, "-m", "vsd", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--db", self.db_url, "--root-password", self.password]
+        if self.retention:
+            cmd += ["--retention", str(self.retention)]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log_path else None,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the VSD exited with status {self.proc.returncode} before answering "
+                                   f"(command: {' '.join(cmd)})")
+            try:
+                if httpx.get(f"{self.api}/vsplab/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise TimeoutError(f"the VSD did not answer on {self.url} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> EmbeddedVsd:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
