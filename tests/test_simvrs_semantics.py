@@ -22,6 +22,7 @@ from vsplab.openflow.consts import (
 from vsplab.openflow.flow import (
     CT_EST,
     CT_NEW,
+    CT_REL,
     CT_RPL,
     CT_TRK,
     OFPP_IN_PORT,
@@ -255,3 +256,31 @@ def test_arp_responder_swapping_through_a_register(one):
     assert d.container == "vl-b"
     assert (p["arp_op"], p["arp_sha"], p["arp_spa"], p["arp_tha"], p["arp_tpa"], p["eth_dst"]) == (
         2, router, IP_C, MAC_B, IP_B, MAC_B)
+
+
+def test_icmp_errors_are_related_and_non_ip_frames_match_eth_type(one):
+    from scapy.layers.inet import ICMP, IP, IPerror, TCPerror
+    from scapy.layers.l2 import Ether
+
+    fab, sw = one
+    rel = CT_TRK | CT_REL
+    send(
+        sw,
+        Flow(0, 10, match(eth_type=0x0800), actions=(Ct(zone=1, table=1),)),
+        Flow(0, 10, match(eth_type=0x88CC, in_port=2), actions=(Output(4),)),
+        Flow(1, 20, match(eth_type=0x0800, ct_state=(CT_TRK | CT_NEW, CT_TRK | CT_NEW), in_port=2),
+             actions=(Ct(commit=True, zone=1), Output(3))),
+        Flow(1, 20, match(eth_type=0x0800, ct_state=(rel, rel), in_port=3), actions=(Output(2),)),
+    )
+    assert fab.trace(tcp("vl-a", IP_B)).delivered_to("vl-b")  # commits A:40000 -> B:80
+    err = Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=3, code=3) / IPerror(
+        src="10.0.0.1", dst="10.0.0.2", proto=6) / TCPerror(sport=40000, dport=80)
+    p = Packet.from_scapy(err, source="vl-b")
+    assert p.icmp_inner == (6, "10.0.0.1", 40000, "10.0.0.2", 80)
+    r = fab.trace(p)
+    assert r.delivered_to("vl-a") and "+rel+rpl+trk" in r.text(), r.text()
+    stray = p.with_(icmp_inner=(6, "10.0.0.1", 40001, "10.0.0.2", 80))
+    assert fab.trace(stray).verdict == "dropped"  # +inv: quotes no known connection
+    lldp = Packet(eth_type=0x88CC, source="vl-a", eth_dst="01:80:c2:00:00:0e")
+    assert fab.trace(lldp).delivered_to("vl-c")
+    assert fab.trace(lldp.with_(source="vl-b")).verdict == "dropped"

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vsplab.openflow.flow import CT_EST, CT_INV, CT_NEW, CT_RPL, CT_TRK
+from vsplab.openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, CT_TRK
 
 _ICMP_REPLY = {8: 0, 13: 14, 15: 16, 17: 18}  # echo, timestamp, info, mask request -> reply type
+_ICMP_ERRORS = {3, 4, 5, 11, 12}  # unreachable, source quench, redirect, time exceeded, parameter problem
 TCP_SYN, TCP_RST, TCP_ACK = 0x02, 0x04, 0x10
 
 
@@ -56,6 +57,13 @@ class Conntrack:
         k = _key(f)
         if k is None:
             return CT_TRK | CT_INV
+        if k[0] == 1 and f["icmpv4_type"] in _ICMP_ERRORS:
+            # An error is related to the connection of the packet it quotes, never a connection itself.
+            inner = f.get("icmp_inner")
+            hit = self.table.get((zone, inner)) if inner is not None else None
+            if hit is None:
+                return CT_TRK | CT_INV
+            return CT_TRK | CT_REL | (0 if hit[1] else CT_RPL)
         hit = self.table.get((zone, k))
         flags = f.get("tcp_flags", TCP_SYN) if k[0] == 6 else 0
         if hit is not None:

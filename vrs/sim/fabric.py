@@ -14,7 +14,7 @@ MAX_HOPS = 8
 BROADCAST = 0xFFFFFFFFFFFF
 _PACKET_FIELDS = ("eth_src", "eth_dst", "eth_type", "ip_proto", "ipv4_src", "ipv4_dst", "ip_ttl", "tcp_src",
                   "tcp_dst", "udp_src", "udp_dst", "tcp_flags", "icmpv4_type", "icmpv4_code", "arp_op",
-                  "arp_spa", "arp_tpa", "arp_sha", "arp_tha")
+                  "arp_spa", "arp_tpa", "arp_sha", "arp_tha", "icmp_inner")
 
 
 @dataclass

@@ -47,6 +47,11 @@ class Packet:
     arp_tha: int | str | None = 0
     ttl: int = 64
     length: int = 64
+    # A non-IP, non-ARP frame (e.g. 0x88cc LLDP): only the Ethernet header is matched.
+    eth_type: int | None = None
+    # An ICMP error (type 3, 4, 5, 11, 12) quotes the packet that caused it: (ip_proto, src, sport,
+    # dst, dport) of that packet as it was sent; conntrack marks the error +rel to its connection.
+    icmp_inner: tuple | None = None
 
     @property
     def ip_proto(self) -> int | None:
@@ -80,6 +85,12 @@ class Packet:
             kw.update(proto="udp", src_port=pkt[UDP].sport, dst_port=pkt[UDP].dport)
         elif ICMP in pkt:
             kw.update(proto="icmp", icmp_type=pkt[ICMP].type, icmp_code=pkt[ICMP].code)
+            from scapy.layers.inet import IPerror, TCPerror, UDPerror
+
+            if IPerror in pkt:
+                e = pkt[IPerror]
+                l4 = pkt[TCPerror] if TCPerror in pkt else pkt[UDPerror] if UDPerror in pkt else None
+                kw["icmp_inner"] = (e.proto, e.src, l4.sport if l4 else 0, e.dst, l4.dport if l4 else 0)
         return cls(**kw)
 
     @classmethod
@@ -96,6 +107,9 @@ class Packet:
                              "tun_id": 0, "tun_ipv4_src": 0, "tun_ipv4_dst": 0, "ct_state": 0, "ct_zone": 0,
                              "ct_mark": 0, **{f"reg{i}": 0 for i in range(16)}}
         dst = ip_int(self.dst_ip)
+        if self.eth_type is not None and self.eth_type not in (0x0800, 0x0806):
+            f["eth_type"] = self.eth_type
+            return f
         if self.proto == "arp":
             f.update(eth_type=0x0806, arp_op=self.arp_op, arp_spa=src_ip or 0, arp_tpa=dst or 0,
                      arp_sha=mac_int(self.arp_sha) if self.arp_sha is not None else eth_src,
@@ -110,6 +124,9 @@ class Packet:
             f.update(udp_src=self.src_port, udp_dst=self.dst_port or 0)
         elif proto == 1:
             f.update(icmpv4_type=self.icmp_type, icmpv4_code=self.icmp_code)
+            if self.icmp_inner is not None:
+                p, s, sp, d, dp = self.icmp_inner
+                f["icmp_inner"] = (p, ip_int(s), sp, ip_int(d), dp)  # type: ignore[assignment]
         return f
 
 
@@ -131,6 +148,8 @@ def fields_to_bytes(f: dict[str, int]) -> bytes:
         return str(ipaddress.IPv4Address(v))
 
     eth = Ether(src=mac(f["eth_src"]), dst=mac(f["eth_dst"]), type=f.get("eth_type", 0x0800))
+    if "ip_proto" not in f and f.get("eth_type") != 0x0806:
+        return bytes(eth)
     if f.get("eth_type") == 0x0806:
         return bytes(eth / ARP(op=f["arp_op"], hwsrc=mac(f["arp_sha"]), psrc=ip(f["arp_spa"]),
                                hwdst=mac(f["arp_tha"]), pdst=ip(f["arp_tpa"])))
