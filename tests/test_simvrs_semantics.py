@@ -284,3 +284,13 @@ def test_icmp_errors_are_related_and_non_ip_frames_match_eth_type(one):
     lldp = Packet(eth_type=0x88CC, source="vl-a", eth_dst="01:80:c2:00:00:0e")
     assert fab.trace(lldp).delivered_to("vl-c")
     assert fab.trace(lldp.with_(source="vl-b")).verdict == "dropped"
+
+
+def test_a_new_controller_connection_discards_open_bundles(one):
+    _, sw = one
+    sw.handle(encode.bundle_open(1, 1))
+    sw.handle(encode.bundle_add(1, encode.flow_mod(Flow(0, 1, actions=(Output(2),))), 2))
+    sw.new_connection()
+    (reply,) = sw.handle(encode.bundle_open(1, 3))  # not OFPBFC_BUNDLE_EXIST
+    assert reply[1] == 4 and reply[21] == OFPBCT_OPEN_REPLY
+    assert sw.flow_count() == 0

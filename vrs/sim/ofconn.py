@@ -36,6 +36,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.switch.new_connection()
         self.last_rx = asyncio.get_running_loop().time()
         transport.write(encode.hello(1))
 

@@ -41,6 +41,8 @@ class Port:
 
 
 class SimSwitch:
+    """One simulated datapath: its ports, flow tables, conntrack and OpenFlow message handling."""
+
     def __init__(self, name: str, datapath_id: int, vtep_ip: int, n_tables: int = 254, tunnel_ofport: int = 1):
         self.name = name
         self.datapath_id = datapath_id
@@ -82,6 +84,13 @@ class SimSwitch:
                 encode.header(C.OFPT_GET_ASYNC_REPLY, x, struct.pack("!6I", *self.async_config))],
             C.OFPT_PACKET_OUT: lambda m, x: packetio.packet_out(self, m, x),
         }
+
+    def new_connection(self) -> None:
+        """A controller connected: what OVS keeps per connection starts over (open bundles are
+        discarded, async config and miss_send_len go back to their defaults); flows stay."""
+        self.bundles.clear()
+        self.config = (0, 128)
+        self.async_config = (0x3, 0x0, 0x7, 0x7, 0xF, 0x0)
 
     # --- ports ----------------------------------------------------------------------------------
 
