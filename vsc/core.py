@@ -330,22 +330,24 @@ class Vsc:
             return sorted(self.prog.desired.get(dpid, {}).values(), key=lambda f: (f.table, -f.priority))
 
 
-_ENCODED: dict[int, tuple[Flow, bytes]] = {}  # id(flow) -> its bundle-add message, for flows many VRSs share
+_ENCODED: dict[tuple, tuple[Flow, bytes]] = {}  # (id(flow), command) -> bundle-add, for flows many VRSs share
 _REMOTE = Kind.REMOTE_ENDPOINT << 56
 # One bundle at a time per connection (each is committed before the next opens), so one id serves all
 # and a bundle-add message is the same bytes for every VRS.
 BUNDLE_ID = 1
 
 
-def _bundle_add(f: Flow) -> bytes:
+def _bundle_add(f: Flow, command: int = OFPFC_ADD) -> bytes:
+    strict = command != OFPFC_ADD
     if f.cookie & KIND_MASK != _REMOTE:
-        return encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, OFPFC_ADD, 0))
-    # A remote-endpoint flow is the same object on every VRS of its domain: encode it once.
-    hit = _ENCODED.get(id(f))
+        return encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, command, 0, strict=strict))
+    # A remote-endpoint flow is the same object on every VRS of its domain: encode it once per command.
+    key = (id(f), command)
+    hit = _ENCODED.get(key)
     if hit is None or hit[0] is not f:
         if len(_ENCODED) > 500_000:
             _ENCODED.clear()
-        hit = _ENCODED[id(f)] = (f, encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, OFPFC_ADD, 0)))
+        hit = _ENCODED[key] = (f, encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, command, 0, strict=strict)))
     return hit[1]
 
 
@@ -356,10 +358,8 @@ def bundle_bytes(xid: int, ops: FlowOps) -> bytes:
     names the bundle (its commit fails) and the VRS is resynced as a whole. Open has `xid`, commit
     xid + 1, the barrier xid + 2."""
     parts = [encode.bundle_open(BUNDLE_ID, xid)]
-    for f in ops.delete:
-        parts.append(encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, OFPFC_DELETE, 0, strict=True)))
-    for f in ops.modify:
-        parts.append(encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, OFPFC_MODIFY, 0, strict=True)))
+    parts += [_bundle_add(f, OFPFC_DELETE) for f in ops.delete]
+    parts += [_bundle_add(f, OFPFC_MODIFY) for f in ops.modify]
     parts += [_bundle_add(f) for f in ops.add]
     parts.append(encode.bundle_commit(BUNDLE_ID, xid + 1))
     parts.append(encode.barrier_request(xid + 2))

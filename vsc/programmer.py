@@ -205,10 +205,13 @@ class Programmer:
                 continue
             if moved:
                 self._unset(h, old[0])
-            if h in tracked:
-                self._set(h, rk, rf)
-            else:  # the bulk path (initial build, VRSs not yet synced): no change log to keep
-                desired[h][rk] = rf
+            d = desired[h]
+            if h in tracked:  # inlined _set: this loop runs (endpoints x hosts) times
+                prev = d.get(rk, _ABSENT)
+                log = self._log.setdefault(h, {})
+                if rk not in log:
+                    log[rk] = prev
+            d[rk] = rf
         if moved:
             self._unset(home, old[0])
 

@@ -290,6 +290,15 @@ class View:
         oid = entity["ID"]
         touched: Touched = set()
         old = store.get(oid)
+        if kind == "policygroup" and old is not None and op != "DELETE" and entity.get("parentID") == old.domain_id:
+            # A membership change concerns only the vports that joined or left, not the whole group
+            # (the "all" group of NFD8 holds 20,000 vports).
+            obj = _parse(kind, entity, assoc or {})
+            self._unindex(kind, old)
+            store[oid] = obj
+            self.raw[oid] = (kind, entity, assoc or {})
+            self._index(kind, obj)
+            return {("vport", v) for v in old.vport_ids ^ obj.vport_ids}
         if old is not None:
             touched |= self._touch(kind, old)
         if op == "DELETE":
@@ -305,10 +314,6 @@ class View:
         self.raw[oid] = (kind, entity, assoc or {})
         self._index(kind, obj)
         touched |= self._touch(kind, obj)
-        if kind == "policygroup" and old is not None and old.domain_id == obj.domain_id:
-            # A membership change concerns only the vports that joined or left, not the domain.
-            touched.discard(("domain", obj.domain_id))
-            touched |= {("vport", v) for v in old.vport_ids ^ obj.vport_ids}
         return touched
 
     def _touch(self, kind: str, obj) -> Touched:
