@@ -284,3 +284,17 @@ def test_encode_and_decode_cost(capsys):
     with capsys.disabled():
         print(f"\nflow-mod encode {1e6 * (t1 - t0) / n:.2f} us, fast decode {1e6 * (t2 - t1) / n:.2f} us, "
               f"decode to Flow {1e6 * (t3 - t2) / 2000:.2f} us")
+
+
+def test_actions_inconsistent_with_the_match_are_refused_by_the_switch_decoder():
+    arp_reply = (SetField("arp_op", 2), Move("arp_sha", "arp_tha", 48), Output(OFPP_IN_PORT))
+    ok = encode.flow_mod(Flow(0, 1, match(eth_type=0x0806), actions=arp_reply))
+    assert fastdecode.flow_mod(ok)[14][3]  # the prerequisites travel with the decoded actions
+    for m in [match(), match(eth_type=0x0800), match(reg0=1)]:
+        with pytest.raises(decode.OFPError) as e:
+            fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, m, actions=arp_reply)))
+        assert (e.value.type, e.value.code) == (OFPET_BAD_ACTION, 10)  # OFPBAC_MATCH_INCONSISTENT
+    tcp_rewrite = (SetField("tcp_dst", 8080), Output(2))
+    with pytest.raises(decode.OFPError):
+        fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, match(eth_type=0x0800, ip_proto=17), actions=tcp_rewrite)))
+    fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, match(eth_type=0x0800, ip_proto=6), actions=tcp_rewrite)))

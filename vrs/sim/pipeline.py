@@ -130,7 +130,7 @@ class _Pass:
             flow = rule.flow(table)
             step = Step(sw.name, table, text.format_flow(flow, show_stats=False), [], "", depth, rule.cookie)
             res.steps.append(step)
-            actions, goto, md = rule.instr
+            actions, goto, md = rule.instr[:3]
             if not self.actions(f, actions, step, depth):
                 return
             if md is not None:

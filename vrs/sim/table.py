@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from vsplab.openflow.flow import Flow, MatchField, Output
 
-Instructions = tuple  # (actions, goto, (metadata, mask) | None), shared between flows
+Instructions = tuple  # decode.Instructions: (actions, goto, metadata, prerequisites), shared between flows
 
 
 class Rule:
@@ -35,7 +35,7 @@ class Rule:
         self.n_bytes = 0
 
     def flow(self, table: int) -> Flow:
-        actions, goto, md = self.instr
+        actions, goto, md = self.instr[:3]
         m = tuple(
             MatchField(n, v) if mk == full else MatchField(n, v, mk)
             for n, mk, full, v in zip(self.sub.names, self.sub.masks, self.sub.full, self.values, strict=True)

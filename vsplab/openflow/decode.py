@@ -140,6 +140,27 @@ def check_prereqs(items: list[tuple[str, int, int | None]]) -> dict[str, tuple[i
     return byname
 
 
+def _action_prereqs(actions) -> tuple:
+    need = {}
+    for a in actions:
+        c = a.__class__
+        names = (a.name,) if c is SetField else (a.src, a.dst) if c is Move else ()
+        for n in names:
+            for pname, allowed in FIELDS[n].prereq:
+                need[pname] = need[pname] & allowed if pname in need else allowed
+    return tuple(need.items())
+
+
+def check_action_prereqs(byname: dict[str, tuple[int, int | None]], needs: tuple) -> None:
+    """OVS refuses actions on fields the match does not guarantee the packet has (set_field of
+    arp_op on a flow that does not match ARP): OFPBAC_MATCH_INCONSISTENT."""
+    for pname, allowed in needs:
+        got = byname.get(pname)
+        if got is None or got[1] is not None or got[0] not in allowed:
+            raise OFPError(OFPET_BAD_ACTION, OFPBAC_MATCH_INCONSISTENT,
+                           f"actions need {pname} in {sorted(allowed)} in the match")
+
+
 def decode_match(buf: bytes, off: int) -> tuple[tuple[MatchField, ...], int]:
     items, nxt = match_items(buf, off)
     check_prereqs(items)
@@ -217,13 +238,17 @@ def decode_actions(buf: bytes, off: int, end: int) -> tuple[Action, ...]:
     return tuple(out)
 
 
-Instructions = tuple[tuple[Action, ...], int | None, tuple[int, int] | None]
+# (apply-actions, goto table or None, (metadata, mask) or None, prerequisites the actions put on the
+# match: ((field, allowed values), ...) - e.g. set_field on arp_op needs eth_type=0x0806).
+Instructions = tuple[tuple[Action, ...], int | None, tuple[int, int] | None, tuple]
+NO_INSTRUCTIONS: Instructions = ((), None, None, ())
+OFPBAC_MATCH_INCONSISTENT = 10
 _INSTR_CACHE: dict[bytes, Instructions] = {}
 _INSTR_CACHE_MAX = 200_000
 
 
 def decode_instructions(blob: bytes) -> Instructions:
-    """(apply-actions, goto table or None, (metadata, mask) or None) of an instruction list."""
+    """(apply-actions, goto, write-metadata, match prerequisites) of an instruction list."""
     hit = _INSTR_CACHE.get(blob)
     if hit is not None:
         return hit
@@ -249,7 +274,7 @@ def decode_instructions(blob: bytes) -> Instructions:
         else:
             raise OFPError(OFPET_BAD_INSTRUCTION, OFPBIC_UNKNOWN_INST, f"instruction type {itype}")
         p += ilen
-    result = (actions, goto, md)
+    result = (actions, goto, md, _action_prereqs(actions))
     if len(_INSTR_CACHE) >= _INSTR_CACHE_MAX:
         _INSTR_CACHE.clear()
     _INSTR_CACHE[blob] = result
@@ -289,7 +314,7 @@ def flow_mod_parts(msg: bytes) -> FlowModParts:
     items, p = match_items(msg, 48)
     if p > length:
         raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_LEN, "match padding beyond message")
-    instr = decode_instructions(msg[p:]) if p < length else ((), None, None)
+    instr = decode_instructions(msg[p:]) if p < length else NO_INSTRUCTIONS
     return FlowModParts(xid, cookie, cmask, table, cmd, idle, hard, prio, buf_id, oport, ogroup, flags, items, instr)
 
 
@@ -305,7 +330,7 @@ class FlowModMsg(NamedTuple):
 
 
 def _flow(table, prio, items, instr, cookie, idle, hard) -> Flow:
-    actions, goto, md = instr
+    actions, goto, md = instr[:3]
     match = tuple(MatchField(n, v, m) for n, v, m in items)
     return Flow(table, prio, match, actions, goto, md, cookie, idle, hard)
 
@@ -313,7 +338,7 @@ def _flow(table, prio, items, instr, cookie, idle, hard) -> Flow:
 def parse_flow_mod(msg: bytes) -> FlowModMsg:
     """(command, flags, Flow, xid, cookie_mask, out_port, out_group, buffer_id) of one flow-mod."""
     p = flow_mod_parts(msg)
-    check_prereqs(p.match)
+    check_prereqs(p.match)  # action prerequisites are the switch's business (fastdecode checks them)
     flow = _flow(p.table, p.priority, p.match, p.instructions, p.cookie, p.idle_timeout, p.hard_timeout)
     return FlowModMsg(p.command, p.flags, flow, p.xid, p.cookie_mask, p.out_port, p.out_group, p.buffer_id)
 
@@ -333,7 +358,7 @@ def flow_stats_reply(body: bytes) -> list[FlowStats]:
         if length < 56 or p + length > len(body):
             raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, f"flow stats entry length {length}")
         items, q = match_items(body, p + 48)
-        instr = decode_instructions(body[q : p + length]) if q < p + length else ((), None, None)
+        instr = decode_instructions(body[q : p + length]) if q < p + length else NO_INSTRUCTIONS
         flow = _flow(table, prio, items, instr, cookie, idle, hard)
         out.append(FlowStats(flow, dsec, dnsec, pkts, nbytes, {"flags": flags} if flags else {}))
         p += length

@@ -21,7 +21,14 @@ from vsplab.openflow.consts import (
     OFPET_BAD_REQUEST,
     OFPT_FLOW_MOD,
 )
-from vsplab.openflow.decode import OFPError, check_prereqs, decode_instructions, match_items
+from vsplab.openflow.decode import (
+    NO_INSTRUCTIONS,
+    OFPError,
+    check_action_prereqs,
+    check_prereqs,
+    decode_instructions,
+    match_items,
+)
 from vsplab.openflow.fields import FIELD_ORDER, FIELDS, FIELDS_BY_TYPE
 
 _FIXED = "!BBHIQQBBHHHIIIH2xHH"  # flow-mod fixed part + ofp_match type/length
@@ -70,6 +77,9 @@ def _compile(shape: tuple[tuple[int, bool], ...], mlen: int):
     mask_exprs = [exprs[n][1] for n in order]
     const_masks = all(m.isdigit() for m in mask_exprs)
     masks = "MASKS" if const_masks else f"({''.join(m + ', ' for m in mask_exprs)})"
+    # For the rare flows whose actions need match prerequisites (ARP responder, L4 rewrites).
+    byname = "{" + "".join(
+        f"{n!r}: ({exprs[n][0]}, {'None' if exprs[n][1].isdigit() else exprs[n][1]}), " for n in order) + "}"
     unpack = struct.Struct("".join(fmt))
     end = unpack.size
     src = f"""
@@ -80,13 +90,16 @@ def dec(msg):
     if {' or '.join(pre) if pre else 'False'}:
         raise prereq_error
     instr = decode_instructions(msg[{end}:]) if len(msg) > {end} else EMPTY
+    if instr[3]:
+        check_action_prereqs({byname}, instr[3])
     return (v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[12], v[13], v[14],
             NAMES, {masks}, ({''.join(exprs[n][0] + ', ' for n in order)}), instr)
 """
     ns = {
         "unpack_from": unpack.unpack_from,
         "decode_instructions": decode_instructions,
-        "EMPTY": ((), None, None),
+        "EMPTY": NO_INSTRUCTIONS,
+        "check_action_prereqs": check_action_prereqs,
         "NAMES": tuple(order),
         "MASKS": tuple(int(m) for m in mask_exprs) if const_masks else None,
         "prereq_error": OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_PREREQ, "match prerequisites not met"),
