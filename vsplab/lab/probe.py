@@ -10,8 +10,9 @@ import ipaddress
 import itertools
 import time
 
-from vrs.sim.fabric import BROADCAST, SimFabric
+from vrs.sim.fabric import BROADCAST, SimFabric, TraceResult
 from vrs.sim.packet import Packet
+from vsc.pipeline import Table
 from vsplab.report import ExpectationResult
 from vsplab.scenario.to_vsd import PlacedContainer
 
@@ -36,6 +37,20 @@ def resolve_mac(fabric: SimFabric, src: PlacedContainer, target_ip: str) -> tupl
     return None, f"ARP for {target_ip} from {src.name} unanswered ({why})"
 
 
+def why_dropped(res: TraceResult) -> str:
+    """Where a trace ended: the last table it went through and the flow (or miss) it hit there."""
+    if res.delivered:
+        return "delivered to " + ", ".join(d.container or d.switch for d in res.delivered) + " instead"
+    if not res.steps:
+        return res.drops[-1] if res.drops else "not delivered"
+    last = res.steps[-1]
+    try:
+        name = Table(last.table).name
+    except ValueError:
+        name = "?"
+    return f"{last.switch} table {last.table} ({name}): {last.flow or 'no flow matched'}"
+
+
 def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protocol: str, port: int | None,
           gateways: dict[tuple[str, str], str]) -> tuple[str, str]:
     """(observed verdict, detail) for traffic from src to dst."""
@@ -47,10 +62,7 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
                    eth_dst=mac, tcp_flags="S", icmp_type=8)
     res = fabric.trace(first)
     if not res.delivered_to(dst.name):
-        where = res.drops[-1] if res.drops else (
-            f"delivered to {', '.join(d.container or d.switch for d in res.delivered)} instead" if res.delivered
-            else "not delivered")
-        return "deny", f"request: {where}"
+        return "deny", f"request: {why_dropped(res)}"
     if protocol == "udp":
         return "allow", ""
     back_mac, why = resolve_mac(fabric, dst, next_hop_ip(dst, src, gateways))
@@ -60,7 +72,7 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
                    src_port=port or 0, eth_dst=back_mac, tcp_flags="SA", icmp_type=0)
     res = fabric.trace(reply)
     if not res.delivered_to(src.name):
-        return "deny", f"reply: {res.drops[-1] if res.drops else 'not delivered'}"
+        return "deny", f"reply: {why_dropped(res)}"
     return "allow", ""
 
 

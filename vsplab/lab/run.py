@@ -67,11 +67,10 @@ class SimLab:
     # --- bring-up -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from vsd.client import VsdClient
-        from vsd.server import EmbeddedVsd
-
         from vrs.sim.runtime import SimRuntime
         from vsc.process import VscProcess
+        from vsd.client import VsdClient
+        from vsd.server import EmbeddedVsd
 
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
@@ -133,7 +132,8 @@ class SimLab:
 
     def wait_converged(self, timeout: float = 120.0) -> None:
         t0 = time.perf_counter()
-        revision = self.client.revision() if hasattr(self.client, "revision") else 0
+        # the revision the VSD committed last: the VSC has converged only once its view reached it
+        revision = self.client.request("GET", "vsplab/health").json()["committed"]
         default_vsc = self.scenario.controllers[0].name
         for name, vsc in self.vscs.items():
             hosts = [h.name for h in self.scenario.hosts if (h.vsc or default_vsc) == name]
