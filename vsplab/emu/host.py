@@ -1,0 +1,130 @@
+"""Emulated hosts on one machine: each a network namespace with its own Open vSwitch and `vrs` agent.
+
+    root namespace:  vl-mgmt (Linux bridge, MGMT_NET .1) -- the VSC listens here
+                        | vl-m<i> veth
+    vl-<host>:       vl-mg0 (MGMT_NET .1+i)            br-phy (netdev, VTEP IP) -- vl-ul0 veth
+                     br-int (netdev, the VSC's pipeline, vxlan0, container veths)      |
+    vl-underlay:     vl-ul (Linux bridge, no address) ---------------------- vl-u<i> veth
+
+The underlay lives in its own namespace so no lab address or frame touches the root namespace. The
+VTEP address sits on br-phy's local port, not on the veth: userspace VXLAN routes and resolves the
+outer header through an OVS bridge (../shared/notes/userspace-ovs.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vsplab.emu.netns import link_delete, netns_add, netns_delete, netns_exists, run
+from vsplab.emu.ovs import OvsInstance
+
+MGMT_BRIDGE, MGMT_NET = "vl-mgmt", "169.254.100."
+UNDERLAY_NS, UNDERLAY_BRIDGE, UNDERLAY_NET = "vl-underlay", "vl-ul", "172.30.0."
+MGMT_IF, UNDERLAY_IF = "vl-mg0", "vl-ul0"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, so `python -m vrs.cli` works from any cwd
+
+
+def host_netns(host: str) -> str:
+    return f"vl-{host}"
+
+
+class EmuFabric:
+    """The management bridge (root namespace) and the underlay bridge (its own namespace)."""
+
+    mgmt_ip = f"{MGMT_NET}1"
+
+    def start(self) -> None:
+        run("ip", "link", "add", MGMT_BRIDGE, "type", "bridge")
+        run("ip", "addr", "add", f"{self.mgmt_ip}/24", "dev", MGMT_BRIDGE)
+        run("ip", "link", "set", MGMT_BRIDGE, "up")
+        netns_add(UNDERLAY_NS)
+        run("ip", "link", "add", UNDERLAY_BRIDGE, "type", "bridge", ns=UNDERLAY_NS)
+        run("ip", "link", "set", UNDERLAY_BRIDGE, "up", ns=UNDERLAY_NS)
+
+    def stop(self) -> None:
+        netns_delete(UNDERLAY_NS)
+        link_delete(MGMT_BRIDGE)
+
+
+class EmuHost:
+    """One emulated host. `index` (1..253) fixes its addresses and root-side interface names."""
+
+    def __init__(self, name: str, index: int, workdir: Path) -> None:
+        if not 1 <= index <= 253:
+            raise ValueError(f"host index {index} out of range 1..253")
+        self.name, self.index = name, index
+        self.ns = host_netns(name)
+        self.dir = Path(workdir) / name
+        self.ovs = OvsInstance(self.ns, self.dir)
+        self.mgmt_ip = f"{MGMT_NET}{1 + index}"
+        self.vtep_ip = f"{UNDERLAY_NET}{index}"
+        self.datapath_id = index
+        self.agent: subprocess.Popen | None = None
+
+    @property
+    def root_mgmt_if(self) -> str:
+        return f"vl-m{self.index}"
+
+    @property
+    def underlay_if(self) -> str:
+        return f"vl-u{self.index}"
+
+    def start(self) -> None:
+        """Namespace, management and underlay links, OVS with br-phy carrying the VTEP address."""
+        netns_add(self.ns)
+        run("ip", "link", "add", self.root_mgmt_if, "type", "veth", "peer", "name", MGMT_IF, "netns", self.ns)
+        run("ip", "link", "set", self.root_mgmt_if, "master", MGMT_BRIDGE, "up")
+        run("ip", "addr", "add", f"{self.mgmt_ip}/24", "dev", MGMT_IF, ns=self.ns)
+        run("ip", "link", "set", MGMT_IF, "up", ns=self.ns)
+        run("ip", "link", "add", self.underlay_if, "type", "veth", "peer", "name", UNDERLAY_IF, "netns", self.ns)
+        run("ip", "link", "set", self.underlay_if, "netns", UNDERLAY_NS)
+        run("ip", "link", "set", self.underlay_if, "master", UNDERLAY_BRIDGE, "up", ns=UNDERLAY_NS)
+        run("ip", "link", "set", UNDERLAY_IF, "up", ns=self.ns)
+        self.ovs.start()
+        self.ovs.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+                       "fail_mode=standalone", "--", "add-port", "br-phy", UNDERLAY_IF)
+        run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
+        run("ip", "link", "set", "br-phy", "up", ns=self.ns)
+
+    def start_agent(self, vsc_ip: str, of_port: int, agent_port: int) -> None:
+        """`vrs run` inside the host's namespace, as on a real host."""
+        cmd = ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vrs.cli", "run", "--db", self.ovs.db_remote,
+               "--vsc", vsc_ip, "--of-port", str(of_port), "--agent-port", str(agent_port),
+               "--vtep-ip", self.vtep_ip, "--datapath-id", str(self.datapath_id), "--name", self.name,
+               "--log-file", str(self.dir / "vrs.log")]
+        err = open(self.dir / "vrs.stderr", "ab")
+        self.agent = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        err.close()
+
+    def agent_alive(self) -> bool:
+        return self.agent is not None and self.agent.poll() is None
+
+    def vrs(self, *args: str) -> str:
+        """A `vrs` subcommand (plug/unplug) run in this host's namespace against its OVSDB."""
+        r = subprocess.run(["ip", "netns", "exec", self.ns, sys.executable, "-m", "vrs.cli", *args,
+                            "--db", self.ovs.db_remote], capture_output=True, text=True, cwd=str(ROOT), timeout=60)
+        if r.returncode:
+            raise RuntimeError(f"vrs {' '.join(args[:2])} on {self.name}: {(r.stderr or r.stdout).strip()}")
+        return r.stdout
+
+    def stop_agent(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.terminate()
+            try:
+                self.agent.wait(10)
+            except subprocess.TimeoutExpired:
+                self.agent.kill()
+                self.agent.wait()
+
+    def stop(self) -> None:
+        self.stop_agent()
+        self.ovs.stop()
+        if netns_exists(self.ns):
+            netns_delete(self.ns)
+        link_delete(self.root_mgmt_if)
+        # the underlay end went with the namespace pair; wait for the kernel to finish before a rerun
+        end = time.monotonic() + 2
+        while time.monotonic() < end and Path(f"/sys/class/net/{self.root_mgmt_if}").exists():
+            time.sleep(0.05)
