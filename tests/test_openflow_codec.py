@@ -298,3 +298,7 @@ def test_actions_inconsistent_with_the_match_are_refused_by_the_switch_decoder()
     with pytest.raises(decode.OFPError):
         fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, match(eth_type=0x0800, ip_proto=17), actions=tcp_rewrite)))
     fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, match(eth_type=0x0800, ip_proto=6), actions=tcp_rewrite)))
+    for acts in [(Ct(table=3),), (DecTtl(), Output(2))]:  # IP only, as ovs-ofctl insists too
+        with pytest.raises(decode.OFPError):
+            fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, match(eth_type=0x0806), actions=acts)))
+        fastdecode.flow_mod(encode.flow_mod(Flow(0, 1, match(eth_type=0x0800), actions=acts)))

@@ -140,14 +140,19 @@ def check_prereqs(items: list[tuple[str, int, int | None]]) -> dict[str, tuple[i
     return byname
 
 
+_IP_ANY = frozenset({0x0800, 0x86DD})
+
+
 def _action_prereqs(actions) -> tuple:
     need = {}
     for a in actions:
         c = a.__class__
         names = (a.name,) if c is SetField else (a.src, a.dst) if c is Move else ()
-        for n in names:
-            for pname, allowed in FIELDS[n].prereq:
-                need[pname] = need[pname] & allowed if pname in need else allowed
+        reqs = [r for n in names for r in FIELDS[n].prereq]
+        if c is Ct or c is DecTtl:  # conntrack and TTLs exist only for IP (ovs-ofctl agrees)
+            reqs.append(("eth_type", _IP_ANY))
+        for pname, allowed in reqs:
+            need[pname] = need[pname] & allowed if pname in need else allowed
     return tuple(need.items())
 
 
