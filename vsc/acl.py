@@ -240,8 +240,12 @@ def default_flows(view: View, domain_id: str, dindex: int) -> list[Flow]:
     for direction, (table, after, _, _) in DIRECTIONS.items():
         ts = view.templates_of(domain_id, direction)
         allow = bool(ts) and ts[0].default_allow_ip
-        out.append(Flow(table, ACL_DEFAULT_PRIORITY, canonical((MatchField("metadata", dindex),)),
-                        goto=after if allow else None, cookie=ck))
+        # A default allow commits the connection: without it a TCP reply (SYN-ACK) of a connection
+        # conntrack never saw is +inv and dropped, so "allow all" would not carry TCP at all.
+        actions = (Ct(commit=True, zone=dindex, table=after),) if allow else ()
+        out.append(Flow(table, ACL_DEFAULT_PRIORITY,
+                        canonical((MatchField("metadata", dindex), MatchField("eth_type", 0x0800))),
+                        actions, cookie=ck))
     return out
 
 
