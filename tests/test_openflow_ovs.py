@@ -112,3 +112,12 @@ def test_add_flow_syntax_parses():
                      goto=40).canonical()
     with pytest.raises(ValueError, match="resubmit"):
         textparse.parse_flow("priority=1 actions=resubmit(,3)")
+
+
+@pytest.mark.parametrize("nsec,flags", [(0, 0), (500, 1), (1_000_000, 4), (999_999_999, 5), (250_000_000, 0)])
+def test_dump_line_durations_and_flags_match_ovs(nsec, flags):
+    flow = Flow(1, 5, match(reg0=1), actions=(Output(2),), idle_timeout=5, hard_timeout=9, cookie=3)
+    (reply,) = switchmsg.flow_stats_replies(1, [switchmsg.flow_stats_entry(flow, 7, nsec, 1, 2, flags)])
+    stats = FlowStats(flow, 7, nsec, 1, 2, {"flags": flags})
+    assert ofp_print(reply).splitlines()[1] == " " + text.format_flow(flow, stats)
+    assert textparse.parse_flow(text.format_flow(flow, stats)) == flow.canonical()

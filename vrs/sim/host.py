@@ -110,7 +110,8 @@ class SimVrs:
         for tid, r in self.switch.flows(table):
             age = now - r.created
             flow = r.flow(tid)
-            st = FlowStats(flow, int(age), int(age % 1 * 1e9), r.n_packets, r.n_bytes)
+            st = FlowStats(flow, int(age), int(age % 1 * 1e9), r.n_packets, r.n_bytes,
+                           {"flags": r.flags} if r.flags else {})
             lines.append(" " + text.format_flow(flow, st))
         return "".join(line + "\n" for line in lines)
 

@@ -202,9 +202,9 @@ def format_flow(flow: Flow, stats: FlowStats | None = None, show_stats: bool = T
     head = []
     if show_stats or flow.cookie:
         head.append(f"cookie={hex(flow.cookie)}")
+    st = stats or FlowStats(flow)
     if show_stats:
-        st = stats or FlowStats(flow)
-        head.append(f"duration={st.duration_sec}.{st.duration_nsec // 1_000_000:03d}s")
+        head.append(f"duration={duration_str(st.duration_sec, st.duration_nsec)}")
     if show_stats or flow.table:
         head.append(f"table={flow.table}")
     if show_stats:
@@ -215,4 +215,18 @@ def format_flow(flow: Flow, stats: FlowStats | None = None, show_stats: bool = T
         head.append(f"hard_timeout={flow.hard_timeout}")
     m = format_match(flow.priority, flow.match)
     prefix = ", ".join(head) + (", " if head else "")
+    flags = st.extra.get("flags", 0)
+    prefix += "".join(f"{name} " for bit, name in FLAG_NAMES if flags & bit)
     return f"{prefix}{m}{' ' if m else ''}actions={format_actions(flow)}"
+
+
+FLAG_NAMES = ((1, "send_flow_rem"), (2, "check_overlap"), (4, "reset_counts"), (8, "no_packet_counts"),
+              (16, "no_byte_counts"))
+
+
+def duration_str(sec: int, nsec: int) -> str:
+    """As OVS prints it: '5s', '5.250s', '5.0000005s' (nine digits, trailing zeros cut to three)."""
+    if not nsec:
+        return f"{sec}s"
+    frac = f"{nsec:09d}".rstrip("0")
+    return f"{sec}.{frac.ljust(3, '0')}s"
