@@ -181,3 +181,17 @@ def test_ports_coming_and_going_change_only_their_flows(tmp_path):
         st = lab.converged()
         assert st["endpoints"] == 6
         assert lab.trace("c0", "c1", 8080).delivered_to("vl-c1")
+
+
+def test_stateless_allows_carry_tcp_both_ways(tmp_path):
+    """Default allow (not stateful) in both directions: the SYN-ACK is +inv to conntrack (no SYN was
+    committed) and must still be evaluated, not dropped."""
+    from tests.test_vsc_evaluator import two_tier
+
+    tree, placement, _ = two_tier(stateful=False, allow_ip=True)
+    with Lab(tree, placement, tmp_path) as lab:
+        lab.converged()
+        assert lab.trace("web1", "db1", 9999, flags="S").delivered_to("vl-db1")
+        r = lab.rt.trace(Packet(source="vl-db1", dst_ip=lab.ips["web1"], dst_port=40000, src_port=9999,
+                                proto="tcp", tcp_flags="SA"))
+        assert r.delivered_to("vl-web1"), r.text()

@@ -14,7 +14,6 @@ from vsc.acl import acl_flows, non_ip_allowed
 from vsc.locations import Host, Locations
 from vsc.pipeline import (
     CT_ESTABLISHED,
-    CT_INVALID,
     CT_RELATED,
     METADATA_MASK,
     PATH_LOCAL,
@@ -104,14 +103,14 @@ def pipeline_flows(host: Host) -> list[Flow]:
         Flow(Table.LOCAL_DST, 0, match(**{REG_PATH: PATH_LOCAL}), goto=Table.CONNTRACK, cookie=ck),
         # The sender already applied the ingress ACL; the tunnel path goes straight to the egress side.
         Flow(Table.INGRESS_STATE, 300, match(**{REG_PATH: PATH_TUNNEL}), goto=Table.EGRESS_STATE, cookie=ck),
-        Flow(Table.INGRESS_STATE, 200, match(ct_state=CT_INVALID), cookie=ck),
         Flow(Table.INGRESS_STATE, 110, match(ct_state=CT_ESTABLISHED), goto=Table.ROUTE, cookie=ck),
         Flow(Table.INGRESS_STATE, 100, match(ct_state=CT_RELATED), goto=Table.ROUTE, cookie=ck),
+        # New and invalid (+inv: e.g. the SYN-ACK of a connection this host never committed, as after a
+        # stateless allow) both go through the ACL: conntrack only lets established traffic skip it.
         Flow(Table.INGRESS_STATE, 0, goto=Table.INGRESS_ACL, cookie=ck),
         # No local port and no remote endpoint: outside the domain, and the lab has no uplink.
         Flow(Table.ROUTE, 100, match(**{REG_OUT_PORT: 0}), cookie=ck),
         Flow(Table.ROUTE, 0, goto=Table.EGRESS_STATE, cookie=ck),
-        Flow(Table.EGRESS_STATE, 200, match(ct_state=CT_INVALID), cookie=ck),
         Flow(Table.EGRESS_STATE, 110, match(ct_state=CT_ESTABLISHED), goto=Table.DELIVER, cookie=ck),
         Flow(Table.EGRESS_STATE, 100, match(ct_state=CT_RELATED), goto=Table.DELIVER, cookie=ck),
         Flow(Table.EGRESS_STATE, 0, goto=Table.EGRESS_ACL, cookie=ck),
