@@ -16,7 +16,7 @@ system-deps:
 	bash scripts/system-deps
 
 demo: $(BIN)/.installed
-	$(BIN)/vsplab demo
+	$(BIN)/vsplab run scenarios/three-tier.yaml
 
 test: $(BIN)/.installed system-deps
 	$(BIN)/ruff check vsd vsc vrs vsplab tests benchmarks
