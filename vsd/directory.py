@@ -7,8 +7,8 @@ order too). A failing call, or any failing item of a bulk list, leaves the tree 
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -20,6 +20,16 @@ from vsd.schema import ALLOCATED, MEMBERS, PARENTS, clean_input
 from vsd.tree import Obj, Tree, Txn, successor
 
 ASSOC_NAME = {k: v for k, v in MEMBERS.items()}  # owner kind -> assoc key (the member's entity name)
+
+
+_rng = random.SystemRandom().randrange(1 << 64)
+_ids = random.Random(_rng ^ time.time_ns())
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID; os.urandom per object costs more than the rest of creating a vport."""
+    h = "%032x" % (_ids.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class Directory:
                     now: str) -> Obj:
         data = clean_input(kind, body, creating=True)
         interfaces = data.pop("interfaces", None) if kind == "vm" else None
-        oid = str(uuid.uuid4())
+        oid = _new_id()
         data["ID"] = oid
         data["parentID"] = parent.id if parent else None
         data["parentType"] = parent.kind if parent else None
@@ -278,11 +288,18 @@ class Directory:
 
     # --- restart
 
-    def load(self, kind: str, data: dict, members: list | None, secret: dict | None, rev: int) -> None:
-        """Put back a stored object (parents come first: objects are loaded in creation order)."""
+    def load(self, op: str, kind: str, data: dict, members: list | None, secret: str | None,
+             created: int) -> None:
+        """Put back a stored object or replay a logged change (parents come first: creation order)."""
+        old = self.tree.get(data["ID"])
+        if old is not None:
+            self.tree._unindex(old)
+        if op == "DELETE":
+            return
         parent = self.tree.get(data.get("parentID") or "")
         obj = Obj(data["ID"], kind, data, parent.id if parent else None)
-        obj.members, obj.secret, obj.rev = members, secret, rev
+        obj.members, obj.rev = members, created
+        obj.secret = orjson.loads(secret) if secret else None
         place(obj, parent)
         if kind == "vminterface":
             place_interface(obj, parent, self.tree.objs[data["VPortID"]])
@@ -309,7 +326,7 @@ class Directory:
             if op == "CREATE":
                 obj.rev = rev
             entity = orjson.dumps(represent(self.tree, obj, data))
-            assoc = orjson.dumps(assoc_of(obj.kind, members))
+            assoc = orjson.dumps(assoc_of(obj.kind, members)) if obj.kind in ASSOC_NAME else b"{}"
             out.append(Change(rev, op, obj.kind, obj.id, obj.parent, entity, assoc, members, obj.secret,
                               obj.rev, obj.enterprise, event_line(rev, op, obj.kind, entity, assoc)))
         txn.changes.clear()

@@ -11,6 +11,9 @@ from vsd.tree import Obj
 ACL_ENTRIES = ("ingressaclentrytemplate", "egressaclentrytemplate")
 
 
+_INDEXED = frozenset({"domain", "subnet", "vminterface", "policygroup", "user", *ACL_ENTRIES})
+
+
 def ip_int(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
@@ -40,6 +43,8 @@ class Indexes:
 
     def _apply(self, obj: Obj, add: bool) -> None:
         d, kind = obj.data, obj.kind
+        if kind not in _INDEXED:
+            return
         if kind == "domain":
             self._ref(d.get("templateID"), obj.id, add)
             _set_member(self.vnis, d.get("serviceID"), add)

@@ -1,16 +1,20 @@
 """Durable storage through SQLAlchemy Core: SQLite by default, PostgreSQL (psycopg 3) when given a
-`postgresql+psycopg://` URL - the same statements for both.
+`postgresql+psycopg://` (or `postgresql://`) URL - the same statements for both.
 
-Tables: `objects` (one row per object: its JSON as GET returns it, member list, user secret), `events`
-(one row per revision: the change-stream history, pruned to the newest `retention`), `audit` (who
-changed what, when) and `meta` (the CSP root's credentials).
+Tables: `events` (the log: one row per revision, the object as GET returns it), `objects` (the state
+up to revision `meta.compacted`: one row per live object), `audit` (one row per mutating call: who,
+when, which objects) and `meta` (the CSP root's credentials, the compaction mark).
 
-Writes go through one writer thread that commits whatever calls are waiting as one transaction (group
-commit): revisions are committed in the order they were handed out and a call is answered only after
-its transaction committed. Guarantee: an acknowledged write survives `kill -9` of the server. On SQLite
-(WAL, synchronous=NORMAL) the commit is in the OS before the answer, which survives a process crash but
-not a power cut; set `sqlite_synchronous="FULL"` for that. If a commit fails, memory and disk disagree,
-so the server stops rather than serve a state it cannot keep (it reloads from disk on restart)."""
+Writes go through one writer thread. It commits the waiting calls' events as one transaction (group
+commit), in the order revisions were handed out, and only then are the calls answered and the changes
+published. Folding events into `objects` (compaction) happens afterwards, when the writer is idle or
+the backlog grows, so a bulk create pays for one row per object on its way. On start the state is
+`objects` plus the events after the compaction mark, replayed in order.
+
+Guarantee: an acknowledged write survives `kill -9` of the server. On SQLite (WAL, synchronous=NORMAL)
+a commit is in the OS before the answer, which survives a process crash but not a power cut (pass
+`sqlite_synchronous="FULL"` for that). If a commit fails, memory and disk disagree, so the server
+stops rather than serve a state it cannot keep; a restart reloads from disk."""
 
 from __future__ import annotations
 
@@ -47,80 +51,106 @@ log = logging.getLogger("vsd.store")
 metadata = MetaData()
 objects = Table("objects", metadata,
                 Column("id", String(36), primary_key=True), Column("kind", String(40), nullable=False),
-                Column("parent", String(36)), Column("rev", BigInteger, nullable=False, index=True),
+                Column("parent", String(36)), Column("rev", BigInteger, nullable=False),
                 Column("data", Text, nullable=False), Column("members", Text), Column("secret", Text))
 events = Table("events", metadata,
                Column("revision", BigInteger, primary_key=True, autoincrement=False),
                Column("type", String(8), nullable=False), Column("kind", String(40), nullable=False),
                Column("object_id", String(36), nullable=False), Column("entity", Text, nullable=False),
                Column("assoc", Text, nullable=False), Column("enterprise", String(36)),
-               Column("ts", Float, nullable=False))
+               Column("secret", Text), Column("created", BigInteger), Column("ts", Float, nullable=False))
 audit = Table("audit", metadata,
               Column("id", Integer, primary_key=True, autoincrement=True), Column("ts", Float, nullable=False),
               Column("user_name", String(200), nullable=False), Column("organization", String(200)),
-              Column("action", String(8), nullable=False), Column("kind", String(40), nullable=False),
-              Column("object_id", String(36), nullable=False), Column("revision", BigInteger),
-              Column("request", String(400)))
+              Column("request", String(400)), Column("actions", Text, nullable=False),
+              Column("first_revision", BigInteger), Column("last_revision", BigInteger))
 meta = Table("meta", metadata, Column("key", String(100), primary_key=True), Column("value", Text))
+
+_COLUMNS = {
+    "ins_obj": ("id", "kind", "parent", "rev", "data", "members", "secret"),
+    "upd_obj": ("data", "members", "secret", "b_id"),
+    "del_obj": ("b_id",),
+    "ins_event": ("revision", "type", "kind", "object_id", "entity", "assoc", "enterprise", "secret", "created",
+                  "ts"),
+    "ins_audit": ("ts", "user_name", "organization", "request", "actions", "first_revision", "last_revision"),
+}
+IDLE_COMPACT = 50_000  # changes folded per idle moment
+BUSY_COMPACT = 5_000  # ...and between batches once the backlog passes BACKLOG
+BACKLOG = 20_000
+
+Loader = Callable[[str, str, dict, dict, str | None, int], None]  # op, kind, data, assoc, secret, created
 
 
 def make_engine(url: str, sqlite_synchronous: str = "NORMAL"):
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
 
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    return engine
 
 
 class Store:
     def __init__(self, url: str, retention: int = 1_000_000, sqlite_synchronous: str = "NORMAL") -> None:
-        self.url, self.retention = url, retention
+        self.url, self.retention = url, max(retention, 1)
         self.engine = make_engine(url, sqlite_synchronous)
         metadata.create_all(self.engine)
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._compiled: dict[str, tuple] = {}
+        self._backlog: list[Change] = []  # committed to `events`, not yet folded into `objects`
         self.oldest = 1  # oldest revision still in `events`
-        self._pruned_at = 0
+        self.compacted = 0
 
-    # --- start-up
+    # --- start-up and reads
 
-    def get_meta(self, key: str) -> str | None:
+    def get_meta(self, key: str, conn=None) -> str | None:
+        if conn is None:
+            with self.engine.connect() as c:
+                return self.get_meta(key, c)
+        return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str, conn=None) -> None:
+        if conn is None:
+            with self.engine.begin() as c:
+                return self.set_meta(key, value, c)
+        if conn.execute(select(meta.c.key).where(meta.c.key == key)).first():
+            conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+        else:
+            conn.execute(insert(meta).values(key=key, value=value))
+
+    def load(self, put: Loader) -> int:
+        """Feed the stored state to `put` in order (objects by creation, then the log after the compaction
+        mark); returns the last committed revision."""
         with self.engine.connect() as c:
-            return c.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as c:
-            if c.execute(select(meta.c.key).where(meta.c.key == key)).first():
-                c.execute(meta.update().where(meta.c.key == key).values(value=value))
-            else:
-                c.execute(insert(meta).values(key=key, value=value))
-
-    def load(self, put: Callable[[str, dict, list | None, dict | None, int], None]) -> int:
-        """Feed every stored object to `put` in creation order; returns the last committed revision."""
-        with self.engine.connect() as c:
+            self.compacted = int(self.get_meta("compacted", c) or 0)
             rows = c.execute(select(objects.c.kind, objects.c.data, objects.c.members, objects.c.secret,
                                     objects.c.rev).order_by(objects.c.rev))
             for kind, data, members, secret, rev in rows:
-                put(kind, orjson.loads(data), orjson.loads(members) if members else None,
-                    orjson.loads(secret) if secret else None, rev)
-            last = c.execute(select(func.max(events.c.revision))).scalar() or 0
-            self.oldest = c.execute(select(func.min(events.c.revision))).scalar() or last + 1
-            stored = self.get_meta("revision")
-        # events may all have been pruned away; the last revision is kept in meta when pruning
-        return max(last, int(stored or 0))
+                put("CREATE", kind, orjson.loads(data), orjson.loads(members) if members else None,
+                    secret, rev)
+            rows = c.execute(select(events.c.type, events.c.kind, events.c.entity, events.c.assoc, events.c.secret,
+                                    events.c.created, events.c.revision)
+                             .where(events.c.revision > self.compacted).order_by(events.c.revision))
+            last = self.compacted
+            for op, kind, entity, assoc, secret, created, rev in rows:
+                put(op, kind, orjson.loads(entity), _members(orjson.loads(assoc)), secret, created)
+                last = rev
+            newest = c.execute(select(func.max(events.c.revision))).scalar() or 0
+            self.oldest = c.execute(select(func.min(events.c.revision))).scalar() or newest + 1
+        return max(last, newest, self.compacted)
 
     def events_after(self, since: int, limit: int = 5000) -> list[tuple]:
         with self.engine.connect() as c:
@@ -130,9 +160,10 @@ class Store:
                 .where(events.c.revision > since).order_by(events.c.revision).limit(limit)))
 
     def audit_rows(self, limit: int = 1000) -> list[dict]:
+        """Newest first: one row per mutating call, `actions` listing (action, kind, object ID) per object."""
         with self.engine.connect() as c:
             rows = c.execute(select(audit).order_by(audit.c.id.desc()).limit(limit))
-            return [dict(r._mapping) for r in rows]
+            return [{**r._mapping, "actions": orjson.loads(r.actions)} for r in rows]
 
     # --- the writer
 
@@ -144,7 +175,7 @@ class Store:
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=30)
             self._thread = None
         self.engine.dispose()
 
@@ -154,87 +185,114 @@ class Store:
         return fut
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
+        try:
             while True:
                 try:
-                    nxt = self._queue.get_nowait()
+                    item = self._queue.get(timeout=0.05 if self._backlog else None)
                 except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            try:
+                    self._compact(IDLE_COMPACT)
+                    continue
+                if item is None:
+                    while self._backlog:
+                        self._compact(IDLE_COMPACT)
+                    return
+                batch = [item]
+                while True:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._queue.put(None)
+                        break
+                    batch.append(nxt)
                 self._write(batch)
-            except Exception:
-                log.exception("commit failed; stopping so that memory and disk cannot disagree")
-                logging.shutdown()
-                os._exit(70)
-            self._loop.call_soon_threadsafe(self._committed, batch)
+                self._loop.call_soon_threadsafe(self._committed, batch)
+                if len(self._backlog) > BACKLOG:
+                    self._compact(BUSY_COMPACT)
+        except Exception:
+            log.exception("commit failed; stopping so that memory and disk cannot disagree")
+            logging.shutdown()
+            os._exit(70)
 
     def _committed(self, batch: list) -> None:
-        changes = [c for changes, _, _, _ in batch for c in changes]
-        self._on_commit(changes)
+        self._on_commit([c for changes, _, _, _ in batch for c in changes])
         for _, _, _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
 
     def _write(self, batch: list) -> None:
         now = time.time()
-        rows: dict[str, tuple[str, dict | None]] = {}  # object ID -> (insert|update|delete, row)
         event_rows, audit_rows = [], []
         for changes, (user, org), request, _ in batch:
             for ch in changes:
-                row = {"id": ch.oid, "kind": ch.kind, "parent": ch.parent, "rev": ch.created,
-                       "data": ch.entity.decode(), "members": orjson.dumps(ch.members).decode()
-                       if ch.members is not None else None,
-                       "secret": orjson.dumps(ch.secret).decode() if ch.secret else None}
-                prior = rows.get(ch.oid)
-                if ch.op == "CREATE":
-                    rows[ch.oid] = ("ins", row)
-                elif ch.op == "UPDATE":
-                    rows[ch.oid] = ("ins" if prior and prior[0] == "ins" else "upd", row)
-                elif prior and prior[0] == "ins":
-                    del rows[ch.oid]
-                else:
-                    rows[ch.oid] = ("del", row)
-                event_rows.append({"revision": ch.rev, "type": ch.op, "kind": ch.kind, "object_id": ch.oid,
-                                   "entity": row["data"], "assoc": ch.assoc.decode(), "enterprise": ch.enterprise,
-                                   "ts": now})
-                audit_rows.append({"ts": now, "user_name": user, "organization": org, "action": ch.op,
-                                   "kind": ch.kind, "object_id": ch.oid, "revision": ch.rev,
-                                   "request": request[:400]})
-        ins = [r for op, r in rows.values() if op == "ins"]
-        upd = [{**r, "b_id": r["id"]} for op, r in rows.values() if op == "upd"]
-        dels = [{"b_id": r["id"]} for op, r in rows.values() if op == "del"]
+                secret = orjson.dumps(ch.secret).decode() if ch.secret else None
+                event_rows.append((ch.rev, ch.op, ch.kind, ch.oid, ch.entity.decode(), ch.assoc.decode(),
+                                   ch.enterprise, secret, ch.created, now))
+            if changes:
+                actions = orjson.dumps([(ch.op, ch.kind, ch.oid) for ch in changes]).decode()
+                audit_rows.append((now, user, org, request[:400], actions, changes[0].rev, changes[-1].rev))
+            self._backlog.extend(changes)
         with self.engine.begin() as c:
-            if ins:
-                c.execute(insert(objects), ins)
-            if upd:
-                c.execute(objects.update().where(objects.c.id == bindparam("b_id"))
-                          .values(data=bindparam("data"), members=bindparam("members"),
-                                  secret=bindparam("secret"), parent=bindparam("parent")), upd)
-            if dels:
-                c.execute(objects.delete().where(objects.c.id == bindparam("b_id")), dels)
-            if event_rows:
-                c.execute(insert(events), event_rows)
-            if audit_rows:
-                c.execute(insert(audit), audit_rows)
-            last = event_rows[-1]["revision"] if event_rows else 0
-            if last and last - self.retention > self._pruned_at + max(1000, self.retention // 10):
-                self._prune(c, last)
+            self._many(c, "ins_event", event_rows)
+            self._many(c, "ins_audit", audit_rows)
 
-    def _prune(self, c, last: int) -> None:
-        cut = last - self.retention
-        c.execute(events.delete().where(events.c.revision <= cut))
-        key = meta.c.key == "revision"
-        if c.execute(select(meta.c.key).where(key)).first():
-            c.execute(meta.update().where(key).values(value=str(last)))
+    def _compact(self, limit: int) -> None:
+        """Fold the oldest backlog into `objects` and move the compaction mark past it."""
+        todo, self._backlog = self._backlog[:limit], self._backlog[limit:]
+        if not todo:
+            return
+        rows: dict[str, tuple[str, tuple]] = {}  # object ID -> (insert|update|delete, row)
+        for ch in todo:
+            row = (ch.oid, ch.kind, ch.parent, ch.created, ch.entity.decode(),
+                   orjson.dumps(ch.members).decode() if ch.members is not None else None,
+                   orjson.dumps(ch.secret).decode() if ch.secret else None)
+            prior = rows.get(ch.oid)
+            if ch.op == "CREATE":
+                rows[ch.oid] = ("ins", row)
+            elif ch.op == "UPDATE":
+                rows[ch.oid] = ("ins" if prior and prior[0] == "ins" else "upd", row)
+            elif prior and prior[0] == "ins":
+                del rows[ch.oid]
+            else:
+                rows[ch.oid] = ("del", row)
+        last = todo[-1].rev
+        with self.engine.begin() as c:
+            self._many(c, "ins_obj", [r for op, r in rows.values() if op == "ins"])
+            self._many(c, "upd_obj", [(*r[4:], r[0]) for op, r in rows.values() if op == "upd"])
+            self._many(c, "del_obj", [(r[0],) for op, r in rows.values() if op == "del"])
+            self.set_meta("compacted", str(last), c)
+            if last - self.retention >= self.oldest + max(100, self.retention // 10):
+                c.execute(events.delete().where(events.c.revision <= last - self.retention))
+                self.oldest = last - self.retention + 1
+        self.compacted = last
+
+    def _many(self, conn, name: str, rows: list[tuple]) -> None:
+        """executemany of a statement compiled once for this database's dialect, rows in `_COLUMNS[name]`
+        order: SQLAlchemy's per-row parameter processing costs more than SQLite's insert on bulk writes."""
+        if not rows:
+            return
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            cols = _COLUMNS[name]
+            binds = {k: bindparam(k) for k in cols if k != "b_id"}
+            stmt = {"ins_obj": lambda: insert(objects).values(binds),
+                    "ins_event": lambda: insert(events).values(binds),
+                    "ins_audit": lambda: insert(audit).values(binds),
+                    "upd_obj": lambda: objects.update().where(objects.c.id == bindparam("b_id")).values(binds),
+                    "del_obj": lambda: objects.delete().where(objects.c.id == bindparam("b_id"))}[name]()
+            c = stmt.compile(dialect=self.engine.dialect)
+            order = [cols.index(k) for k in c.positiontup] if c.positional else None
+            compiled = self._compiled[name] = (str(c), order, cols)
+        sql, order, cols = compiled
+        if order is None:
+            params = [dict(zip(cols, r, strict=True)) for r in rows]
+        elif order == list(range(len(cols))):
+            params = rows
         else:
-            c.execute(insert(meta).values(key="revision", value=str(last)))
-        self._pruned_at = cut
-        self.oldest = cut + 1
+            params = [tuple(r[i] for i in order) for r in rows]
+        conn.exec_driver_sql(sql, params)
+
+
+def _members(assoc: dict) -> list | None:
+    return next(iter(assoc.values())) if assoc else None

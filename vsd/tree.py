@@ -42,6 +42,7 @@ class Tree:
         self.names: dict[tuple[str, str, str], str] = {}  # (scope, kind, name) -> ID
         self.member_of: dict[str, set[str]] = {}  # member ID -> owner IDs (policy groups, ...)
         self.hooks: list = []  # objects with index_add(obj) / index_remove(obj)
+        self._lists_cache: dict[tuple, list[dict[str, None]]] = {}
 
     # --- queries
 
@@ -59,10 +60,19 @@ class Tree:
 
     # --- primitive changes (each undoable)
 
+    def _lists(self, obj: Obj) -> list[dict[str, None]]:
+        # siblings share their listing dicts, and those dicts live forever: look them up once per parent
+        key = (obj.anc, obj.kind)
+        lists = self._lists_cache.get(key)
+        if lists is None:
+            lists = self._lists_cache[key] = [self.desc.setdefault((a, obj.kind), {}) for a in obj.anc]
+        return lists
+
     def _index(self, obj: Obj) -> None:
         self.objs[obj.id] = obj
-        for a in obj.anc:
-            self.desc.setdefault((a, obj.kind), {})[obj.id] = None
+        oid = obj.id
+        for d in self._lists(obj):
+            d[oid] = None
         if obj.parent:
             self.nkids[obj.parent] = self.nkids.get(obj.parent, 0) + 1
         scope, name = self.name_scope(obj), obj.data.get("name")
@@ -85,10 +95,8 @@ class Tree:
             del self.names[(scope, obj.kind, name)]
         if obj.parent:
             self.nkids[obj.parent] -= 1
-        for a in obj.anc:
-            d = self.desc.get((a, obj.kind))
-            if d is not None:
-                d.pop(obj.id, None)
+        for d in self._lists(obj):
+            d.pop(obj.id, None)
         del self.objs[obj.id]
 
     def insert(self, txn: Txn | None, obj: Obj) -> None:
