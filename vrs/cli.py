@@ -5,6 +5,13 @@
 
 It prints one JSON line {"control": ADDRESS, "hosts": [...]} once the hosts exist, so a parent
 process (the `vsplab` front end) knows where to send control requests (vrs.sim.control).
+
+`vrs run` is the agent beside a real Open vSwitch (vrs/agent); `vrs plug` / `vrs unplug` attach and
+detach one container (namespace + veth) on that host:
+
+    vrs run --vsc 10.0.0.1 --vtep-ip 192.168.1.11 --datapath-id 11 [--db unix:PATH] [--config FILE]
+    vrs plug web1 --mac 02:00:00:00:00:01 --ip 10.1.0.11/24 --gateway 10.1.0.1 --vport-id ID [--netns NS]
+    vrs unplug web1 [--netns NS]
 """
 
 from __future__ import annotations
@@ -61,6 +68,12 @@ async def _sim(args) -> int:
     return 0
 
 
+def _agent_parsers(sub) -> None:
+    from vrs.agent.cli import add_parsers
+
+    add_parsers(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vrs")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -74,10 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--containers", type=int, default=0, help="containers per generated host")
     s.add_argument("--vtep-base", default="192.168.100.1", help="VTEP of the first generated host")
     s.add_argument("--prefix", default="vl-sim", help="name prefix of generated hosts")
+    _agent_parsers(sub)
     args = p.parse_args(argv)
     if args.cmd == "sim":
         return asyncio.run(_sim(args))
-    return 2
+    from vrs.agent.cli import run_command
+
+    return run_command(args)
 
 
 if __name__ == "__main__":

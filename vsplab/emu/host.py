@@ -88,9 +88,14 @@ class EmuHost:
         run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
 
+    def _in_netns(self) -> list[str]:
+        # Only the network namespace: `ip netns exec` also gives the command a private mount namespace,
+        # and a container namespace `vrs plug` creates there (a bind mount) would vanish with it.
+        return ["nsenter", f"--net=/var/run/netns/{self.ns}"]
+
     def start_agent(self, vsc_ip: str, of_port: int, agent_port: int) -> None:
         """`vrs run` inside the host's namespace, as on a real host."""
-        cmd = ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vrs.cli", "run", "--db", self.ovs.db_remote,
+        cmd = [*self._in_netns(), sys.executable, "-m", "vrs.cli", "run", "--db", self.ovs.db_remote,
                "--vsc", vsc_ip, "--of-port", str(of_port), "--agent-port", str(agent_port),
                "--vtep-ip", self.vtep_ip, "--datapath-id", str(self.datapath_id), "--name", self.name,
                "--log-file", str(self.dir / "vrs.log")]
@@ -103,7 +108,7 @@ class EmuHost:
 
     def vrs(self, *args: str) -> str:
         """A `vrs` subcommand (plug/unplug) run in this host's namespace against its OVSDB."""
-        r = subprocess.run(["ip", "netns", "exec", self.ns, sys.executable, "-m", "vrs.cli", *args,
+        r = subprocess.run([*self._in_netns(), sys.executable, "-m", "vrs.cli", *args,
                             "--db", self.ovs.db_remote], capture_output=True, text=True, cwd=str(ROOT), timeout=60)
         if r.returncode:
             raise RuntimeError(f"vrs {' '.join(args[:2])} on {self.name}: {(r.stderr or r.stdout).strip()}")

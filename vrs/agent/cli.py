@@ -1,0 +1,110 @@
+"""`vrs run`, `vrs plug` and `vrs unplug` (wired into vrs/cli.py beside `vrs sim`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from vrs.agent.container import ContainerSpec, PlugError, plug, unplug
+from vrs.agent.daemon import AgentConfig, VrsAgent
+from vrs.agent.ovsdb import Ovsdb, OvsdbError
+
+DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
+
+
+def add_parsers(sub) -> None:
+    r = sub.add_parser("run", help="the agent beside real Open vSwitch: bridge over OVSDB, ports to the VSC")
+    r.add_argument("--config", help="YAML/JSON file with any of the options below (flags win)")
+    r.add_argument("--db", help=f"OVSDB remote (default {DEFAULT_DB})")
+    r.add_argument("--vsc", help="the VSC's address (OpenFlow and agent channel)")
+    r.add_argument("--of-port", type=int)
+    r.add_argument("--agent-port", type=int)
+    r.add_argument("--bridge", help="integration bridge (default br-int)")
+    r.add_argument("--vtep-ip", help="this host's underlay (VXLAN) address")
+    r.add_argument("--datapath-id", type=lambda s: int(s, 0), help="OpenFlow datapath id of the bridge")
+    r.add_argument("--name", help="host name reported to the VSC")
+    r.add_argument("--log-file")
+    r.add_argument("--log-level", default="INFO")
+    for name, helptext in (("plug", "attach a container (namespace + veth) to the bridge"),
+                           ("unplug", "detach a container and remove its namespace")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("container", help="container name (the bridge port is named vl-NAME unless --port)")
+        c.add_argument("--netns", help="the container's namespace (default vl-c-NAME)")
+        c.add_argument("--port", help="bridge port / host-side veth name (<= 15 characters)")
+        c.add_argument("--db", default=DEFAULT_DB)
+        c.add_argument("--bridge", default="br-int")
+        if name == "plug":
+            c.add_argument("--mac", required=True)
+            c.add_argument("--ip", help="address with prefix length, e.g. 10.1.0.11/24")
+            c.add_argument("--gateway")
+            c.add_argument("--vport-id", help="the VSD vport ID (the VSC places the endpoint by it)")
+            c.add_argument("--mtu", type=int, default=1450)
+
+
+def _agent_config(args) -> AgentConfig:
+    conf = (yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else {}
+    if not isinstance(conf, dict):
+        raise ValueError(f"{args.config}: expected a mapping of options")
+    for key in ("db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name"):
+        if getattr(args, key) is not None:
+            conf[key] = getattr(args, key)
+    unknown = set(conf) - {"db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name",
+                           "extra_controllers"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    for key in ("vsc", "vtep_ip", "datapath_id"):
+        if conf.get(key) in (None, ""):
+            raise ValueError(f"--{key.replace('_', '-')} is required (flag or config file)")
+    conf.setdefault("db", DEFAULT_DB)
+    conf["vsc_host"] = conf.pop("vsc")
+    conf.setdefault("name", f"vrs-{conf['datapath_id']}")
+    return AgentConfig(**conf)
+
+
+def _run(args) -> int:
+    try:
+        config = _agent_config(args)
+    except (ValueError, OSError, yaml.YAMLError) as e:
+        print(f"vrs run: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(filename=args.log_file, level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    agent = VrsAgent(config)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: agent.stopping.set())
+    try:
+        agent.run()
+    except OvsdbError as e:
+        print(f"vrs run: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_command(args) -> int:
+    if args.cmd == "run":
+        return _run(args)
+    port = args.port or f"vl-{args.container}"
+    netns = args.netns or f"vl-c-{args.container}"
+    try:
+        db = Ovsdb(args.db)
+        try:
+            if args.cmd == "plug":
+                spec = ContainerSpec(name=port, netns=netns, mac=args.mac, ip=args.ip, gateway=args.gateway,
+                                     vport_id=args.vport_id, mtu=args.mtu)
+                ofport = plug(db, args.bridge, spec)
+                print(json.dumps({"container": args.container, "port": port, "netns": netns, "ofport": ofport}))
+            else:
+                if not unplug(db, args.bridge, port, netns):
+                    print(f"vrs unplug: nothing named {port!r} / {netns!r}", file=sys.stderr)
+                    return 1
+        finally:
+            db.close()
+    except (PlugError, OvsdbError) as e:
+        print(f"vrs {args.cmd}: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,112 @@
+"""`vrs run`: keep the integration bridge right and tell the VSC what is plugged into it.
+
+One loop: the OVSDB replica changes (a port plugged or unplugged, OVS restarted, someone edited the
+bridge) -> `ensure_bridge()` puts the bridge back the way the agent wants it, and the difference
+between the container ports OVS now has and what the VSC was last told goes out as port-up/port-down."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from vrs.agent.channel import AgentChannel
+from vrs.agent.ovsdb import TUNNEL_PORT, BridgeSpec, Ovsdb, PortState
+
+log = logging.getLogger("vrs.agent")
+
+
+@dataclass
+class AgentConfig:
+    db: str  # OVSDB remote, e.g. unix:/var/run/openvswitch/db.sock
+    vsc_host: str
+    of_port: int = 6653
+    agent_port: int = 6634
+    bridge: str = "br-int"
+    vtep_ip: str = ""
+    datapath_id: int = 1
+    name: str = ""
+    extra_controllers: list[str] = field(default_factory=list)  # more VSCs: "tcp:IP:PORT"
+
+    @property
+    def spec(self) -> BridgeSpec:
+        return BridgeSpec(self.bridge, self.datapath_id,
+                          (f"tcp:{self.vsc_host}:{self.of_port}", *self.extra_controllers))
+
+
+def port_up(dpid: int, p: PortState) -> dict:
+    return {"op": "port-up", "datapath_id": dpid, "ofport": p.ofport, "name": p.name, "vport_id": p.vport_id,
+            "mac": p.mac, "ip": p.ip}
+
+
+def port_down(dpid: int, p: PortState) -> dict:
+    return {"op": "port-down", "datapath_id": dpid, "ofport": p.ofport, "name": p.name}
+
+
+def port_changes(before: dict[str, PortState], after: dict[str, PortState], dpid: int) -> list[dict]:
+    """Messages that turn the VSC's picture `before` into `after`: a port whose ofport or identity
+    changed goes down (at its old number) before it comes up again."""
+    msgs = [port_down(dpid, p) for n, p in sorted(before.items()) if after.get(n) != p]
+    return msgs + [port_up(dpid, p) for n, p in sorted(after.items()) if before.get(n) != p]
+
+
+class VrsAgent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.db: Ovsdb | None = None
+        self.channel: AgentChannel | None = None
+        self.tunnel_ofport: int | None = None
+        self.reported: dict[str, PortState] = {}
+        self._state_lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def _snapshot(self) -> list[dict]:
+        c = self.config
+        with self._state_lock:
+            if self.tunnel_ofport is None:
+                return []  # not ready: the main loop sends hello once the tunnel port exists
+            msgs = [{"op": "hello", "datapath_id": c.datapath_id, "name": c.name, "vtep_ip": c.vtep_ip},
+                    {"op": "tunnel", "datapath_id": c.datapath_id, "ofport": self.tunnel_ofport}]
+            return msgs + [port_up(c.datapath_id, p) for p in sorted(self.reported.values(), key=lambda p: p.ofport)]
+
+    def start(self) -> None:
+        self.db = Ovsdb(self.config.db)
+        self.db.ensure_bridge(self.config.spec)
+        self.channel = AgentChannel(self.config.vsc_host, self.config.agent_port, self._snapshot).start()
+
+    def step(self) -> None:
+        """Bring OVS and the VSC's picture up to date with the replica; cheap when nothing changed."""
+        c, db = self.config, self.db
+        db.ensure_bridge(c.spec)
+        tunnel = db.ofport(c.bridge, TUNNEL_PORT)
+        ports = {p.name: p for p in db.container_ports(c.bridge)}
+        with self._state_lock:
+            first = self.tunnel_ofport is None and tunnel is not None
+            tunnel_moved = tunnel is not None and self.tunnel_ofport not in (None, tunnel)
+            msgs = port_changes(self.reported, ports, c.datapath_id)
+            self.tunnel_ofport, self.reported = tunnel, ports
+        if first:
+            self.channel.send(self._snapshot())
+            return
+        if tunnel_moved:
+            msgs.insert(0, {"op": "tunnel", "datapath_id": c.datapath_id, "ofport": tunnel})
+        for m in msgs:
+            log.info("%s %s ofport %s", m["op"], m["name"], m["ofport"])
+        self.channel.send(msgs)
+
+    def run(self) -> None:
+        self.start()
+        try:
+            self.step()
+            while not self.stopping.is_set():
+                self.db.block(1000)
+                if self.db.run():
+                    self.step()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.stop()
+        if self.db is not None:
+            self.db.close()
