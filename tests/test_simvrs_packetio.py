@@ -116,3 +116,14 @@ def test_async_config_and_aggregate(pair):
     body = struct.pack("!B3xII4xQQHH4x", 2, 0xFFFFFFFF, 0xFFFFFFFF, 0, 0, 1, 4)
     (agg,) = h1.handle(encode.multipart_request(6, OFPMP_AGGREGATE, body))
     assert struct.unpack_from("!QQI", agg, 16) == (0, 0, 3)
+
+
+@needs_ovs
+def test_table_and_port_stats(pair):
+    _, h1, _, _ = pair
+    h1.handle(encode.flow_mod(Flow(2, 5, match(reg0=1), actions=(Output(2),))))
+    replies = h1.handle(encode.multipart_request(7, 3))  # OFPMP_TABLE
+    text = "".join(ofp_print(r) for r in replies)
+    assert "table 2:\n    active=1, lookup=0, matched=0" in text
+    (ports,) = h1.handle(encode.multipart_request(8, 4, struct.pack("!I4x", 0xFFFFFFFF)))  # OFPMP_PORT_STATS
+    assert "port  2:" in ofp_print(ports) and "port LOCAL" in ofp_print(ports)

@@ -298,6 +298,16 @@ class SimSwitch:
             return switchmsg.port_desc_replies(xid, [p.desc() for p in ports])
         if mp_type == C.OFPMP_FLOW:
             return self._flow_stats(msg, xid)
+        if mp_type == C.OFPMP_TABLE:
+            body = [struct.pack("!B3xIQQ", i, t.count if t else 0, 0, 0) for i, t in enumerate(self.tables)]
+            return switchmsg.multipart_replies(xid, C.OFPMP_TABLE, body)
+        if mp_type == C.OFPMP_PORT_STATS:
+            # No datapath, so no traffic counters: every port reports zeros (and its age).
+            (want,) = struct.unpack_from("!I", msg, 16)
+            age = time.monotonic() - self.started
+            body = [struct.pack("!I4x12QII", p, *([0] * 12), int(age), int(age % 1 * 1e9))
+                    for p in sorted(self.ports) if want in (p, 0xFFFFFFFF)]
+            return switchmsg.multipart_replies(xid, C.OFPMP_PORT_STATS, body)
         if mp_type == C.OFPMP_AGGREGATE:
             rules = [r for _, r in self._stats_rules(msg)]
             body = struct.pack("!QQI4x", sum(r.n_packets for r in rules), sum(r.n_bytes for r in rules), len(rules))
