@@ -56,7 +56,7 @@ class Auth:
 
     def _find(self, org: str, user: str) -> tuple[str, dict] | None:
         if org == ROOT_ORG:
-            return ("csproot", self.root_secret) if user == self.root_user else None
+            return (self.root_secret["id"], self.root_secret) if user == self.root_user else None
         ent_id = self.dir.tree.names.get(("", "enterprise", org))
         uid = self.dir.idx.users.get((ent_id, user)) if ent_id else None
         obj = self.dir.tree.get(uid or "")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 import httpx
 import orjson
@@ -44,7 +45,7 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
                      f"lab default password {password!r} (set --root-password or VSD_ROOT_PASSWORD instead)")
         else:
             announce(f"VSD: first start, created CSP root {root_user!r} in organization {ROOT_ORG!r}")
-        root = {"user": root_user, **new_secret(password)}
+        root = {"user": root_user, "id": str(uuid.uuid4()), **new_secret(password)}
         store.set_meta("root", orjson.dumps(root).decode())
     else:
         root = orjson.loads(root)
@@ -66,7 +67,7 @@ def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_ke
           f"{len(app.dir.tree.objs)} objects)", flush=True)
     uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
                 access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on",
-                timeout_keep_alive=120)
+                timeout_keep_alive=120, timeout_graceful_shutdown=1)
 
 
 def free_port() -> int:

@@ -1,0 +1,119 @@
+"""Helpers the VSD tests share: a VSD child process per test module, raw API calls, stream readers, and
+a throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import httpx
+import orjson
+
+from vsd.client import VsdClient
+from vsd.server import EmbeddedVsd, free_port
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def headers(vsd: EmbeddedVsd, client: VsdClient, user: str | None = None, org: str | None = None) -> dict:
+    token = base64.b64encode(f"{user or client.user}:{client.api_key}".encode()).decode()
+    return {"Authorization": f"XREST {token}", "X-Nuage-Organization": org or client.organization,
+            "Content-Type": "application/json"}
+
+
+def revision(vsd: EmbeddedVsd) -> int:
+    return httpx.get(f"{vsd.api}/vsplab/health").json()["revision"]
+
+
+class StreamReader:
+    """Reads the change stream on a thread, recording every line (and the last revision applied)."""
+
+    def __init__(self, client: VsdClient, since: int = 0) -> None:
+        self.client, self.since = client, since
+        self.lines: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for line in self.client.changes(self.since):
+                self.lines.put(line)
+        except BaseException as e:  # the server going away ends the reader; the test inspects why
+            self.error = e
+            self.lines.put(None)
+
+    def take(self, until_revision: int, timeout: float = 20.0) -> list[dict]:
+        """Lines up to (and including) the first one at `until_revision`."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"stream ended: {self.error!r}")
+            out.append(line)
+            if line.get("revision", 0) >= until_revision and line["kind"] != "heartbeat":
+                return out
+
+    def drain(self, settle: float = 0.5) -> list[dict]:
+        out = []
+        while True:
+            try:
+                line = self.lines.get(timeout=settle)
+            except queue.Empty:
+                return out
+            if line is None:
+                return out
+            out.append(line)
+
+
+@contextlib.contextmanager
+def postgres_url():
+    """A PostgreSQL URL: $VSPLAB_TEST_PG_URL, or a throwaway cluster (initdb in a temp dir, run as the
+    `postgres` OS user when we are root, trust auth on 127.0.0.1) removed afterwards even on failure."""
+    if os.environ.get("VSPLAB_TEST_PG_URL"):
+        yield os.environ["VSPLAB_TEST_PG_URL"]
+        return
+    if not os.path.exists(f"{PG_BIN}/initdb"):
+        raise AssertionError(f"PostgreSQL 15 server binaries are missing ({PG_BIN}); run `bash scripts/system-deps`"
+                             " or set VSPLAB_TEST_PG_URL")
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    tmp = tempfile.mkdtemp(prefix="vl-pg-")
+    data = os.path.join(tmp, "data")
+    if as_pg:
+        shutil.chown(tmp, "postgres", "postgres")
+    port = free_port()
+    log = os.path.join(tmp, "log")
+    started = False
+    try:
+        subprocess.run([*as_pg, f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True)
+        subprocess.run([*as_pg, f"{PG_BIN}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "30", "-o",
+                        f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
+                       check=True, capture_output=True)
+        started = True
+        subprocess.run([*as_pg, f"{PG_BIN}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                        "vsd"], check=True, capture_output=True)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/vsd"
+    finally:
+        if started:
+            subprocess.run([*as_pg, f"{PG_BIN}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
+                           capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def error_property(response: httpx.Response) -> str:
+    body = orjson.loads(response.content)
+    return body["errors"][0]["property"]
+
+
+def error_text(response: httpx.Response) -> str:
+    body = orjson.loads(response.content)
+    return " ".join(d["description"] for e in body["errors"] for d in e["descriptions"])
