@@ -294,3 +294,14 @@ def test_a_new_controller_connection_discards_open_bundles(one):
     (reply,) = sw.handle(encode.bundle_open(1, 3))  # not OFPBFC_BUNDLE_EXIST
     assert reply[1] == 4 and reply[21] == OFPBCT_OPEN_REPLY
     assert sw.flow_count() == 0
+
+
+def test_same_match_at_several_priorities(one):
+    fab, sw = one
+    send(sw, *(Flow(0, p, match(in_port=2), actions=(Output(port),)) for p, port in [(5, 3), (9, 4), (7, 3)]))
+    assert sw.flow_count() == 3
+    assert fab.trace(tcp("vl-a", IP_B)).delivered_to("vl-c")  # priority 9 wins
+    send(sw, Flow(0, 9, match(in_port=2)), command=OFPFC_DELETE, strict=True)
+    assert sw.flow_count() == 2 and fab.trace(tcp("vl-a", IP_B)).delivered_to("vl-b")
+    send(sw, Flow(0, 7, match(in_port=2), actions=(Output(4),)))  # replaces the priority-7 flow only
+    assert sw.flow_count() == 2 and fab.trace(tcp("vl-a", IP_B)).delivered_to("vl-c")
