@@ -115,10 +115,9 @@ def fleet_controller(srv: socket.socket, n_hosts: int, per_host: int, out: mp.Qu
         c.sendall(encode.hello(1))
         conns.append(c)
     t0 = time.perf_counter()
-    pending = {}
-    for c in conns:  # encoded per switch, as if every host's flows differed (the conservative case)
-        data, _ = encode.bundle_flow_mods(1, flows, 1000)
-        pending[c] = data + encode.barrier_request(7)
+    # Encoded once and sent to every switch, as the VSC does for the flows all hosts of a domain share.
+    data, _ = encode.bundle_flow_mods(1, flows, 1000)
+    pending = {c: data + encode.barrier_request(7) for c in conns}
     # Round-robin 64 KiB slices so that every switch is fed at once.
     while pending:
         for c in list(pending):
