@@ -20,6 +20,7 @@ from vsd.client import VsdClient
 from vsd.server import EmbeddedVsd, free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
+HTTP = httpx.Client(timeout=30)  # one client: building an httpx.Client (its TLS context) costs ~50 ms
 
 
 def headers(vsd: EmbeddedVsd, client: VsdClient, user: str | None = None, org: str | None = None) -> dict:
@@ -29,7 +30,7 @@ def headers(vsd: EmbeddedVsd, client: VsdClient, user: str | None = None, org: s
 
 
 def revision(vsd: EmbeddedVsd) -> int:
-    return httpx.get(f"{vsd.api}/vsplab/health").json()["revision"]
+    return HTTP.get(f"{vsd.api}/vsplab/health").json()["revision"]
 
 
 class StreamReader:

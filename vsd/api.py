@@ -125,7 +125,7 @@ class VsdApp:
                 await self._commit(who, self.dir.delete(who, parts[1]), request)
                 raise Response(204)
         elif len(parts) == 3:
-            owner = self.dir.visible(who, parts[1], _entity(parts[0]))
+            owner = self.dir.visible(who, parts[1], _entity(parts[0]), prop="parentID")
             rel = SPEC[owner.kind]["relations"].get(parts[2])
             if rel is None:
                 raise not_found("", f"a {owner.kind} has no {parts[2]}")

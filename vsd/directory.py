@@ -100,10 +100,10 @@ class Directory:
         if enterprise != who.enterprise_id:
             raise forbidden(f"user {who.user_name} may only change objects of enterprise {who.organization}")
 
-    def visible(self, who: Principal, oid: str, kind: str | None = None) -> Obj:
+    def visible(self, who: Principal, oid: str, kind: str | None = None, prop: str = "ID") -> Obj:
         obj = self.tree.get(oid)
         if obj is None or (kind is not None and obj.kind != kind) or not self.can_read(who, obj):
-            raise not_found("ID", f"{kind or 'object'} {oid} does not exist")
+            raise not_found(prop, f"{prop} {oid}: no such {kind or 'object'}")
         return obj
 
     # --- calls
@@ -186,10 +186,10 @@ class Directory:
         if parent_id is not None:
             parent = self.tree.get(parent_id)
             if parent is None or not self.can_read(who, parent):
-                raise not_found("parentID", f"parent {parent_id} does not exist")
+                raise not_found("parentID", f"parentID {parent_id}: no such parent")
         if (parent.kind if parent else "") not in PARENTS[kind]:
             where = f"under a {parent.kind}" if parent else "at the API root"
-            raise VsdError(405, "parentID", "Not allowed", f"a {kind} cannot be created {where}")
+            raise VsdError(405, "parentID", "Not allowed", f"a {kind} cannot be created {where} (parentID)")
         items = body if isinstance(body, list) else [body]
         txn = Txn()
         now = str(int(time.time() * 1000))

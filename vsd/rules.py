@@ -80,7 +80,7 @@ def prepare_domain(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None:
     d = obj.data
     tmpl = tree.get(d.get("templateID") or "")
     if tmpl is None or tmpl.kind != "domaintemplate":
-        raise not_found("templateID", f"domain template {d.get('templateID')!r} does not exist")
+        raise not_found("templateID", f"templateID {d.get('templateID')!r} is not an existing domain template")
     if tmpl.enterprise != obj.enterprise:
         raise conflict("templateID", "the domain template belongs to another enterprise")
     vni = d.get("serviceID")
@@ -109,7 +109,7 @@ def prepare_subnet(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None:
         other = ipaddress.IPv4Network((o_net, o_len))
         if other.overlaps(net):
             name = tree.objs[other_id].data.get("name")
-            raise conflict("address", f"subnet {net} overlaps subnet {name!r} ({other}) in the same domain",
+            raise conflict("address", f"subnet address {net} overlaps subnet {name!r} ({other}) in the same domain",
                            "Overlapping subnet")
     vni = d.get("vnId")
     if vni is None:
@@ -133,7 +133,7 @@ def prepare_vminterface(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None
     if not d.get("VPortID"):
         raise bad("VPortID", "vminterface.VPortID is required", "Missing attribute")
     if vport is None or vport.kind != "vport":
-        raise not_found("VPortID", f"vport {d['VPortID']} does not exist")
+        raise not_found("VPortID", f"VPortID {d['VPortID']} is not an existing vport")
     subnet = tree.objs[vport.parent]
     zone, dom = tree.objs[subnet.parent], tree.objs[vport.domain]
     place_interface(obj, parent, vport)
