@@ -203,3 +203,26 @@ def test_flows_are_built_in_canonical_form():
     flows, _ = compile_host(view, locs, 1)
     for f in flows.values():
         assert f.canonical() == f, f
+
+
+def test_unsupported_entries_are_reported_not_compiled():
+    tree, placement = tiered(10, 2, 2, 2)
+    tin = next(o["entity"]["ID"] for o in tree.objects if o["entityType"] == "ingressacltemplate")
+    bad = tree.entry(tin, "ingress", 5, action="DROP", network=("PUBLIC_NETWORK", "x"))
+    ranged = tree.entry(tin, "ingress", 6, protocol="17", dport="70000")
+    flows, problems = compile_host(*build(tree, placement), 1)
+    assert len(problems) == 2
+    assert bad in problems[0] and "PUBLIC_NETWORK is not supported" in problems[0]
+    assert ranged in problems[1] and "out of 0-65535" in problems[1]
+    assert not any(f.cookie in (cookie(Kind.ACL_ENTRY, bad), cookie(Kind.ACL_ENTRY, ranged)) for f in flows.values())
+
+
+def test_groups_beyond_the_tag_limit_are_reported():
+    tree, placement = tiered(4, 1, 65, 0)
+    view, locs = build(tree, placement)
+    tin = next(o["entity"]["ID"] for o in tree.objects if o["entityType"] == "ingressacltemplate")
+    last = [o["entity"]["ID"] for o in tree.objects if o["entityType"] == "policygroup"][-1]
+    assert last not in view.group_bit and len(view.group_bit) == 64
+    tree.entry(tin, "ingress", 5, location=("POLICYGROUP", last))
+    _, problems = compile_host(*build(tree, placement), 1)
+    assert problems and "beyond the per-domain tag limit" in problems[0]
