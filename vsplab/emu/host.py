@@ -61,6 +61,8 @@ class EmuHost:
         self.mgmt_ip = f"{MGMT_NET}{1 + index}"
         self.vtep_ip = f"{UNDERLAY_NET}{index}"
         self.datapath_id = index
+        # fixed, so br-phy does not change MAC when its first port is added and peers can be told it
+        self.phy_mac = f"02:76:6c:00:00:{index:02x}"
         self.agent: subprocess.Popen | None = None
 
     @property
@@ -84,9 +86,18 @@ class EmuHost:
         run("ip", "link", "set", UNDERLAY_IF, "up", ns=self.ns)
         self.ovs.start()
         self.ovs.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
-                       "fail_mode=standalone", "--", "add-port", "br-phy", UNDERLAY_IF)
+                       "fail_mode=standalone", f"other-config:hwaddr={self.phy_mac}", "--",
+                       "add-port", "br-phy", UNDERLAY_IF)
         run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
+
+    def learn_peers(self, peers: list[EmuHost]) -> None:
+        """Tell OVS's tunnel neighbour cache every peer VTEP's MAC. It only learns them from ARP it
+        sends itself (the kernel's ARP on br-phy is not snooped, measured), dropping the first packet
+        towards each VTEP meanwhile: a lost SYN costs a probe one second."""
+        for p in peers:
+            if p is not self:
+                self.ovs.appctl("tnl/neigh/set", "br-phy", p.vtep_ip, p.phy_mac)
 
     def _in_netns(self) -> list[str]:
         # Only the network namespace: `ip netns exec` also gives the command a private mount namespace,
@@ -102,6 +113,14 @@ class EmuHost:
         err = open(self.dir / "vrs.stderr", "ab")
         self.agent = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, cwd=str(ROOT))
         err.close()
+
+    def agent_output(self) -> str:
+        return "".join((self.dir / f).read_text(errors="replace") for f in ("vrs.stderr", "vrs.log")
+                       if (self.dir / f).exists())
+
+    def flow_count(self) -> int:
+        out = self.ovs.ofctl("dump-aggregate", "br-int")
+        return int(out.split("flow_count=")[1].split()[0])
 
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.poll() is None

@@ -50,8 +50,9 @@ def _csum(b: bytes) -> int:
     return ~(n + (n >> 16)) & 0xFFFF
 
 
-def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0) -> list[float]:
-    """Echo requests from inside `netns`; the round-trip times (seconds) of the replies that came back."""
+def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0, stop_on_reply: bool = False) -> list[float]:
+    """Echo requests from inside `netns`; the round-trip times (seconds) of the replies that came back
+    (after the first one if `stop_on_reply`)."""
     s = socket_in(netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     ident = (os.getpid() ^ threading.get_ident()) & 0xFFFF
     rtts = []
@@ -69,6 +70,8 @@ def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0) -> list[flo
                 if addr[0] == dst and icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (ident, seq):
                     rtts.append(time.perf_counter() - t0)
                     break
+            if rtts and stop_on_reply:
+                break
     finally:
         s.close()
     return rtts

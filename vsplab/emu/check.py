@@ -1,0 +1,77 @@
+"""Check a scenario's expectations with real packets from inside the containers (emu mode): a TCP
+connect with a few bytes echoed back, ICMP echo, a UDP datagram. `allow` means the exchange completed
+(for UDP: the datagram arrived); anything else is `deny`, with what was missing as the detail.
+
+The first packet towards a VTEP can be lost while OVS's userspace tunnel resolves the neighbour, so
+every probe retries within its time budget; a denied probe costs that whole budget, which is why the
+expectations run in parallel."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from vsplab.emu.probes import Listeners, ping, tcp_connect, udp_send
+from vsplab.report import ExpectationResult
+from vsplab.scenario.to_vsd import PlacedContainer
+
+TCP_TIMEOUT = 2.0  # the kernel resends a lost SYN after 1 s: two tries fit
+PING_TRIES, PING_WAIT = 3, 0.5
+UDP_TRIES, UDP_WAIT = 3, 0.4
+
+
+def container_netns(name: str) -> str:
+    return f"vl-c-{name}"
+
+
+def open_listeners(listeners: Listeners, expectations, placed: dict[str, PlacedContainer]) -> None:
+    """Listeners first, all of them, so no probe races the server it needs."""
+    for x in expectations:
+        dst = placed[x.to]
+        if x.protocol == "tcp":
+            listeners.tcp_on(container_netns(dst.name), dst.ip, x.port)
+        elif x.protocol == "udp":
+            listeners.udp_on(container_netns(dst.name), dst.ip, x.port)
+
+
+def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, protocol: str,
+          port: int | None) -> tuple[str, str]:
+    ns = container_netns(src.name)
+    if protocol == "tcp":
+        ok, why, _ = tcp_connect(ns, dst.ip, port, TCP_TIMEOUT)
+        return ("allow", "") if ok else ("deny", f"TCP {why}")
+    if protocol == "icmp":
+        rtts = ping(ns, dst.ip, count=PING_TRIES, timeout=PING_WAIT, stop_on_reply=True)
+        return ("allow", "") if rtts else ("deny", f"no echo reply to {PING_TRIES} requests")
+    if protocol == "udp":
+        for _ in range(UDP_TRIES):
+            ok, why = udp_send(ns, dst.ip, port, listeners.udp_on(container_netns(dst.name), dst.ip, port), UDP_WAIT)
+            if ok:
+                return "allow", ""
+        return "deny", f"{UDP_TRIES} datagrams, none received"
+    raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def check_expectations(listeners: Listeners, scenario, placed: dict[str, PlacedContainer],
+                       workers: int = 8) -> list[ExpectationResult]:
+    open_listeners(listeners, scenario.expect, placed)
+
+    def one(x) -> ExpectationResult:
+        t0 = time.perf_counter()
+        try:
+            observed, detail = probe(listeners, placed[x.from_], placed[x.to], x.protocol, x.port)
+        except Exception as e:  # a probe that blows up is a failed check, reported, not a crashed run
+            observed, detail = "error", f"{type(e).__name__}: {e}"
+        return ExpectationResult(x.from_, x.to, x.protocol, x.port, x.expect, observed, detail,
+                                 time.perf_counter() - t0)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as ex:
+        return list(ex.map(one, scenario.expect))
+
+
+def rtt_summary(rtts: list[float]) -> str:
+    if not rtts:
+        return "no replies"
+    ms = [r * 1000 for r in rtts]
+    return f"min {min(ms):.3f} / median {statistics.median(ms):.3f} / max {max(ms):.3f} ms ({len(ms)} replies)"

@@ -1,0 +1,257 @@
+"""`vsplab run SCENARIO --mode emu`: the scenario on real Open vSwitch, checked with real packets.
+
+    VSD (subprocess, 127.0.0.1)  <-- the scenario, through the REST API (as in sim mode)
+      | change stream
+    VSC per controller (subprocess), listening on the management bridge vl-mgmt
+      | OpenFlow + agent channel over each host's management veth
+    vl-<host> namespaces: ovsdb-server + ovs-vswitchd (netdev) + `vrs run`; br-phy on the underlay
+      | VXLAN over the vl-underlay Linux bridge
+    vl-c-<container> namespaces, plugged by `vrs plug`; probes are real sockets inside them
+
+Same public surface as `SimLab` (start, push, plug, wait_converged, check, close, report, placed).
+Everything is recorded in a manifest before it is made and removed in `close()` (success, failure,
+Ctrl-C); a lab refuses to start over another's leftovers (vsplab/emu/leftovers.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+
+from vsplab.emu import leftovers
+from vsplab.emu.check import check_expectations, container_netns, probe, rtt_summary
+from vsplab.emu.host import EmuFabric, EmuHost
+from vsplab.emu.netns import ifname, netns_delete
+from vsplab.emu.probes import Listeners, ping
+from vsplab.lab.run import SimLab, free_port
+from vsplab.report import LabReport
+from vsplab.scenario.model import Scenario
+
+REQUIRED_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "nsenter", "ethtool")
+
+
+class EmuError(RuntimeError):
+    pass
+
+
+def subnet_addressing(scenario: Scenario) -> dict[tuple[str, str], tuple[int, str]]:
+    """(enterprise, subnet) -> (prefix length, gateway) for configuring a container's eth0."""
+    out = {}
+    for ent in scenario.enterprises:
+        for dom in ent.domains:
+            for zone in dom.zones:
+                for sn in zone.subnets:
+                    net = ipaddress.IPv4Network(sn.address)
+                    out[(ent.name, sn.name)] = (net.prefixlen, sn.gateway or str(next(net.hosts())))
+    return out
+
+
+class EmuLab(SimLab):
+    """One scenario's lab in emu mode. Use as a context manager; `close()` removes everything."""
+
+    def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
+                 workdir: Path | None = None):
+        super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
+        self.report = LabReport(scenario=scenario.name, mode="emu", hosts=len(scenario.hosts),
+                                containers=len(scenario.containers))
+        self.fabric = EmuFabric()
+        self.hosts: dict[str, EmuHost] = {}
+        self.listeners = Listeners()
+        self.manifest: leftovers.Manifest | None = None
+        self.figures: dict[str, str] = {}  # measured numbers worth printing (RTT, memory)
+
+    # --- bring-up -------------------------------------------------------------------------------
+
+    def _preflight(self) -> list[str]:
+        if os.geteuid() != 0:
+            raise EmuError("emu mode needs root (network namespaces, Open vSwitch)")
+        missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+        if missing:
+            raise EmuError(f"missing {', '.join(missing)}: run scripts/system-deps (openvswitch-switch, "
+                           "iproute2, ethtool, util-linux)")
+        if len(self.scenario.hosts) > 253:
+            raise EmuError(f"{len(self.scenario.hosts)} hosts: emu mode holds at most 253")
+        planned = [f"vl-{h.name}" for h in self.scenario.hosts]
+        planned += [container_netns(c.name) for c in self.scenario.containers]
+        leftovers.check_clean(planned)
+        return planned
+
+    def start(self) -> None:
+        from vsc.process import VscProcess
+        from vsd.client import VsdClient
+        from vsd.server import EmbeddedVsd
+
+        planned = self._preflight()
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+        self.manifest = leftovers.Manifest(os.getpid(), str(self.workdir), netns=planned,
+                                           links=[f"vl-m{i + 1}" for i in range(len(self.scenario.hosts))])
+        self.manifest.save()
+        t0 = time.perf_counter()
+        if self.external_vsd:
+            api = self.external_vsd.rstrip("/")
+            base = api.split("/nuage/api/")[0]
+            self.client = VsdClient(api)
+        else:
+            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}",
+                                                            log_path=str(self.workdir / "vsd.log")))
+            self.manifest.add_process(self.vsd.proc.pid, "vsd")
+            base = self.vsd.url
+            self.client = VsdClient(self.vsd.api, self.vsd.user, self.vsd.password, self.vsd.enterprise)
+        self.console.print(f"VSD at {base}")
+        self.stack.callback(self._quietly, self.fabric.stop)
+        self.fabric.start()
+        for i, h in enumerate(self.scenario.hosts):
+            host = EmuHost(h.name, i + 1, self.workdir / "hosts")
+            self.hosts[h.name] = host
+            self.stack.callback(self._quietly, host.stop)
+            host.start()
+        for c in self.scenario.controllers:
+            ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
+            vsc = VscProcess(vsd_url=base, state_dir=self.workdir / c.name, log_file=self.workdir / f"{c.name}.log",
+                             listen=self.fabric.mgmt_ip, **ports)
+            self.stack.callback(self._quietly, vsc.stop)
+            vsc.start()
+            self.manifest.add_process(vsc.proc.pid, "vsc.cli")
+            vsc.ports = ports
+            self.vscs[c.name] = vsc
+            self.console.print(f"VSC {c.name}: OpenFlow on {self.fabric.mgmt_ip}:{ports['of_port']}")
+        default_vsc = self.scenario.controllers[0].name
+        for h in self.scenario.hosts:
+            vsc = self.vscs[h.vsc or default_vsc]
+            self.hosts[h.name].start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
+        self.stack.callback(self._quietly, self._remove_containers)
+        self.stack.callback(self._quietly, self.listeners.close)
+        self._warm_underlay()
+        self._phase("start", t0)
+
+    def _warm_underlay(self) -> None:
+        """Seed each OVS's tunnel neighbours, then ping every VTEP from every host over br-phy: the
+        underlay works before any overlay packet depends on it."""
+        hosts = list(self.hosts.values())
+        for h in hosts:
+            h.learn_peers(hosts)
+        for a in hosts:
+            for b in hosts:
+                if a is not b and not ping(a.ns, b.vtep_ip, count=5, timeout=0.5, stop_on_reply=True):
+                    raise EmuError(f"underlay: {a.name} ({a.vtep_ip}) cannot reach {b.name} ({b.vtep_ip})")
+
+    def plug(self) -> None:
+        """`vrs plug` every container on its host (hosts in parallel)."""
+        t0 = time.perf_counter()
+        addressing = subnet_addressing(self.scenario)
+
+        def plug_host(host: EmuHost) -> None:
+            for p in self.placed.values():
+                if p.host != host.name:
+                    continue
+                plen, gateway = addressing[(p.enterprise, p.subnet)]
+                host.vrs("plug", p.name, "--netns", container_netns(p.name), "--port", ifname("vl-", p.name),
+                         "--mac", p.mac, "--ip", f"{p.ip}/{plen}", "--gateway", gateway, "--vport-id", p.vport_id)
+
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="plug") as ex:
+            list(ex.map(plug_host, self.hosts.values()))
+        self._phase("plug", t0)
+
+    def wait_converged(self, timeout: float = 120.0) -> None:
+        t0 = time.perf_counter()
+        end = time.monotonic() + timeout
+        default_vsc = self.scenario.controllers[0].name
+        for name, vsc in self.vscs.items():
+            hosts = [h.name for h in self.scenario.hosts if (h.vsc or default_vsc) == name]
+            endpoints = sum(1 for p in self.placed.values() if p.host in hosts)
+            while True:
+                dead = [h for h in hosts if not self.hosts[h].agent_alive()]
+                if dead:
+                    host = self.hosts[dead[0]]
+                    raise EmuError(f"vrs agent on {host.name} exited: {host.agent_output()[-2000:]}")
+                try:
+                    vsc.wait_converged(timeout=min(1.0, max(end - time.monotonic(), 0.01)),
+                                       datapaths=len(hosts), endpoints=endpoints)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > end:
+                        raise
+        self._phase("converge", t0)
+        self.report.flows_per_host = {name: h.flow_count() for name, h in self.hosts.items()}
+
+    def check(self) -> LabReport:
+        t0 = time.perf_counter()
+        self.report.results = check_expectations(self.listeners, self.scenario, self.placed)
+        self._phase("check", t0)
+        self._measure()
+        return self.report
+
+    def _measure(self) -> None:
+        """Round trips the checks already made (TCP connect + echo), an ICMP RTT series when the
+        scenario allows ICMP somewhere, and memory per host."""
+        tcp = sorted(r.seconds * 1000 for r in self.report.results
+                     if r.protocol == "tcp" and r.observed == "allow")
+        if tcp:
+            self.figures["TCP connect + echo"] = (f"min {tcp[0]:.3f} / median {tcp[len(tcp) // 2]:.3f} / "
+                                                  f"max {tcp[-1]:.3f} ms ({len(tcp)} probes)")
+        allowed = [x for x in self.scenario.expect if x.expect == "allow" and x.protocol == "icmp"]
+        if allowed:
+            src, dst = self.placed[allowed[0].from_], self.placed[allowed[0].to]
+            self.figures["ping RTT"] = f"{src.name} -> {dst.name}: " + rtt_summary(
+                ping(container_netns(src.name), dst.ip, count=10, timeout=0.5))
+        rss = [sum(h.ovs.rss_kb().values()) for h in self.hosts.values()]
+        if rss:
+            self.figures["OVS memory"] = f"{max(rss) / 1024:.1f} MB RSS per host (ovsdb-server + ovs-vswitchd)"
+
+    # --- a kept lab answers `vsplab flows` / `vsplab trace` ----------------------------------------
+
+    def _control(self, req: dict) -> dict:
+        if req.get("op") == "flows":
+            host = self.hosts.get(req.get("host"))
+            if host is None:
+                raise KeyError(f"no host {req.get('host')!r}; hosts: {', '.join(self.hosts)}")
+            return {"text": host.ovs.ofctl("dump-flows", "br-int")}
+        if req.get("op") == "trace":
+            src, dst = self.placed[req["from"]], self.placed[req["to"]]
+            if req["proto"] in ("tcp", "udp"):
+                (self.listeners.tcp_on if req["proto"] == "tcp" else self.listeners.udp_on)(
+                    container_netns(dst.name), dst.ip, req["port"])
+            verdict, detail = probe(self.listeners, src, dst, req["proto"], req.get("port"))
+            return {"text": f"{src.name} -> {dst.name}: {verdict} {detail} (real packets)".rstrip(),
+                    "verdict": verdict}
+        raise ValueError(f"unknown op {req.get('op')!r}")
+
+    # --- teardown -------------------------------------------------------------------------------
+
+    def _quietly(self, fn) -> None:
+        """Teardown goes on past a failing step: the next steps still remove their part."""
+        try:
+            fn()
+        except Exception as e:
+            self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
+
+    def _remove_containers(self) -> None:
+        for c in self.scenario.containers:
+            netns_delete(container_netns(c.name))
+
+    def close(self) -> None:
+        # a second Ctrl-C must not cut the teardown short and leave half a lab behind
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.stack.close()
+            if self.workdir.exists():
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.manifest is not None:
+                left = leftovers.find(self.manifest.netns)
+                if [x for x in left if not x.startswith("manifest")]:
+                    self.console.print("[red]cleanup left:[/] " + "; ".join(left)
+                                       + f" (remove with `{leftovers.CLEANUP_COMMAND}`)")
+                else:
+                    leftovers.MANIFEST.unlink(missing_ok=True)
+                self.manifest = None
+        finally:
+            signal.signal(signal.SIGINT, previous)
