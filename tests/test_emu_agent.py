@@ -1,0 +1,135 @@
+"""The `vrs` agent on real Open vSwitch: two emulated hosts (namespaces with their own OVS), the agent
+in each, containers plugged with `vrs plug`, a VSC serving a saved VSD view. Checks what OVSDB holds,
+that the VSC learns the ports and programs the bridges (ping over VXLAN, the ACL's deny), that the
+agent repairs a tampered bridge, and that `vrs unplug` removes the container and tells the VSC.
+
+Needs root and Open vSwitch (scripts/system-deps)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+
+import pytest
+
+from vsc.process import VscProcess
+from vsc.workload import Tree
+from vsplab.emu.host import EmuFabric, EmuHost
+from vsplab.emu.netns import netns_delete, netns_exists
+from vsplab.emu.probes import ping
+
+pytestmark = [
+    pytest.mark.slow, pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ovs-vswitchd") is None,
+                       reason="needs root and Open vSwitch (scripts/system-deps)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def view() -> tuple[Tree, dict]:
+    t = Tree()
+    dom = t.domain(t.enterprise(), "d", 5002)
+    web_s = t.subnet(t.zone(dom, "zw"), "web", "10.1.0.0/24")
+    db_s = t.subnet(t.zone(dom, "zd"), "db", "10.2.0.0/24")
+    web = t.vport(web_s, dom, "web1", "02:00:00:00:0a:01", "10.1.0.10")
+    db = t.vport(db_s, dom, "db1", "02:00:00:00:0a:02", "10.2.0.10")
+    pw, pd = t.policy_group(dom, "web", 1, [web]), t.policy_group(dom, "db", 2, [db])
+    tin, teg = t.template(dom, "ingress"), t.template(dom, "egress")
+    # ICMP web -> db only, stateful so the echo reply returns
+    t.entry(tin, "ingress", 10, location=("POLICYGROUP", pw), network=("POLICYGROUP", pd), protocol="1",
+            stateful=True)
+    t.entry(teg, "egress", 10, location=("POLICYGROUP", pd), network=("POLICYGROUP", pw), protocol="1",
+            stateful=True)
+    return t, {"web": web, "db": db}
+
+
+def wait_for(cond, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def ovsdb_get(host: EmuHost, *args: str) -> str:
+    return host.ovs.vsctl("--if-exists", "get", *args).strip().strip('"')  # ovs-vsctl quotes some strings
+
+
+def test_vrs_agent_plugs_reports_repairs_and_unplugs(tmp_path):
+    tree, ids = view()
+    (tmp_path / "view.json").write_text(json.dumps({"revision": 1, "objects": tree.objects}))
+    fabric = EmuFabric()
+    hosts = [EmuHost(f"vl-t-h{i}", 200 + i, tmp_path) for i in (1, 2)]  # high indexes: clear of labs
+    of, agent = free_port(), free_port()
+    vsc = VscProcess(view_file=tmp_path / "view.json", listen=fabric.mgmt_ip, of_port=of, agent_port=agent,
+                     status_port=free_port(), state_dir=tmp_path / "state", log_file=tmp_path / "vsc.log")
+    try:
+        fabric.start()
+        for h in hosts:
+            h.start()
+        for h in hosts:
+            h.learn_peers(hosts)
+        vsc.start()
+        for h in hosts:
+            h.start_agent(fabric.mgmt_ip, of, agent)
+        h1, h2 = hosts
+        out = json.loads(h1.vrs("plug", "web1", "--netns", "vl-c-t-web1", "--port", "vl-t-web1",
+                                "--mac", "02:00:00:00:0a:01", "--ip", "10.1.0.10/24", "--gateway", "10.1.0.1",
+                                "--vport-id", ids["web"]))
+        h2.vrs("plug", "db1", "--netns", "vl-c-t-db1", "--port", "vl-t-db1", "--mac", "02:00:00:00:0a:02",
+               "--ip", "10.2.0.10/24", "--gateway", "10.2.0.1", "--vport-id", ids["db"])
+        st = vsc.wait_converged(30, datapaths=2, endpoints=2)
+
+        # what the agent wrote and OVS reports
+        assert ovsdb_get(h1, "bridge", "br-int", "fail_mode") == "secure"
+        assert ovsdb_get(h1, "bridge", "br-int", "protocols") == "[OpenFlow13]"
+        assert ovsdb_get(h1, "bridge", "br-int", "datapath_id") == f"{h1.datapath_id:016x}"
+        assert ovsdb_get(h1, "interface", "vxlan0", "options") == "{key=flow, remote_ip=flow}"
+        for key, value in (("vsplab-vport-id", ids["web"]), ("attached-mac", "02:00:00:00:0a:01"),
+                           ("vsplab-ip", "10.1.0.10")):
+            assert ovsdb_get(h1, "interface", "vl-t-web1", f"external_ids:{key}") == value
+        assert int(ovsdb_get(h1, "interface", "vl-t-web1", "ofport")) == out["ofport"]
+        assert st["datapaths"][str(h1.datapath_id)]["ports"] == 1 and not st["input_errors"]
+        assert h1.flow_count() == st["datapaths"][str(h1.datapath_id)]["flows_desired"]
+
+        # real packets over VXLAN between the two hosts, as the ACL says
+        rtts = ping("vl-c-t-web1", "10.2.0.10", count=5, timeout=1.0)
+        assert len(rtts) == 5, rtts  # the tunnel neighbours were seeded: not even the first is lost
+        assert not ping("vl-c-t-db1", "10.1.0.10", count=1, timeout=0.5)
+
+        # someone breaks the bridge: the agent puts it back, the VSC reprograms it, traffic flows again
+        h1.ovs.vsctl("del-controller", "br-int", "--", "set", "bridge", "br-int", "fail_mode=standalone",
+                     "--", "del-port", "br-int", "vxlan0")
+        wait_for(lambda: ovsdb_get(h1, "interface", "vxlan0", "ofport") not in ("", "[]", "-1")
+                 and ovsdb_get(h1, "bridge", "br-int", "fail_mode") == "secure"
+                 and ovsdb_get(h1, "bridge", "br-int", "controller") != "[]", 10, "the agent's repair")
+        vsc.wait_converged(30, datapaths=2, endpoints=2)
+        wait_for(lambda: ping("vl-c-t-web1", "10.2.0.10", count=1, timeout=0.5), 10, "ping after the repair")
+
+        # unplug: port and namespace gone, the VSC forgets the endpoint
+        h2.vrs("unplug", "db1", "--netns", "vl-c-t-db1", "--port", "vl-t-db1")
+        assert not netns_exists("vl-c-t-db1")
+        assert ovsdb_get(h2, "interface", "vl-t-db1", "ofport") == ""
+        wait_for(lambda: vsc.status()["endpoints"] == 1, 10, "the VSC to drop db1")
+        assert not ping("vl-c-t-web1", "10.2.0.10", count=1, timeout=0.5)
+        assert all(h.agent_alive() for h in hosts), [h.agent_output() for h in hosts]
+    finally:
+        vsc.stop()
+        for ns in ("vl-c-t-web1", "vl-c-t-db1"):
+            netns_delete(ns)
+        for h in hosts:
+            h.stop()
+        fabric.stop()
+    for h in hosts:  # torn down: no namespace, no OVS process
+        assert not netns_exists(h.ns)
+        assert not any(os.path.exists(f"/proc/{p}") for p in h.ovs.pids())
