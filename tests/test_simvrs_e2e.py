@@ -105,7 +105,7 @@ class Controller:
         self.agent_event = asyncio.Event()
         self.agent_writers: list[asyncio.StreamWriter] = []
 
-    async def start(self) -> tuple[int, int]:
+    async def start(self, host: str = "127.0.0.1") -> tuple[int, int]:
         async def on_of(r, w):
             await self.conns.put(SwitchConn(r, w))
 
@@ -115,7 +115,7 @@ class Controller:
                 self.agent_lines.append(json.loads(line))
                 self.agent_event.set()
 
-        self.of_server = await asyncio.start_server(on_of, "127.0.0.1", 0)
+        self.of_server = await asyncio.start_server(on_of, host, 0)
         self.agent_server = await asyncio.start_server(on_agent, "127.0.0.1", 0)
         return self.of_server.sockets[0].getsockname()[1], self.agent_server.sockets[0].getsockname()[1]
 

@@ -141,12 +141,16 @@ def test_errors_for_bad_goto_and_overlap(one):
 
 def test_bundle_is_atomic(one):
     _, sw = one
-    ok = [Flow(0, p, match(reg0=p), actions=(Output(2),)) for p in range(1, 4)]
-    bad = Flow(7, 1, actions=(Output(2),), goto=2)  # fails only when applied (goto backwards)
+    ok = [Flow(0, 1, match(reg0=p), actions=(Output(2),)) for p in range(1, 4)]
+    # Overlaps the first flow: can only fail when applied, i.e. at commit.
+    bad = encode.flow_mod(Flow(0, 1, match(reg0=(0, 0xF0)), actions=(Output(3),)), flags=OFPFF_CHECK_OVERLAP)
     replies = sw.handle(encode.bundle_open(1, 100))
     assert decode.parse_header(replies[0])[1] == 4 and replies[0][21] == OFPBCT_OPEN_REPLY
-    for i, f in enumerate([*ok, bad]):
-        assert sw.handle(encode.bundle_add(1, encode.flow_mod(f), 101 + i)) == []
+    for i, m in enumerate([*(encode.flow_mod(f) for f in ok), bad]):
+        assert sw.handle(encode.bundle_add(1, m, 101 + i)) == []
+    # A message OVS refuses when it decodes it is refused at once, and the bundle stays usable.
+    (err,) = sw.handle(encode.bundle_add(1, encode.flow_mod(Flow(7, 1, goto=2)), 150))
+    assert err[1] == OFPT_ERROR and err[8:12] == bytes.fromhex("00030002") and err[13] == 4  # quotes the add
     replies = sw.handle(encode.bundle_commit(1, 200))
     assert [r[1] for r in replies] == [OFPT_ERROR, OFPT_ERROR]
     assert decode.parse_header(replies[0])[3] == 104  # the failing inner message's xid

@@ -54,7 +54,9 @@ def add_fast(sw, msg: bytes) -> list[bytes] | None:
             or ((msg[22] << 8) | msg[23]) != b.flags):
         return sw.handle(msg)
     try:
-        b.msgs.append(fastdecode.flow_mod(msg[24:]))
+        fm = fastdecode.flow_mod(msg[24:])
+        sw.check_tables(fm)
+        b.msgs.append(fm)
     except OFPError as e:
         return sw.error(int.from_bytes(msg[4:8], "big"), e.type, e.code, msg)
     return None
@@ -77,7 +79,9 @@ def add(sw, msg: bytes, xid: int) -> list[bytes]:
         return sw.error(xid, 0, C.OFPBFC_BUNDLE_CLOSED, msg)
     if flags != b.flags:
         return sw.error(xid, 0, C.OFPBFC_BAD_FLAGS, msg)
-    b.msgs.append(fastdecode.flow_mod(inner))  # decode errors answer the add, as in OVS
+    fm = fastdecode.flow_mod(inner)
+    sw.check_tables(fm)  # these errors answer the add (quoting it), as in OVS; the bundle stays usable
+    b.msgs.append(fm)
     return []
 
 
@@ -86,7 +90,7 @@ def control(sw, msg: bytes, xid: int) -> list[bytes]:
     b = sw.bundles.get(bid)
 
     def reply(t: int) -> list[bytes]:
-        return [switchmsg.bundle_ctrl_reply(xid, bid, t, flags)]
+        return [switchmsg.bundle_ctrl_reply(xid, bid, t, 0)]  # OVS 3.1 answers with flags 0
 
     if ctype == C.OFPBCT_OPEN_REQUEST:
         if b is not None:

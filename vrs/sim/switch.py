@@ -236,11 +236,7 @@ class SimSwitch:
             if undo is None:
                 self.flush_removed()
             return
-        if table >= self.n_tables:
-            raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_TABLE_ID, f"table {table}")
-        goto = instr[1]
-        if goto is not None and (goto <= table or goto >= self.n_tables):
-            raise OFPError(C.OFPET_BAD_INSTRUCTION, C.OFPBIC_BAD_TABLE_ID, f"goto_table {goto} from {table}")
+        self.check_tables(fm)
         t = self.table(table)
         if cmd == C.OFPFC_ADD:
             if flags & C.OFPFF_CHECK_OVERLAP and t.overlaps(names, masks, values, prio):
@@ -279,6 +275,19 @@ class SimSwitch:
             self.apply(fastdecode.flow_mod(encode.flow_mod(f)))
             n += 1
         return n
+
+    def check_tables(self, fm: tuple) -> None:
+        """The checks OVS makes when it decodes a flow-mod (so also when a bundle-add arrives, not
+        at commit): a usable table, and goto_table only forward."""
+        table, cmd, goto = fm[3], fm[4], fm[14][1]
+        if cmd == C.OFPFC_DELETE or cmd == C.OFPFC_DELETE_STRICT:
+            return
+        if table >= self.n_tables:
+            if table < C.OFPTT_ALL:  # OVS's hidden internal table: there, but not the controller's
+                raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_EPERM, f"table {table} is read-only")
+            raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_TABLE_ID, f"table {table}")
+        if goto is not None and (goto <= table or goto >= self.n_tables):
+            raise OFPError(C.OFPET_BAD_INSTRUCTION, C.OFPBIC_BAD_TABLE_ID, f"goto_table {goto} from {table}")
 
     def flows(self, table: int | None = None) -> list[tuple[int, Rule]]:
         ts = [self.tables[table]] if table is not None else self.tables

@@ -38,6 +38,7 @@ from vsplab.openflow.consts import (
     OFPBMC_BAD_MASK,
     OFPBMC_BAD_PREREQ,
     OFPBMC_BAD_TYPE,
+    OFPBMC_BAD_WILDCARDS,
     OFPBMC_DUP_FIELD,
     OFPBRC_BAD_LEN,
     OFPET_BAD_ACTION,
@@ -84,8 +85,7 @@ def parse_header(msg: bytes, off: int = 0) -> tuple[int, int, int, int]:
 
 
 def match_items(buf: bytes, off: int) -> tuple[list[tuple[str, int, int | None]], int]:
-    """Decode an ofp_match at `off`: ([(name, value, mask or None)], offset after the padded match).
-    Values outside their mask are cleared, as OVS stores them."""
+    """Decode an ofp_match at `off`: ([(name, value, mask or None)], offset after the padded match)."""
     if len(buf) < off + 4:
         raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_LEN, "truncated match")
     mtype, mlen = _TL.unpack_from(buf, off)
@@ -113,10 +113,10 @@ def match_items(buf: bytes, off: int) -> tuple[list[tuple[str, int, int | None]]
             if not fs.maskable:
                 raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_MASK, f"{fs.name} is not maskable")
             m = int.from_bytes(buf[p + 4 + n : p + 4 + 2 * n], "big")
+            if v & ~m:  # OpenFlow 1.3 (and OVS) refuse value bits the mask does not cover
+                raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_WILDCARDS, f"{fs.name} value has bits outside its mask")
             if m == (1 << (8 * n)) - 1:
                 m = None  # an all-ones mask is an exact match (OVS prints and compares it so)
-            else:
-                v &= m
             items.append((fs.name, v, m))
         else:
             items.append((fs.name, v, None))

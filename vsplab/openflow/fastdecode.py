@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from vsplab.openflow.consts import (
     OFPBMC_BAD_PREREQ,
+    OFPBMC_BAD_WILDCARDS,
     OFPBMC_DUP_FIELD,
     OFPBRC_BAD_LEN,
     OFPET_BAD_MATCH,
@@ -42,12 +43,13 @@ def _compile(shape: tuple[tuple[int, bool], ...], mlen: int):
     checks = []
     exprs: dict[str, tuple[str, str]] = {}  # name -> (value expr, mask expr)
     idx = _FIXED_N
+    wild = []  # value bits outside the mask: OFPBMC_BAD_WILDCARDS, as OVS answers
     names = [FIELDS_BY_TYPE[h & 0xFFFFFE00].name for h, _ in shape]
     if len(set(names)) != len(names):
         raise OFPError(OFPET_BAD_MATCH, OFPBMC_DUP_FIELD, "duplicate match field")
     for h, masked in shape:
         fs = FIELDS_BY_TYPE[h & 0xFFFFFE00]
-        full = (1 << fs.bits) - 1
+        full = (1 << FIELDS[fs.name].bits) - 1  # the canonical width (NXM_OF_IN_PORT is 16 bits)
         fmt.append("I")
         checks.append(f"v[{idx}] != {h}")
         idx += 1
@@ -62,7 +64,8 @@ def _compile(shape: tuple[tuple[int, bool], ...], mlen: int):
                 parts.append(f"v[{idx}]")
                 idx += 1
         if masked:
-            exprs[fs.name] = (f"({parts[0]} & {parts[1]})", parts[1])
+            exprs[fs.name] = (parts[0], parts[1])
+            wild.append(f"{parts[0]} & ~{parts[1]}")
         else:
             exprs[fs.name] = (parts[0], str(full))
     fmt.append(f"{(mlen + 7) // 8 * 8 - mlen}x")
@@ -89,6 +92,8 @@ def dec(msg):
         return None
     if {' or '.join(pre) if pre else 'False'}:
         raise prereq_error
+    if {' or '.join(wild) if wild else 'False'}:
+        raise wildcards_error
     instr = decode_instructions(msg[{end}:]) if len(msg) > {end} else EMPTY
     if instr[3]:
         check_action_prereqs({byname}, instr[3])
@@ -103,6 +108,7 @@ def dec(msg):
         "NAMES": tuple(order),
         "MASKS": tuple(int(m) for m in mask_exprs) if const_masks else None,
         "prereq_error": OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_PREREQ, "match prerequisites not met"),
+        "wildcards_error": OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_WILDCARDS, "value has bits outside its mask"),
     }
     exec(compile(src, "<flow_mod decoder>", "exec"), ns)  # noqa: S102
     return ns["dec"], end

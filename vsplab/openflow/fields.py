@@ -74,8 +74,25 @@ _SPECS = [
 ]
 
 FIELDS: dict[str, FieldSpec] = {s.name: s for s in _SPECS}
+
+# The older NXM headers for the same fields. We always encode the ones above, but OVS itself writes
+# NXM_OF_*/NXM_NX_* headers where they exist (e.g. in reg_move actions of its flow-stats replies), so
+# the decoder accepts both. NXM_OF_IN_PORT is the 16-bit OpenFlow 1.0 port number.
+OFPXMC_NXM_0 = 0x0000
+_NXM_ALIASES = [
+    ("in_port", OFPXMC_NXM_0, 0, 2), ("eth_dst", OFPXMC_NXM_0, 1, 6), ("eth_src", OFPXMC_NXM_0, 2, 6),
+    ("eth_type", OFPXMC_NXM_0, 3, 2), ("ip_proto", OFPXMC_NXM_0, 6, 1), ("ipv4_src", OFPXMC_NXM_0, 7, 4),
+    ("ipv4_dst", OFPXMC_NXM_0, 8, 4), ("tcp_src", OFPXMC_NXM_0, 9, 2), ("tcp_dst", OFPXMC_NXM_0, 10, 2),
+    ("udp_src", OFPXMC_NXM_0, 11, 2), ("udp_dst", OFPXMC_NXM_0, 12, 2), ("icmpv4_type", OFPXMC_NXM_0, 13, 1),
+    ("icmpv4_code", OFPXMC_NXM_0, 14, 1), ("arp_op", OFPXMC_NXM_0, 15, 2), ("arp_spa", OFPXMC_NXM_0, 16, 4),
+    ("arp_tpa", OFPXMC_NXM_0, 17, 4), ("tun_id", OFPXMC_NXM_1, 16, 8), ("arp_sha", OFPXMC_NXM_1, 17, 6),
+    ("arp_tha", OFPXMC_NXM_1, 18, 6),
+]
 # Decoding looks fields up by the header with the length and has-mask bits cleared.
 FIELDS_BY_TYPE: dict[int, FieldSpec] = {(s.oxm_class << 16) | (s.oxm_field << 9): s for s in _SPECS}
+for _name, _cls, _fld, _n in _NXM_ALIASES:
+    _c = FIELDS[_name]
+    FIELDS_BY_TYPE[(_cls << 16) | (_fld << 9)] = FieldSpec(_name, _cls, _fld, _n, _c.maskable, _c.prereq, _c.settable)
 # Canonical field order (OVS prints and compares matches in its own fixed order, not wire order).
 FIELD_ORDER: dict[str, int] = {s.name: i for i, s in enumerate(_SPECS)}
 
