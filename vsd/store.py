@@ -163,7 +163,8 @@ class Store:
         """Newest first: one row per mutating call, `actions` listing (action, kind, object ID) per object."""
         with self.engine.connect() as c:
             rows = c.execute(select(audit).order_by(audit.c.id.desc()).limit(limit))
-            return [{**dict(zip(r._fields, r, strict=True)), "actions": orjson.loads(r.actions)} for r in rows]
+            return [{**{str(k): v for k, v in zip(r._fields, r, strict=True)}, "actions": orjson.loads(r.actions)}
+                    for r in rows]
 
     # --- the writer
 
