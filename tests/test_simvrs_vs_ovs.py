@@ -18,7 +18,14 @@ import pytest
 from tests.test_simvrs_e2e import Controller
 from vrs.sim import SimRuntime
 from vsplab.openflow import decode, encode, text, textparse
-from vsplab.openflow.consts import OFPFC_DELETE, OFPFC_MODIFY, OFPFF_CHECK_OVERLAP, OFPT_ERROR
+from vsplab.openflow.consts import (
+    OFPFC_ADD,
+    OFPFC_DELETE,
+    OFPFC_MODIFY,
+    OFPFF_CHECK_OVERLAP,
+    OFPFF_RESET_COUNTS,
+    OFPT_ERROR,
+)
 from vsplab.openflow.flow import OFPP_IN_PORT, Ct, DecTtl, Flow, MatchField, Move, Output, SetField, match
 
 pytestmark = [
@@ -195,6 +202,23 @@ def test_a_controller_cannot_tell_the_sim_from_ovs(tmp_path):
             assert await both(ops) == [{}, {}]
             f_sim, f_ovs = await asyncio.gather(flows_of(sim), flows_of(real))
             assert f_sim == f_ovs and len(f_sim) == len(GOOD) - 2 + 4
+            # Cookies under modify: without a cookie mask the cookie is replaced; with one it filters.
+            ops = [encode.flow_mod(Flow(3, 0, match(reg0=3), actions=(Output(4),), cookie=0x77), OFPFC_MODIFY, 5001),
+                   encode.flow_mod(Flow(3, 0, match(reg0=4), actions=(Output(5),), cookie=0x99), OFPFC_MODIFY, 5002,
+                                   cookie_mask=0xFF),  # no flow has cookie 0x99: nothing changes
+                   encode.flow_mod(Flow(3, 1, match(reg0=4), actions=(Output(6),), cookie=0x55), OFPFC_ADD, 5003,
+                                   flags=OFPFF_RESET_COUNTS)]
+            assert await both(ops) == [{}, {}]
+            f_sim, f_ovs = await asyncio.gather(flows_of(sim), flows_of(real))
+            assert f_sim == f_ovs, (set(f_sim) - set(f_ovs), set(f_ovs) - set(f_sim))
+            # Filtered flow stats (table, cookie, out_port) select the same flows.
+            for kw in ({"table": 3}, {"cookie": 0x0300000000000002, "cookie_mask": 0xFFFFFFFFFFFFFFFF},
+                       {"out_port": 1}, {"out_port": OFPP_IN_PORT}):
+                r_sim, r_ovs = await asyncio.gather(sim.request(lambda x, kw=kw: encode.flow_stats_request(x, **kw)),
+                                                    real.request(lambda x, kw=kw: encode.flow_stats_request(x, **kw)))
+                count = [len(decode.flow_stats_reply(b"".join(decode.multipart_reply(r)[2] for r in rs)))
+                         for rs in (r_sim, r_ovs)]
+                assert count[0] == count[1] > 0, (kw, count)
         finally:
             rt.stop()
             ovs.stop()

@@ -261,9 +261,7 @@ class SimSwitch:
         for r in targets:
             if undo is not None:
                 undo.append((bundles.restore, (r, r.instr, r.cookie, r.n_packets, r.n_bytes)))
-            r.instr = instr
-            if not cmask:  # as OVS: a modify without a cookie filter also replaces the cookie
-                r.cookie = cookie
+            r.instr = instr  # the cookie stays: OVS never changes it on an OpenFlow 1.3 modify
             if flags & C.OFPFF_RESET_COUNTS:
                 r.n_packets = r.n_bytes = 0
 
