@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 
 import orjson
 import yaml
@@ -27,10 +28,11 @@ from vsd.schema import RESOURCE, RESOURCE_TO_ENTITY
 
 def _client(args):
     from vsd.client import VsdClient
-    from vsd.server import EmbeddedVsd
 
     stack = contextlib.ExitStack()
     if args.db:
+        from vsd.server import EmbeddedVsd
+
         vsd = stack.enter_context(EmbeddedVsd(db_url=args.db, password=args.password))
         return stack, VsdClient(vsd.api, args.user, args.password, args.org)
     return stack, VsdClient(args.api, args.user, args.password, args.org)
@@ -85,8 +87,11 @@ def _cmd_audit(args) -> int:
     with stack:
         rows = client.audit(args.limit)
     for r in rows:
-        print(f"{r['ts']:.3f} {r['organization']}/{r['user_name']} {r['action']} {r['kind']} {r['object_id']} "
-              f"r{r['revision']} {r['request']}")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["ts"]))
+        first = " ".join(r["actions"][0]) if r["actions"] else ""
+        more = f" (+{len(r['actions']) - 1} more)" if len(r["actions"]) > 1 else ""
+        print(f"{when}Z {r['organization']}/{r['user_name']} {r['request']}: {first}{more} "
+              f"r{r['first_revision']}..{r['last_revision']}")
     return 0
 
 
