@@ -74,6 +74,7 @@ class Vsc:
         self.view_ready = False
         self.vsd_revision = 0  # newest revision the VSD told us about (events or heartbeats)
         self.stream_connected = False
+        self.expect_stream = False  # set when a VSD is configured: then convergence needs the stream
         self.stream_quiet_since = 0.0
         self.agent_last: dict[int, float] = {}
         self.agent_reconfirm: dict[int, set[int]] = {}  # ports to drop if a reconnected VRS does not re-report them
@@ -114,6 +115,11 @@ class Vsc:
 
     # --- inputs ----------------------------------------------------------------------------------
 
+    def stream_up(self, connected: bool) -> None:
+        with self.lock:
+            self.stream_connected = connected
+            self.stream_quiet_since = time.monotonic()
+
     def on_stream(self, line: dict) -> None:
         """One line of the VSD change stream (docs/interfaces.md section 1)."""
         kind = line.get("kind")
@@ -121,7 +127,8 @@ class Vsc:
             rev = int(line.get("revision", 0))
             self.stream_quiet_since = time.monotonic()
             if kind == "snapshot":
-                self.prog.on_snapshot(rev, line.get("objects", []))
+                for problem in self.prog.on_snapshot(rev, line.get("objects", [])):
+                    self._input_error(f"VSD snapshot r{rev}: {problem}")
                 self.view_ready = True
             elif kind == "event":
                 if rev <= self.view.revision:
@@ -305,7 +312,9 @@ class Vsc:
                     "last_sync_ops": link.sync_ops if link else None, "errors": list(link.errors) if link else [],
                     "ports": len(h.ports),
                 }
-            converged = (self.view_ready and self.view.revision >= self.vsd_revision
+            # Following a VSD: connected, and no line for a moment (lines arrive in bursts).
+            stream_ok = not self.expect_stream or (self.stream_connected and now - self.stream_quiet_since >= 0.2)
+            converged = (stream_ok and self.view_ready and self.view.revision >= self.vsd_revision
                          and not self.agent_reconfirm
                          and all(d["synced"] and not d["pending"] and not d["inflight"] for d in dps.values())
                          and all(self._may_sync(dpid, now) for dpid in self.locs.hosts))

@@ -32,6 +32,7 @@ class StreamFollower:
         self.api_key: str | None = None
         self._stop = threading.Event()
         self.last_error = ""
+        core.expect_stream = True
 
     def _conn(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
@@ -70,7 +71,7 @@ class StreamFollower:
                 raise ConnectionError("change stream: HTTP 401 (API key expired?)")
             if r.status != 200:
                 raise ConnectionError(f"change stream: HTTP {r.status} {r.read()[:200]!r}")
-            self.core.stream_connected = True
+            self.core.stream_up(True)
             log.info("following the VSD change stream from revision %d", since)
             while not self._stop.is_set():
                 line = r.readline()
@@ -80,7 +81,7 @@ class StreamFollower:
                 if line:
                     self.core.on_stream(orjson.loads(line))
         finally:
-            self.core.stream_connected = False
+            self.core.stream_up(False)
             c.close()
 
     def run(self) -> None:

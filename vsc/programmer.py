@@ -268,10 +268,11 @@ class Programmer:
         touched = self.view.apply(op, kind, entity, assoc)
         self.refresh({i for k, i in touched if k == "vport"}, {i for k, i in touched if k == "domain"})
 
-    def on_snapshot(self, revision: int, objects: list[dict]) -> None:
+    def on_snapshot(self, revision: int, objects: list[dict]) -> list[str]:
         """The VSD replaced the whole view: re-resolve everything (unchanged flows produce no ops)."""
-        self.view.load_snapshot(revision, objects)
+        problems = self.view.load_snapshot(revision, objects)
         self.refresh_all()
+        return problems
 
     def on_agent(self, msg: dict) -> None:
         moved, hosts = self.locs.apply(msg)

@@ -271,16 +271,22 @@ class View:
 
     # --- changes -----------------------------------------------------------------------------------
 
-    def load_snapshot(self, revision: int, objects: list[dict]) -> None:
-        """Replace everything but the allocations (kept for objects that still exist)."""
+    def load_snapshot(self, revision: int, objects: list[dict]) -> list[str]:
+        """Replace everything but the allocations (kept for objects that still exist). Returns the
+        objects that could not be taken (one bad object must not keep the rest of the view out)."""
         keep_dom, keep_bits = self.domain_index, self.group_bit
         fresh = View(domain_index=keep_dom, group_bit=keep_bits)
+        problems = []
         for o in objects:
-            fresh.apply("CREATE", o["entityType"], o["entity"], o.get("assoc") or {})
+            try:
+                fresh.apply("CREATE", o["entityType"], o["entity"], o.get("assoc") or {})
+            except (ViewError, KeyError, ValueError, TypeError) as e:
+                problems.append(f"{o.get('entityType')} {o.get('entity', {}).get('ID')}: {e!r}")
         fresh.domain_index = {k: v for k, v in keep_dom.items() if k in fresh.domains}
         fresh.group_bit = {k: v for k, v in keep_bits.items() if k in fresh.policy_groups}
         fresh.revision = revision
         self.__dict__.update(fresh.__dict__)
+        return problems
 
     def apply(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> Touched:
         store_name = _STORES.get(kind)
