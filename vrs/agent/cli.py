@@ -75,8 +75,8 @@ def _run(args) -> int:
     logging.basicConfig(filename=args.log_file, level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     agent = VrsAgent(config)
-    signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: agent.stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
     try:
         agent.run()
     except OvsdbError as e:

@@ -7,6 +7,7 @@ between the container ports OVS now has and what the VSC was last told goes out 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -59,6 +60,11 @@ class VrsAgent:
         self.reported: dict[str, PortState] = {}
         self._state_lock = threading.Lock()
         self.stopping = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # lets stop() (e.g. from a signal handler) end a block()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        os.write(self._wake_w, b"x")
 
     def _snapshot(self) -> list[dict]:
         c = self.config
@@ -99,7 +105,7 @@ class VrsAgent:
         try:
             self.step()
             while not self.stopping.is_set():
-                self.db.block(1000)
+                self.db.block(1000, self._wake_r)
                 if self.db.run():
                     self.step()
         finally:
@@ -110,3 +116,5 @@ class VrsAgent:
             self.channel.stop()
         if self.db is not None:
             self.db.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -98,9 +98,12 @@ class Ovsdb:
         self.idl.run()
         return self.idl.change_seqno != seq
 
-    def block(self, timeout_ms: int = 1000) -> None:
+    def block(self, timeout_ms: int = 1000, wake_fd: int | None = None) -> None:
+        """Until the server sends something, `wake_fd` is readable, or `timeout_ms` passed."""
         poller = ovs.poller.Poller()
         self.idl.wait(poller)
+        if wake_fd is not None:
+            poller.fd_wait(wake_fd, ovs.poller.POLLIN)
         poller.timer_wait(timeout_ms)
         poller.block()
 

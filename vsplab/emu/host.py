@@ -135,7 +135,7 @@ class EmuHost:
 
     def stop_agent(self) -> None:
         if self.agent is not None and self.agent.poll() is None:
-            self.agent.terminate()
+            self.agent.terminate()  # nsenter exec()s `vrs run`: the signal reaches the agent itself
             try:
                 self.agent.wait(10)
             except subprocess.TimeoutExpired:

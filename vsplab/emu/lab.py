@@ -128,6 +128,7 @@ class EmuLab(SimLab):
         for h in self.scenario.hosts:
             vsc = self.vscs[h.vsc or default_vsc]
             self.hosts[h.name].start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
+        self.stack.callback(self._quietly, self._stop_agents)
         self.stack.callback(self._quietly, self._remove_containers)
         self.stack.callback(self._quietly, self.listeners.close)
         self._warm_underlay()
@@ -233,6 +234,13 @@ class EmuLab(SimLab):
             fn()
         except Exception as e:
             self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
+
+    def _stop_agents(self) -> None:
+        for h in self.hosts.values():  # all at once: each takes a moment to say goodbye
+            if h.agent_alive():
+                h.agent.terminate()
+        for h in self.hosts.values():
+            h.stop_agent()
 
     def _remove_containers(self) -> None:
         for c in self.scenario.containers:
