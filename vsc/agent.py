@@ -29,7 +29,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 if not isinstance(msg, dict):
                     raise ValueError("not a JSON object")
             except ValueError as e:
-                core._input_error(f"agent {peer}: bad line {line[:80]!r}: {e}")
+                core.input_error(f"agent {peer}: bad line {line[:80]!r}: {e}")
                 continue
             core.on_agent(msg)
         log.info("agent %s disconnected", peer)

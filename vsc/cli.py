@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from vsc.agent import AgentServer
 from vsc.core import Vsc, tune_gc
@@ -43,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
     core = Vsc(args.state_dir)
     core.start()
     agent = AgentServer(core, args.listen, args.agent_port)
-    import threading
-
     threading.Thread(target=agent.serve_forever, name="vsc-agent", daemon=True).start()
     StatusServer(core, args.listen, args.status_port).start()
     follower = None

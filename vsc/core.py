@@ -128,7 +128,7 @@ class Vsc:
             self.stream_quiet_since = time.monotonic()
             if kind == "snapshot":
                 for problem in self.prog.on_snapshot(rev, line.get("objects", [])):
-                    self._input_error(f"VSD snapshot r{rev}: {problem}")
+                    self.input_error(f"VSD snapshot r{rev}: {problem}")
                 self.view_ready = True
             elif kind == "event":
                 if rev <= self.view.revision:
@@ -136,7 +136,7 @@ class Vsc:
                 try:
                     self.prog.on_vsd(line["type"], line["entityType"], line["entity"], line.get("assoc"))
                 except (ViewError, KeyError, ValueError) as e:
-                    self._input_error(f"VSD event r{rev} {line.get('entityType')}: {e}")
+                    self.input_error(f"VSD event r{rev} {line.get('entityType')}: {e}")
                 self.view.revision = rev
             elif kind == "heartbeat":
                 self.view_ready = self.view_ready or rev <= self.view.revision
@@ -155,10 +155,10 @@ class Vsc:
                 self.prog.on_agent(msg)
                 self.agent_last[dpid] = time.monotonic()
             except (AgentError, KeyError, TypeError, ValueError) as e:
-                self._input_error(f"agent message {msg!r}: {e}")
+                self.input_error(f"agent message {msg!r}: {e}")
         self.wake.set()
 
-    def _input_error(self, text: str) -> None:
+    def input_error(self, text: str) -> None:
         log.error("%s", text)
         self.input_errors = (self.input_errors + [text])[-20:]
 

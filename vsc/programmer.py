@@ -137,9 +137,10 @@ class Programmer:
 
     # --- recompilation ----------------------------------------------------------------------------
 
-    def refresh(self, vports: set[str] = frozenset(), domains: set[str] = frozenset(),  # type: ignore[assignment]
-                hosts: set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        vports, domains = set(vports), set(domains)
+    def refresh(self, vports: set[str] | None = None, domains: set[str] | None = None,
+                hosts: set[int] | None = None) -> None:
+        """Recompile what the given vports, domains and hosts touch."""
+        vports, domains, hosts = set(vports or ()), set(domains or ()), set(hosts or ())
         for dpid in hosts:
             host = self.locs.hosts.get(dpid)
             self._set_unit(dpid, ("pipeline",), pipeline_flows(host) if host else [])
@@ -276,7 +277,7 @@ class Programmer:
 
     def on_agent(self, msg: dict) -> None:
         moved, hosts = self.locs.apply(msg)
-        self.refresh(moved, set(), hosts)
+        self.refresh(moved, None, hosts)
 
     def refresh_all(self) -> None:
         vports = set(self.locs.by_vport) | set(self.eps)

@@ -186,6 +186,9 @@ def _parse(kind: str, e: dict, assoc: dict):
     return None
 
 
+# Templates are evaluated TOP first, then NONE, then BOTTOM (Nuage's priorityType).
+_BAND_ORDER = {"TOP": 2, "NONE": 1, "BOTTOM": 0}
+
 # entityType -> View attribute holding that kind of object.
 _STORES = {
     "enterprise": "enterprises", "domain": "domains", "zone": "zones", "subnet": "subnets",
@@ -386,5 +389,3 @@ class View:
         v.load_snapshot(int(data.get("revision", 0)), data.get("objects", []))
         return v
 
-
-_BAND_ORDER = {"TOP": 2, "NONE": 1, "BOTTOM": 0}
