@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -68,6 +69,7 @@ def test_serve_https(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True)
+    ca = ssl.create_default_context(cafile=str(cert))
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "vsd", "serve", "--host", "127.0.0.1", "--port", str(port),
                              "--db", f"sqlite:///{tmp_path}/tls.db", "--tls-cert", str(cert), "--tls-key", str(key)],
@@ -77,13 +79,13 @@ def test_serve_https(tmp_path):
         deadline = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"{api}/vsplab/health", verify=str(cert)).status_code == 200:
+                if httpx.get(f"{api}/vsplab/health", verify=ca).status_code == 200:
                     break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        with VsdClient(api, verify=str(cert)) as c:
+        with VsdClient(api, verify=ca) as c:
             assert c.create("", "enterprises", {"name": "vl-tls"})["ID"]
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/nuage/api/v6/vsplab/health", timeout=2)

@@ -16,8 +16,8 @@ from vsd.server import EmbeddedVsd
 WRITERS = 4
 
 
-def _tree(c: VsdClient) -> str:
-    ent = c.create("", "enterprises", {"name": "vl-restart"})
+def _tree(c: VsdClient, name: str = "vl-restart") -> str:
+    ent = c.create("", "enterprises", {"name": name})
     tmpl = c.create(f"enterprises/{ent['ID']}", "domaintemplates", {"name": "t"})
     dom = c.create(f"enterprises/{ent['ID']}", "domains", {"name": "d", "templateID": tmpl["ID"]})
     zone = c.create(f"domains/{dom['ID']}", "zones", {"name": "z"})
