@@ -54,7 +54,7 @@ class RealOvs:
         self.ns, self.veth, self.dir = f"vl-scmp{tag}", f"vl-scm{tag}", workdir
         self.env = {**os.environ, "OVS_RUNDIR": str(workdir), "OVS_LOGDIR": str(workdir), "OVS_DBDIR": str(workdir)}
 
-    def start(self, of_port: int) -> None:
+    def start(self, of_port: int | None, ports: tuple[int, ...] = ()) -> None:
         sh("ip", "netns", "add", self.ns)
         sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.ns)
         sh("ip", "addr", "add", f"{CTL_IP}/30", "dev", self.veth)
@@ -74,10 +74,21 @@ class RealOvs:
                    "other-config:disable-in-band=true")
         self.vsctl("add-port", "br-int", "vxlan0", "--", "set", "interface", "vxlan0", "type=vxlan",
                    "options:remote_ip=flow", "options:key=flow", "ofport_request=1")
-        self.vsctl("set-controller", "br-int", f"tcp:{CTL_IP}:{of_port}")
+        for n in ports:  # veth ends as stand-ins for container ports, at the ofports asked for
+            sh("ip", "link", "add", f"vl-p{n}", "type", "veth", "peer", "name", f"vl-q{n}", ns=self.ns)
+            sh("ip", "link", "set", f"vl-p{n}", "up", ns=self.ns)
+            self.vsctl("add-port", "br-int", f"vl-p{n}", "--", "set", "interface", f"vl-p{n}", f"ofport_request={n}")
+        if of_port is not None:
+            self.vsctl("set-controller", "br-int", f"tcp:{CTL_IP}:{of_port}")
 
     def vsctl(self, *args: str) -> str:
         return sh("ovs-vsctl", f"--db=unix:{self.dir}/db.sock", *args, ns=self.ns, env=self.env)
+
+    def ofctl(self, *args: str) -> str:
+        return sh("ovs-ofctl", "-O", "OpenFlow13", *args, ns=self.ns, env=self.env)
+
+    def trace(self, flow: str) -> str:
+        return sh("ovs-appctl", "ofproto/trace", "br-int", flow, ns=self.ns, env=self.env)
 
     def dump(self) -> str:
         return sh("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br-int", ns=self.ns, env=self.env)

@@ -57,7 +57,7 @@ class TraceResult:
                 cur = (s.switch, s.recirc)
                 title = f'bridge("{s.switch}")' + (f" recirc #{s.recirc}" if s.recirc else "")
                 out += ["", title, "-" * len(title)]
-            out.append(f"{s.table:2d}. {s.flow if s.flow is not None else 'No match.'}")
+            out.append(f"{s.table:2d}. {s.match if s.flow is not None else 'No match.'}")
             out += [f"    {a}" for a in s.actions]
             if s.note:
                 out.append(f"    -> {s.note}")

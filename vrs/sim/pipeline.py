@@ -36,10 +36,11 @@ class Step:
     note: str = ""
     recirc: int = 0  # 0 for the first pass, then 1, 2, ... after each ct(table=N)
     cookie: int = 0
+    match: str = ""  # the matched flow as ofproto/trace shows it: "ip,in_port=2, priority 100, cookie 0x5"
 
     def to_dict(self) -> dict:
-        return {"switch": self.switch, "table": self.table, "flow": self.flow, "actions": self.actions,
-                "note": self.note, "recirc": self.recirc}
+        return {"switch": self.switch, "table": self.table, "flow": self.flow, "match": self.match,
+                "actions": self.actions, "note": self.note, "recirc": self.recirc}
 
 
 @dataclass
@@ -128,7 +129,8 @@ class _Pass:
                 rule.n_bytes += self.length
                 sw.touch(rule)
             flow = rule.flow(table)
-            step = Step(sw.name, table, text.format_flow(flow, show_stats=False), [], "", depth, rule.cookie)
+            step = Step(sw.name, table, text.format_flow(flow, show_stats=False), [], "", depth, rule.cookie,
+                        trace_match(flow))
             res.steps.append(step)
             actions, goto, md = rule.instr[:3]
             if not self.actions(f, actions, step, depth):
@@ -168,6 +170,11 @@ def run_actions(sw: SimSwitch, f: dict[str, int], actions, length: int = 64) -> 
     p.res.steps.append(step)
     p.actions(f, actions, step, 0)
     return p.drain()
+
+
+def trace_match(flow) -> str:
+    m = text.format_match(0x8000, flow.match)  # the priority goes after the match, not in it
+    return f"{m}, priority {flow.priority}" + (f", cookie {hex(flow.cookie)}" if flow.cookie else "")
 
 
 def _ct(state: int) -> str:
