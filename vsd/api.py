@@ -215,9 +215,12 @@ class VsdApp:
         watcher = asyncio.create_task(watch())
         gen = self.hub.changes(who, since)
         try:
-            while not gone.is_set():
-                chunk = await gen.__anext__()
+            async for chunk in gen:
+                if gone.is_set():
+                    break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:  # the VSD is shutting down: end the response so the connection can close
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (OSError, RuntimeError):
             pass
         finally:

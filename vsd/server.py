@@ -4,6 +4,7 @@ loopback port so that the caller's interpreter (and GIL) stays free."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import signal
@@ -65,9 +66,18 @@ def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_ke
     scheme = "https" if tls_cert else "http"
     print(f"VSD listening on {scheme}://{host}:{port}{PREFIX} (db {db_url}, revision {app.dir.revision}, "
           f"{len(app.dir.tree.objs)} objects)", flush=True)
-    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
-                access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on",
-                timeout_keep_alive=120, timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
+                            access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on",
+                            timeout_keep_alive=120, timeout_graceful_shutdown=2)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            # streams and push long polls never end by themselves; end them so shutdown is graceful
+            if app.hub is not None and self.started:
+                asyncio.get_event_loop().call_soon_threadsafe(app.hub.close)
+            super().handle_exit(sig, frame)
+
+    Server(config).run()
 
 
 def free_port() -> int:

@@ -29,6 +29,11 @@ class Hub:
         self.committed = directory.revision
         self._wake = asyncio.Event()
         self.push_cursors: dict[str, list] = {}  # push-center uuid -> [revision, last seen]
+        self.closing = False  # set on shutdown: long polls and streams end so connections can close
+
+    def close(self) -> None:
+        self.closing = True
+        self._wake.set()
 
     def on_commit(self, changes: list[Change]) -> None:
         self.recent.extend(changes)
@@ -75,7 +80,7 @@ class Hub:
             await self.wait_committed(rev)
             yield line
             since = rev
-        while True:
+        while not self.closing:
             batch = self._from_ring(since)
             if batch is None:
                 rows = await asyncio.to_thread(self.store.events_after, since)
@@ -125,7 +130,7 @@ class Hub:
             items = [ch for ch in batch if who.root or ch.enterprise == who.enterprise_id][:1000]
             if batch:
                 cursor[0] = items[-1].rev if len(items) == 1000 else batch[-1].rev
-            if items or time.monotonic() >= deadline:
+            if items or time.monotonic() >= deadline or self.closing:
                 break
             await self.wait_new(cursor[0], max(0.0, deadline - time.monotonic()))
         now_ms = int(time.time() * 1000)
