@@ -56,12 +56,13 @@ class RealOvs:
 
     def start(self, of_port: int | None, ports: tuple[int, ...] = ()) -> None:
         sh("ip", "netns", "add", self.ns)
-        sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.ns)
-        sh("ip", "addr", "add", f"{CTL_IP}/30", "dev", self.veth)
-        sh("ip", "link", "set", self.veth, "up")
-        for cmd in (["ip", "addr", "add", f"{NS_IP}/30", "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
-                    ["ip", "link", "set", "lo", "up"]):
-            sh(*cmd, ns=self.ns)
+        sh("ip", "link", "set", "lo", "up", ns=self.ns)
+        if of_port is not None:  # the controller is reached over a veth pair from the root namespace
+            sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.ns)
+            sh("ip", "addr", "add", f"{CTL_IP}/30", "dev", self.veth)
+            sh("ip", "link", "set", self.veth, "up")
+            sh("ip", "addr", "add", f"{NS_IP}/30", "dev", "eth0", ns=self.ns)
+            sh("ip", "link", "set", "eth0", "up", ns=self.ns)
         db, sock = str(self.dir / "conf.db"), f"unix:{self.dir}/db.sock"
         sh("ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema")
         sh("ovsdb-server", db, f"--remote=p{sock}", "--pidfile", "--detach", f"--log-file={self.dir}/db.log",
