@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from vrs.agent.channel import AgentChannel
-from vrs.agent.ovsdb import TUNNEL_PORT, BridgeSpec, Ovsdb, PortState
+from vrs.agent.ovsdb import TUNNEL_PORT, BridgeSpec, Ovsdb, OvsdbError, PortState
 
 log = logging.getLogger("vrs.agent")
 
@@ -97,19 +97,29 @@ class VrsAgent:
         if tunnel_moved:
             msgs.insert(0, {"op": "tunnel", "datapath_id": c.datapath_id, "ofport": tunnel})
         for m in msgs:
-            log.info("%s %s ofport %s", m["op"], m["name"], m["ofport"])
+            log.info("%s %s ofport %s", m["op"], m.get("name", TUNNEL_PORT), m["ofport"])
         self.channel.send(msgs)
 
     def run(self) -> None:
         self.start()
         try:
-            self.step()
+            healthy = self._try_step()
             while not self.stopping.is_set():
                 self.db.block(1000, self._wake_r)
-                if self.db.run():
-                    self.step()
+                if self.db.run() or not healthy:
+                    healthy = self._try_step()
         finally:
             self.close()
+
+    def _try_step(self) -> bool:
+        """A failed transaction (OVS restarting, a racing writer) is retried on the next wake-up
+        rather than ending the daemon."""
+        try:
+            self.step()
+            return True
+        except OvsdbError as e:
+            log.warning("could not bring %s up to date: %s (retrying)", self.config.bridge, e)
+            return False
 
     def close(self) -> None:
         if self.channel is not None:
