@@ -10,74 +10,13 @@ import pytest
 
 from tests.test_vsc_app import Lab, assert_nfd8_policy
 from vsc.pipeline import Kind, cookie
+from vsc.vsd_push import push, relabel
 from vsc.workload import Tree, nfd8
 
 server = pytest.importorskip("vsd.server")
 from vsd.client import VsdClient  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-def push(client: VsdClient, tree: Tree) -> dict[str, str]:
-    """Create `tree` through the REST API; returns our IDs -> the VSD's IDs. The tree's objects keep
-    our IDs everywhere else, so the lab is rewritten to the VSD's IDs afterwards (`relabel`)."""
-    ids: dict[str, str] = {}
-    for o in tree.objects:
-        kind, e = o["entityType"], o["entity"]
-        parent = ids.get(e.get("parentID", ""), "")
-        if kind == "enterprise":
-            obj = client.create("", "enterprises", {"name": e["name"]})
-        elif kind == "domain":
-            tmpl = client.create(f"enterprises/{parent}", "domaintemplates", {"name": f"{e['name']}-t"})
-            obj = client.create(f"enterprises/{parent}", "domains", {"name": e["name"], "templateID": tmpl["ID"]})
-        elif kind == "zone":
-            obj = client.create(f"domains/{parent}", "zones", {"name": e["name"]})
-        elif kind == "subnet":
-            obj = client.create(f"zones/{parent}", "subnets", {k: e[k] for k in ("name", "address", "netmask",
-                                                                                 "gateway")})
-        elif kind == "vport":
-            obj = client.create(f"subnets/{parent}", "vports", {"name": e["name"], "type": "VM",
-                                                                "addressSpoofing": "INHERITED"})
-        elif kind == "vminterface":
-            vm = client.create("", "vms", {"name": e["name"], "UUID": ids[e["VPortID"]], "interfaces": [
-                {"name": "eth0", "MAC": e["MAC"], "IPAddress": e["IPAddress"], "VPortID": ids[e["VPortID"]]}]})
-            obj = {"ID": vm["ID"]}
-        elif kind == "policygroup":
-            obj = client.create(f"domains/{parent}", "policygroups", {"name": e["name"], "type": "SOFTWARE"})
-            client.assign(f"policygroups/{obj['ID']}/vports", [ids[v] for v in o["assoc"]["vport"]])
-        elif kind.endswith("acltemplate"):
-            obj = client.create(f"domains/{parent}", f"{kind}s", {k: e[k] for k in (
-                "name", "active", "defaultAllowIP", "defaultAllowNonIP", "priority", "priorityType")})
-        elif kind.endswith("aclentrytemplate"):
-            attrs = {k: v for k, v in e.items() if k not in ("ID", "parentID", "parentType")}
-            for ref in ("locationID", "networkID"):
-                if attrs.get(ref):
-                    attrs[ref] = ids[attrs[ref]]
-            obj = client.create(f"{kind[:-len('entrytemplate')]}templates/{parent}", f"{kind}s", attrs)
-        elif kind == "enterprisenetwork":
-            obj = client.create(f"enterprises/{parent}", "enterprisenetworks",
-                                {k: e[k] for k in ("name", "address", "netmask")})
-        elif kind == "networkmacrogroup":
-            obj = client.create(f"enterprises/{parent}", "networkmacrogroups", {"name": e["name"]})
-            client.assign(f"networkmacrogroups/{obj['ID']}/enterprisenetworks",
-                          [ids[n] for n in o["assoc"]["enterprisenetwork"]])
-        else:
-            raise AssertionError(kind)
-        ids[e["ID"]] = obj["ID"]
-    return ids
-
-
-def relabel(tree: Tree, placement, ids: dict[str, str]) -> None:
-    for o in tree.objects:
-        e = o["entity"]
-        for ref in ("ID", "parentID", "VPortID", "locationID", "networkID"):
-            if e.get(ref) in ids:
-                e[ref] = ids[e[ref]]
-        o["assoc"] = {k: [ids[i] for i in v] for k, v in o["assoc"].items()}
-    for msgs in placement.hosts.values():
-        for m in msgs:
-            if m.get("vport_id"):
-                m["vport_id"] = ids[m["vport_id"]]
 
 
 @pytest.fixture
