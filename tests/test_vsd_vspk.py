@@ -122,6 +122,43 @@ def test_full_tree_with_vspk(session):
     assert groups["db"].vports.get() == []
 
 
+def test_bulk_create_and_macros_with_vspk(session):
+    me = session.user
+    ent = vspk.NUEnterprise(name="vl-vspk-bulk")
+    me.create_child(ent)
+    tmpl = vspk.NUDomainTemplate(name="t")
+    ent.create_child(tmpl)
+    dom = vspk.NUDomain(name="d")
+    ent.instantiate_child(dom, tmpl)
+    zone = vspk.NUZone(name="z")
+    dom.create_child(zone)
+    sn = vspk.NUSubnet(name="s", address="10.50.0.0", netmask="255.255.255.0")
+    zone.create_child(sn)
+    vports = [vspk.NUVPort(name=f"b{i}", type="CONTAINER", address_spoofing="INHERITED") for i in range(5)]
+    _, _, meta, errors = sn.create_children(vports)
+    assert errors is None and all(v.id for v in vports) and len(sn.vports.get()) == 5
+
+    nets = [vspk.NUEnterpriseNetwork(name=f"net{i}", address=f"192.168.{i}.0", netmask="255.255.255.0")
+            for i in range(2)]
+    for n in nets:
+        ent.create_child(n)
+    group = vspk.NUNetworkMacroGroup(name="partners")
+    ent.create_child(group)
+    group.assign(nets, vspk.NUEnterpriseNetwork)
+    assert sorted(n.name for n in group.enterprise_networks.get()) == ["net0", "net1"]
+    pg = vspk.NUPolicyGroup(name="pg", type="SOFTWARE")
+    dom.create_child(pg)
+    acl = vspk.NUEgressACLTemplate(name="out", active=True)
+    dom.create_child(acl)
+    entry = vspk.NUEgressACLEntryTemplate(action="FORWARD", location_type="POLICYGROUP", location_id=pg.id,
+                                          network_type="NETWORK_MACRO_GROUP", network_id=group.id, protocol="17",
+                                          destination_port="53", ether_type="0x0800", dscp="*")
+    acl.create_child(entry)
+    assert entry.priority == 1 and entry.network_id == group.id
+    with pytest.raises(BambouHTTPError):  # still referenced by the ACL entry
+        group.delete()
+
+
 def test_push_center_delivers_events(session):
     received: list[dict] = []
     got = threading.Event()

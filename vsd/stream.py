@@ -23,7 +23,7 @@ PUSH_WAIT_S = 25.0
 
 
 class Hub:
-    def __init__(self, directory: Directory, store, ring: int = 200_000) -> None:
+    def __init__(self, directory: Directory, store, ring: int = 50_000) -> None:
         self.dir, self.store = directory, store
         self.recent: deque[Change] = deque(maxlen=ring)
         self.committed = directory.revision
