@@ -106,12 +106,7 @@ def end_to_end(tree, placement, tmp: Path, timeout: float) -> dict:
     vsc = VscProcess(view_file=view_file, of_port=of, agent_port=agent, status_port=free_port(),
                      log_file=tmp / "vsc.log", log_level=os.environ.get("VSC_LOG_LEVEL", "WARNING"))
     names = {o["entity"]["ID"]: o["entity"]["name"] for o in tree.objects if o["entityType"] == "vport"}
-    specs = []
-    for dpid, msgs in placement.hosts.items():
-        conts = [{"name": f"vl-{names[m['vport_id']]}", "mac": m["mac"], "ip": m["ip"], "vport_id": m["vport_id"],
-                  "ofport": m["ofport"]} for m in msgs if m["op"] == "port-up"]
-        specs.append({"name": msgs[0]["name"], "datapath_id": dpid, "vtep_ip": msgs[0]["vtep_ip"],
-                      "containers": conts})
+    specs = host_specs(placement, names)
     rt = SimRuntime(controller=("127.0.0.1", of), agent=("127.0.0.1", agent))
     vsc.start(timeout=120)
     try:
@@ -140,12 +135,61 @@ def end_to_end(tree, placement, tmp: Path, timeout: float) -> dict:
             "vsc_cpu_s": round(vsc_cpu, 2), "sim_cpu_s": round(sim_cpu, 2), "vsc_rss_mb": vsc_rss}
 
 
+def control_plane(tree, placement, tmp: Path, timeout: float) -> dict:
+    """The whole control plane: push the workload into a VSD (bulk REST), the VSC follows its change
+    stream, the simulated VRSs report the containers: clock from the first POST to convergence."""
+    from vrs.sim.runtime import SimRuntime
+    from vsc.vsd_push import push, relabel
+    from vsd.client import VsdClient
+    from vsd.server import EmbeddedVsd
+
+    vsd = EmbeddedVsd(log_path=str(tmp / "vsd.log")).start()
+    of, agent = free_port(), free_port()
+    vsc = VscProcess(vsd_url=vsd.url, user=vsd.user, password=vsd.password, of_port=of, agent_port=agent,
+                     status_port=free_port(), state_dir=tmp / "state", log_file=tmp / "vsc.log",
+                     log_level=os.environ.get("VSC_LOG_LEVEL", "WARNING"))
+    rt = SimRuntime(controller=("127.0.0.1", of), agent=("127.0.0.1", agent))
+    try:
+        vsc.start(timeout=60)
+        rt.run_in_thread()
+        client = VsdClient(vsd.api, vsd.user, vsd.password)
+        t0 = time.perf_counter()
+        ids = push(client, tree)
+        t_push = time.perf_counter() - t0
+        relabel(tree, placement, ids)
+        names = {o["entity"]["ID"]: o["entity"]["name"] for o in tree.objects if o["entityType"] == "vport"}
+        rt.add_hosts(host_specs(placement, names))
+        st = vsc.wait_converged(timeout, datapaths=len(placement.hosts), endpoints=len(names))
+        elapsed = time.perf_counter() - t0
+        sim = rt.stats()
+    finally:
+        rt.stop()
+        vsc.stop()
+        vsd.close()
+    return {"seconds": round(elapsed, 2), "vsd_push_s": round(t_push, 2), "vsd_objects": len(tree.objects),
+            "revision": st["revision"], "flows_installed": sim["total_flows"],
+            "flows_desired": sum(d["flows_desired"] for d in st["datapaths"].values()),
+            "containers_per_s": round(len(names) / elapsed)}
+
+
+def host_specs(placement, names: dict[str, str]) -> list[dict]:
+    specs = []
+    for dpid, msgs in placement.hosts.items():
+        conts = [{"name": f"vl-{names[m['vport_id']]}", "mac": m["mac"], "ip": m["ip"], "vport_id": m["vport_id"],
+                  "ofport": m["ofport"]} for m in msgs if m["op"] == "port-up"]
+        specs.append({"name": msgs[0]["name"], "datapath_id": dpid, "vtep_ip": msgs[0]["vtep_ip"],
+                      "containers": conts})
+    return specs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=40)
     ap.add_argument("--per-host", type=int, default=500)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--with-vsd", action="store_true",
+                    help="also run the whole control plane: VSD (REST, bulk) -> VSC -> simulated VRSs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.json"))
     args = ap.parse_args()
     tree, placement = nfd8(args.hosts, args.per_host)
@@ -179,6 +223,13 @@ def main() -> int:
         e["flow_mods_per_busier_side_cpu_s"] = round(e["flow_mods_sent"] / max(e["vsc_cpu_s"], e["sim_cpu_s"]))
         print(f"per CPU second of the busier side: {e['flow_mods_per_busier_side_cpu_s']:,} flow-mods/s "
               f"(load average at start {res['load_avg_at_start']:.2f})", flush=True)
+    if args.with_vsd:
+        tree, placement = nfd8(args.hosts, args.per_host)
+        with tempfile.TemporaryDirectory(prefix="vl-bench-") as tmp:
+            res["control_plane"] = cp = control_plane(tree, placement, Path(tmp), args.timeout)
+        print(f"whole control plane: {cp['vsd_objects']:,} VSD objects pushed in {cp['vsd_push_s']} s, converged "
+              f"after {cp['seconds']} s ({cp['containers_per_s']:,} containers/s); switches hold "
+              f"{cp['flows_installed']:,} flows (desired {cp['flows_desired']:,})", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {args.out}")
