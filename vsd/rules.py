@@ -134,6 +134,9 @@ def prepare_vminterface(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None
         raise bad("VPortID", "vminterface.VPortID is required", "Missing attribute")
     if vport is None or vport.kind != "vport":
         raise not_found("VPortID", f"VPortID {d['VPortID']} is not an existing vport")
+    if parent.enterprise is not None and vport.enterprise != parent.enterprise:
+        raise conflict("VPortID", f"VPortID {vport.id} belongs to another enterprise than the VM",
+                       "Cross-enterprise reference")
     subnet = tree.objs[vport.parent]
     zone, dom = tree.objs[subnet.parent], tree.objs[vport.domain]
     place_interface(obj, parent, vport)
