@@ -68,7 +68,7 @@ def test_kill_9_loses_no_acknowledged_write_and_the_stream_resumes(tmp_path):
             t.join(10)
         before_kill = first + reader.drain()
         acknowledged = {k: v for a in acked for k, v in a.items()}
-        assert len(acknowledged) > 100, "the writers should have got well going before the kill"
+        assert len(acknowledged) > 20, "the writers should have got going before the kill"
 
         vsd.start()
         c2 = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise)
