@@ -23,12 +23,14 @@ table=0,priority=100,arp,in_port=2 actions=goto_table:10
 table=0,priority=50,tcp,in_port=3,tp_dst=0x1f90/0xfff0 actions=output:2
 table=10,priority=100,arp,arp_tpa=10.0.0.1,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:fe:fe:fe:fe:fe->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:fe:fe:fe:fe:fe->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG10[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG10[]->NXM_OF_ARP_SPA[],IN_PORT
 table=20,priority=100,reg0=0xa000003,metadata=0x1 actions=set_field:0x3->reg1,goto_table:30
-table=20,priority=100,reg0=0xa000005/0xffffff00,metadata=0x1 actions=set_field:0x3->reg1,set_field:0x7->reg2,goto_table:30
+table=20,priority=100,reg0=0xa000010/0xfffffff0,metadata=0x1 actions=set_field:0x3->reg1,set_field:0x7->reg2,goto_table:30
 table=20,priority=90,reg0=0xa000004,metadata=0x1 actions=set_field:0x1389->tun_id,set_field:192.168.0.9->tun_dst,output:1
 table=20,priority=10,ip,metadata=0x1 actions=ct(table=35,zone=1)
 table=30,priority=100,ip,reg1=0x3,reg2=0x7/0x7 actions=dec_ttl,output:3
 table=30,priority=90,ip,reg1=0x3 actions=set_field:02:fe:fe:fe:fe:fe->eth_src,output:3
-table=35,priority=10,ct_state=+new+trk,ip actions=ct(commit,zone=1),output:3
+table=35,priority=10,ct_state=+new+trk,ip actions=ct(commit,zone=1),goto_table:36
+table=36,priority=10,ct_state=-trk,ip actions=output:3
+table=36,priority=10,ct_state=+trk,ip actions=output:2
 """
 
 MAC2, BCAST = "02:00:00:00:00:02", "ff:ff:ff:ff:ff:ff"
@@ -42,6 +44,10 @@ PACKETS = [
      "udp_src=5,udp_dst=53", Packet("udp", "10.0.0.4", 53, src_port=5, eth_dst="02:fe:fe:fe:fe:fe")),
     ("udp,in_port=2,dl_src=02:00:00:00:00:02,dl_dst=02:fe:fe:fe:fe:fe,nw_src=10.0.0.2,nw_dst=10.0.0.9,nw_ttl=64,"
      "udp_src=5,udp_dst=53", Packet("udp", "10.0.0.9", 53, src_port=5, eth_dst="02:fe:fe:fe:fe:fe")),
+    ("udp,in_port=2,dl_src=02:00:00:00:00:02,dl_dst=02:fe:fe:fe:fe:fe,nw_src=10.0.0.2,nw_dst=10.0.0.20,nw_ttl=64,"
+     "udp_src=5,udp_dst=53", Packet("udp", "10.0.0.20", 53, src_port=5, eth_dst="02:fe:fe:fe:fe:fe")),
+    ("udp,in_port=2,dl_src=02:00:00:00:00:02,dl_dst=02:fe:fe:fe:fe:fe,nw_src=10.0.0.2,nw_dst=10.0.0.20,nw_ttl=1,"
+     "udp_src=5,udp_dst=53", Packet("udp", "10.0.0.20", 53, src_port=5, eth_dst="02:fe:fe:fe:fe:fe", ttl=1)),
     ("tcp,in_port=2,dl_src=02:00:00:00:00:02,dl_dst=02:fe:fe:fe:fe:fe,nw_src=10.0.0.99,nw_dst=10.0.0.3,nw_ttl=64,"
      "tp_src=5,tp_dst=80", Packet("tcp", "10.0.0.3", 80, src_port=5, src_ip="10.0.0.99", eth_dst="02:fe:fe:fe:fe:fe")),
     (f"arp,in_port=2,dl_src={MAC2},dl_dst={BCAST},arp_op=1,arp_spa=10.0.0.2,arp_tpa=10.0.0.1,arp_sha={MAC2},"

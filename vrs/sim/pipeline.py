@@ -108,6 +108,9 @@ class _Pass:
                     g["ct_state"], g["ct_zone"] = state, a.zone
                     self.queue.append((a.table, g, depth + 1))
                     step.actions[-1] += f"  -> recirc to table {a.table} with ct_state={_ct(state)}"
+                # As in OVS, the packet that goes on after ct() is untracked again: only the
+                # recirculated copy carries the conntrack state.
+                f["ct_state"] = f["ct_zone"] = f["ct_mark"] = 0
         return True
 
     def tables(self, table: int | None, f: dict[str, int], depth: int) -> None:
