@@ -20,6 +20,7 @@ import pytest
 from rich.console import Console
 
 from vsplab.emu import leftovers
+from vsplab.emu.check import probe
 from vsplab.emu.lab import EmuLab
 from vsplab.emu.netns import links, netns_add, netns_delete, netns_list
 from vsplab.scenario.check import load_scenario
@@ -74,6 +75,13 @@ def test_three_tier_with_real_packets(clean_machine):
             if r.expected == "deny" and r.protocol == "tcp":
                 assert "no answer" in r.detail, r
         assert "TCP connect + echo" in lab.figures
+        # issue 4: an ACL entry removed while the lab runs stops new connections within a second
+        denied_after = lab.measure_revocation()
+        assert 0 <= denied_after < 1.0, lab.figures
+        x = scenario.expect[0]
+        assert (x.from_, x.to, x.protocol, x.expect) == ("web1", "app1", "tcp", "allow")
+        assert probe(lab.listeners, lab.placed["web1"], lab.placed["app1"], "tcp", 8080)[0] == "deny"
+        assert probe(lab.listeners, lab.placed["app1"], lab.placed["db1"], "tcp", 5432)[0] == "allow"
         workdir = lab.workdir
         print(out.getvalue(), lab.figures)
     assert not workdir.exists()

@@ -208,6 +208,24 @@ class EmuLab(SimLab):
         if rss:
             self.figures["OVS memory"] = f"{max(rss) / 1024:.1f} MB RSS per host (ovsdb-server + ovs-vswitchd)"
 
+    def print_figures(self) -> None:
+        for name, text in self.figures.items():
+            self.console.print(f"{name}: {text}")
+
+    def measure_revocation(self, timeout: float = 5.0) -> float:
+        """Delete from the VSD the ingress entry behind the scenario's first allowed TCP expectation
+        while connections run; seconds until they stop passing (vsplab/emu/revoke.py). Call after
+        `check()`: the lab's policy is one entry short afterwards."""
+        from vsplab.emu import revoke
+
+        x = next((x for x in self.scenario.expect if x.expect == "allow" and x.protocol == "tcp"), None)
+        if x is None:
+            raise revoke.RevocationError("the scenario expects no allowed TCP traffic to revoke")
+        r = revoke.measure(self.client, self.listeners, self.placed[x.from_], self.placed[x.to], x.port, timeout)
+        self.figures["ACL entry removed"] = r.text()
+        self.report.timings["revocation"] = r.denied_after
+        return r.denied_after
+
     # --- a kept lab answers `vsplab flows` / `vsplab trace` ----------------------------------------
 
     def _control(self, req: dict) -> dict:
