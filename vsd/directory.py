@@ -121,17 +121,16 @@ class Directory:
         interfaces = data.pop("interfaces", None) if kind == "vm" else None
         oid = _new_id()
         data["ID"] = oid
-        data["parentID"] = parent.id if parent else None
-        data["parentType"] = parent.kind if parent else None
-        data["entityScope"] = "ENTERPRISE"
-        self._stamp(who, data, now, True)
+        data.update({"parentID": parent.id if parent else None, "parentType": parent.kind if parent else None,
+                     "entityScope": "ENTERPRISE", "creationDate": now, "owner": who.user_id,
+                     "lastUpdatedDate": now, "lastUpdatedBy": who.user_id})
         obj = Obj(oid, kind, data, parent.id if parent else None)
         place(obj, parent)
         if kind == "enterprise":
             self._writable(who, None)
         elif kind == "vm":
             self._place_vm(who, obj, interfaces)
-        else:
+        elif not who.root:
             self._writable(who, obj.enterprise)
         if kind == "user":
             from vsd.auth import new_secret

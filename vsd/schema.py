@@ -107,6 +107,9 @@ def clean_input(entity: str, body: object, *, creating: bool) -> dict:
         if value is None:
             continue
         types, choices = rule
+        if type(value) is types[0] and not choices:  # the common case, checked first
+            out[key] = value
+            continue
         if isinstance(value, bool) and bool not in types and float not in types:
             raise bad(key, f"{entity}.{key} must be {types[0].__name__}, got a boolean", "Invalid type")
         if not isinstance(value, types):
