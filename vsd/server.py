@@ -34,8 +34,12 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
               retention: int = 1_000_000, announce=print) -> VsdApp:
     store = Store(db_url, retention=retention)
     directory = Directory()
-    revision = store.load(directory.load)
-    directory.loaded(revision)
+    gc.disable()  # loading only allocates, and collecting mid-way would rescan the growing tree again and again
+    try:
+        revision = store.load(directory.load)
+        directory.loaded(revision)
+    finally:
+        gc.enable()
     root = store.get_meta("root")
     if root is None:
         password = root_password or os.environ.get("VSD_ROOT_PASSWORD")
