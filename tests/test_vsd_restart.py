@@ -127,3 +127,33 @@ def test_clean_restart_keeps_objects_members_and_users(tmp_path):
         assert r.status_code == 409
         c2.close()
         c.close()
+
+
+def test_concurrent_writers_every_change_once_in_order(tmp_path):
+    with EmbeddedVsd(db_url=f"sqlite:///{tmp_path}/vsd.db") as vsd:
+        c = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise)
+        subnet = _tree(c)
+        start = revision(vsd)
+        reader = StreamReader(c, since=start)
+        acked: list[dict] = [{} for _ in range(WRITERS)]
+
+        def write(w: int) -> None:
+            with VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as wc:
+                for i in range(40):
+                    o = wc.create(f"subnets/{subnet}", "vports", {"name": f"cw{w}-{i}", "type": "VM"})
+                    acked[w][o["ID"]] = i
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        final = revision(vsd)
+        assert final == start + 40 * WRITERS
+        lines = reader.take(final)
+        assert [x["revision"] for x in lines] == list(range(start + 1, final + 1))
+        assert {x["entity"]["ID"] for x in lines} == {k for a in acked for k in a}
+        for w in range(WRITERS):  # each writer's own creates appear in the order it made them
+            mine = [acked[w][x["entity"]["ID"]] for x in lines if x["entity"]["ID"] in acked[w]]
+            assert mine == sorted(mine)
+        c.close()
