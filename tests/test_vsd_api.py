@@ -42,13 +42,16 @@ def test_roles_admin_user_and_other_enterprise(vsd, root, acme):
     _user(root, acme["enterprise_id"], "admin", "ORGADMIN")
     _user(root, acme["enterprise_id"], "reader", "ORGUSER")
     with VsdClient(vsd.api, "admin", "admin-pw", "acme") as admin:
-        me = admin.get("me") if False else HTTP.get(f"{vsd.api}/me", headers=headers(vsd, admin)).json()[0]
+        me = HTTP.get(f"{vsd.api}/me", headers=headers(vsd, admin)).json()[0]
         assert me["role"] == "ORGADMIN" and me["enterpriseID"] == acme["enterprise_id"]
         assert [e["name"] for e in admin.list("enterprises")] == ["acme"]
         zone = admin.create(f"domains/{acme['domain_id']}", "zones", {"name": "admin-zone"})
         admin.update(f"zones/{zone['ID']}", {"description": "by the admin"})
         with pytest.raises(VsdApiError) as e:
             admin.create("", "enterprises", {"name": "vl-nope"})
+        assert e.value.status == 403
+        with pytest.raises(VsdApiError) as e:
+            admin.delete(f"enterprises/{acme['enterprise_id']}")
         assert e.value.status == 403
         with pytest.raises(VsdApiError) as e:
             admin.get(f"enterprises/{other['ID']}")

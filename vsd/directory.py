@@ -245,6 +245,8 @@ class Directory:
     def delete(self, who: Principal, oid: str) -> Txn:
         obj = self.visible(who, oid)
         self._writable(who, obj.enterprise)
+        if obj.kind == "enterprise" and not who.root:
+            raise forbidden("only the CSP root deletes enterprises")
         kids = self.tree.nkids.get(oid, 0)
         if obj.kind == "vm":
             kids -= sum(1 for i in self.tree.under(oid, "vminterface") if self.tree.objs[i].parent == oid)
