@@ -1,6 +1,6 @@
 """`vsd` console script.
 
-    vsd serve --host H --port P --db URL [--tls-cert F --tls-key F] [--root-password PW]
+    vsd serve --host H --port P --db URL [--tls-cert F --tls-key F] [--root-user U] [--root-password PW]
     vsd show TYPE [ID]          e.g. `vsd show enterprises`, `vsd show subnet 1b2c...`
     vsd export ENTERPRISE > acme.yaml
     vsd import acme.yaml
@@ -44,7 +44,8 @@ def _cmd_serve(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("vsd serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    serve(args.host, args.port, args.db, args.tls_cert, args.tls_key, args.root_password, args.retention)
+    serve(args.host, args.port, args.db, args.tls_cert, args.tls_key, args.root_password, args.retention,
+          args.root_user)
     return 0
 
 
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--db", default="sqlite:///vsd.db", help="sqlite:///path or postgresql://user@host/db")
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
+    s.add_argument("--root-user", default="csproot", help="the CSP root's name when the database is new")
     s.add_argument("--root-password", help="the CSP root's password when the database is new "
                    "(default $VSD_ROOT_PASSWORD, else the lab default 'csproot')")
     s.add_argument("--retention", type=int, default=1_000_000, help="change-stream events kept")

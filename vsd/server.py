@@ -58,10 +58,10 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
 
 
 def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_key: str | None = None,
-          root_password: str | None = None, retention: int = 1_000_000) -> None:
+          root_password: str | None = None, retention: int = 1_000_000, root_user: str = DEFAULT_ROOT) -> None:
     import uvicorn
 
-    app = build_app(db_url, root_password=root_password, retention=retention)
+    app = build_app(db_url, root_user=root_user, root_password=root_password, retention=retention)
     # The tree is large and long-lived: keep the cyclic collector from rescanning it on every burst of
     # allocations (a 20,000-object bulk create would otherwise pay several full collections).
     gc.collect()
@@ -111,12 +111,14 @@ class EmbeddedVsd:
 
     def start(self, timeout: float = 20.0) -> EmbeddedVsd:
         cmd = [sys.executable, "-m", "vsd", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--db", self.db_url, "--root-password", self.password]
+               "--db", self.db_url, "--root-user", self.user]
         if self.retention:
             cmd += ["--retention", str(self.retention)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # the password travels in the environment, not on the command line other users can read
+        env = {**os.environ, "VSD_ROOT_PASSWORD": self.password}
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log_path else None,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
