@@ -87,6 +87,22 @@ def test_three_tier_with_real_packets(clean_machine):
     assert not workdir.exists()
 
 
+@pytest.mark.parametrize("name", ["multi-tenant", "macros-and-ranges"])
+def test_other_shipped_scenarios(clean_machine, name):
+    """multi-tenant: the same addresses in two tenants, so a probe must prove the destination container
+    itself answered (TCP echo names its namespace, ICMP needs the request seen there)."""
+    scenario = load_scenario(str(ROOT / "scenarios" / f"{name}.yaml"))
+    out = io.StringIO()
+    with EmuLab(scenario, console=Console(file=out, width=200)) as lab:
+        lab.start()
+        lab.push()
+        lab.plug()
+        lab.wait_converged(timeout=60)
+        report = lab.check()
+    assert report.ok and len(report.results) == len(scenario.expect), "\n".join(
+        f"{r.label}: expected {r.expected}, observed {r.observed} {r.detail}" for r in report.failures)
+
+
 DRIVER = textwrap.dedent("""
     import sys, time
     from rich.console import Console

@@ -37,13 +37,13 @@ def open_listeners(listeners: Listeners, expectations, placed: dict[str, PlacedC
 
 def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, protocol: str,
           port: int | None) -> tuple[str, str]:
-    ns = container_netns(src.name)
+    ns, dst_ns = container_netns(src.name), container_netns(dst.name)
     if protocol == "tcp":
-        ok, why, _ = tcp_connect(ns, dst.ip, port, TCP_TIMEOUT)
+        ok, why, _ = tcp_connect(ns, dst.ip, port, TCP_TIMEOUT, expect_netns=dst_ns)
         return ("allow", "") if ok else ("deny", f"TCP {why}")
     if protocol == "icmp":
-        rtts = ping(ns, dst.ip, count=PING_TRIES, timeout=PING_WAIT, stop_on_reply=True)
-        return ("allow", "") if rtts else ("deny", f"no echo reply to {PING_TRIES} requests")
+        rtts = ping(ns, dst.ip, count=PING_TRIES, timeout=PING_WAIT, stop_on_reply=True, witness=dst_ns)
+        return ("allow", "") if rtts else ("deny", f"no echo reply from {dst.name} to {PING_TRIES} requests")
     if protocol == "udp":
         for _ in range(UDP_TRIES):
             ok, why = udp_send(ns, dst.ip, port, listeners.udp_on(container_netns(dst.name), dst.ip, port), UDP_WAIT)

@@ -27,16 +27,27 @@ class LeftoversError(RuntimeError):
     pass
 
 
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: with the pid, it names one process for good."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @dataclass
 class Manifest:
     pid: int
     workdir: str
+    started: int | None = None  # the owning process's start time (_start_time), set by save()
     netns: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     # pid -> a word its command line must contain, so a recycled pid is never killed
     processes: dict[str, str] = field(default_factory=dict)
 
     def save(self) -> None:
+        if self.started is None:
+            self.started = _start_time(self.pid)
         tmp = MANIFEST.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self)))
         tmp.replace(MANIFEST)
@@ -53,14 +64,9 @@ class Manifest:
             return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+def _running_elsewhere(m: Manifest) -> bool:
+    """The manifest's lab is alive in another process (same pid and start time: not a reused pid)."""
+    return m.pid != os.getpid() and m.started is not None and _start_time(m.pid) == m.started
 
 
 def _cmdline(pid: int) -> str:
@@ -75,7 +81,7 @@ def find(planned_netns: list[str] = ()) -> list[str]:
     found = []
     m = Manifest.load()
     if m is not None:
-        if m.pid != os.getpid() and _pid_alive(m.pid) and "vsplab" in _cmdline(m.pid):
+        if _running_elsewhere(m):
             found.append(f"an emulated lab is running (pid {m.pid}, {m.workdir})")
         else:
             found.append(f"manifest {MANIFEST} of a lab that did not clean up (pid {m.pid})")
@@ -99,7 +105,7 @@ def check_clean(planned_netns: list[str]) -> None:
 def cleanup(manifest: Manifest | None = None, force: bool = False) -> list[str]:
     """Remove everything `find()` reports (a running lab's objects only with force); what was removed."""
     m = manifest or Manifest.load()
-    if m is not None and not force and m.pid != os.getpid() and _pid_alive(m.pid) and "vsplab" in _cmdline(m.pid):
+    if m is not None and not force and _running_elsewhere(m):
         raise LeftoversError(f"an emulated lab is still running (pid {m.pid}); stop it first (Ctrl-C)")
     removed = []
     if m is not None:

@@ -50,15 +50,20 @@ def _csum(b: bytes) -> int:
     return ~(n + (n >> 16)) & 0xFFFF
 
 
-def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0, stop_on_reply: bool = False) -> list[float]:
+def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0, stop_on_reply: bool = False,
+         witness: str | None = None) -> list[float]:
     """Echo requests from inside `netns`; the round-trip times (seconds) of the replies that came back
-    (after the first one if `stop_on_reply`)."""
+    (after the first one if `stop_on_reply`). With `witness` (the destination's namespace), a reply
+    counts only if that namespace saw the request: another container with the same address (overlapping
+    tenants) answering is not the destination answering."""
     s = socket_in(netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    ident = (os.getpid() ^ threading.get_ident()) & 0xFFFF
+    w = socket_in(witness, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) if witness else None
+    ident = int.from_bytes(os.urandom(2), "big")
     rtts = []
     try:
         for seq in range(count):
-            body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + PAYLOAD
+            token = PAYLOAD + os.urandom(8)
+            body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + token
             s.sendto(body[:2] + struct.pack("!H", _csum(body)) + body[4:], (dst, 0))
             t0 = time.perf_counter()
             end = t0 + timeout
@@ -67,38 +72,53 @@ def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0, stop_on_rep
                     break
                 data, addr = s.recvfrom(2048)
                 icmp = data[(data[0] & 15) * 4:]
-                if addr[0] == dst and icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (ident, seq):
-                    rtts.append(time.perf_counter() - t0)
+                if addr[0] == dst and icmp[0] == 0 and icmp[4:] == body[4:]:
+                    if w is None or _saw_request(w, token):
+                        rtts.append(time.perf_counter() - t0)
                     break
             if rtts and stop_on_reply:
                 break
     finally:
         s.close()
+        if w is not None:
+            w.close()
     return rtts
+
+
+def _saw_request(w: socket.socket, token: bytes) -> bool:
+    """Whether the witness socket holds an echo request carrying `token` (the reply is already back,
+    so the request, if it came here, is queued)."""
+    while select.select([w], [], [], 0)[0]:
+        data = w.recv(2048)
+        icmp = data[(data[0] & 15) * 4:]
+        if icmp[0] == 8 and icmp[8:] == token:
+            return True
+    return False
 
 
 class Listeners:
     """TCP (echoing) and UDP (recording) listeners in destination containers, opened on first use."""
 
     def __init__(self) -> None:
-        self.tcp: dict[tuple[str, int], socket.socket] = {}
-        self.udp: dict[tuple[str, int], socket.socket] = {}
+        # keyed by namespace too: tenants may use the same address in different containers
+        self.tcp: dict[tuple[str, str, int], socket.socket] = {}
+        self.udp: dict[tuple[str, str, int], socket.socket] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def tcp_on(self, netns: str, ip: str, port: int) -> None:
-        if (ip, port) in self.tcp:
+        if (netns, ip, port) in self.tcp:
             return
         s = socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((ip, port))
         s.listen(64)
-        self.tcp[(ip, port)] = s
-        t = threading.Thread(target=self._serve_tcp, args=(s,), daemon=True, name=f"tcp-{ip}:{port}")
+        self.tcp[(netns, ip, port)] = s
+        t = threading.Thread(target=self._serve_tcp, args=(s, netns), daemon=True, name=f"tcp-{ip}:{port}")
         t.start()
         self._threads.append(t)
 
-    def _serve_tcp(self, s: socket.socket) -> None:
+    def _serve_tcp(self, s: socket.socket, netns: str) -> None:
         s.settimeout(0.2)
         while not self._stop.is_set():
             try:
@@ -109,18 +129,18 @@ class Listeners:
                 return
             with conn:
                 conn.settimeout(2.0)
-                try:
-                    conn.sendall(conn.recv(64))
+                try:  # the echo says who answered, so the client knows it reached the right container
+                    conn.sendall(conn.recv(64) + b"@" + netns.encode())
                 except OSError:
                     pass
 
     def udp_on(self, netns: str, ip: str, port: int) -> socket.socket:
-        if (ip, port) not in self.udp:
+        if (netns, ip, port) not in self.udp:
             s = socket_in(netns, socket.AF_INET, socket.SOCK_DGRAM)
             s.bind((ip, port))
             s.setblocking(False)
-            self.udp[(ip, port)] = s
-        return self.udp[(ip, port)]
+            self.udp[(netns, ip, port)] = s
+        return self.udp[(netns, ip, port)]
 
     def close(self) -> None:
         self._stop.set()
@@ -130,22 +150,25 @@ class Listeners:
             t.join(1)
 
 
-def tcp_connect(netns: str, dst: str, port: int, timeout: float = 1.0) -> tuple[bool, str, float]:
-    """Connect from `netns`, send a few bytes, expect them echoed: (passed, why not, seconds)."""
+def tcp_connect(netns: str, dst: str, port: int, timeout: float = 1.0,
+                expect_netns: str | None = None) -> tuple[bool, str, float]:
+    """Connect from `netns`, send a token, expect it echoed by a `Listeners` server (in `expect_netns`
+    when given): (passed, why not, seconds)."""
     s = socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    token = PAYLOAD + os.urandom(8).hex().encode()
     t0 = time.perf_counter()
     try:
         s.connect((dst, port))
-        s.sendall(PAYLOAD)
+        s.sendall(token)
         got = b""
-        while len(got) < len(PAYLOAD):
-            chunk = s.recv(64)
-            if not chunk:
-                break
+        while chunk := s.recv(256):  # the server closes after its one answer
             got += chunk
-        if got != PAYLOAD:
-            return False, f"connected but the echo came back as {got!r}", time.perf_counter() - t0
+        answered_by = got[len(token) + 1:].decode(errors="replace")
+        if not got.startswith(token + b"@"):
+            return False, f"connected but the echo came back as {got[:40]!r}", time.perf_counter() - t0
+        if expect_netns and answered_by != expect_netns:
+            return False, f"answered by {answered_by} (same address, another container)", time.perf_counter() - t0
         return True, "", time.perf_counter() - t0
     except TimeoutError:
         return False, f"no answer in {timeout:.1f}s", time.perf_counter() - t0

@@ -67,7 +67,8 @@ def measure(client, listeners: Listeners, src: PlacedContainer, dst: PlacedConta
     def connect_loop() -> None:
         while not stop.is_set():
             t = time.perf_counter()
-            ok, _, _ = tcp_connect(container_netns(src.name), dst.ip, port, ATTEMPT_TIMEOUT)
+            ok, _, _ = tcp_connect(container_netns(src.name), dst.ip, port, ATTEMPT_TIMEOUT,
+                                   expect_netns=container_netns(dst.name))
             attempts.append((t, ok))
 
     worker = threading.Thread(target=connect_loop, name="revocation-probe", daemon=True)
