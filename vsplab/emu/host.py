@@ -91,6 +91,21 @@ class EmuHost:
         run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
 
+    def restart_vswitchd(self, peers: list[EmuHost]) -> None:
+        """Restart ovs-vswitchd as a crash or upgrade would. The userspace datapath's taps die with it,
+        so br-phy comes back without the VTEP address and the neighbour cache is empty: put both back,
+        as a host's network configuration would."""
+        self.ovs.restart_vswitchd()
+        end = time.monotonic() + 10
+        while not Path(f"/proc/{self.ovs.pid('ovs-vswitchd')}").exists() or \
+                run("ip", "link", "show", "br-phy", ns=self.ns, check=False) == "":
+            if time.monotonic() > end:
+                raise RuntimeError(f"{self.name}: br-phy did not come back after restarting ovs-vswitchd")
+            time.sleep(0.05)
+        run("ip", "addr", "replace", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
+        run("ip", "link", "set", "br-phy", "up", ns=self.ns)
+        self.learn_peers(peers)
+
     def learn_peers(self, peers: list[EmuHost]) -> None:
         """Tell OVS's tunnel neighbour cache every peer VTEP's MAC. It only learns them from ARP it
         sends itself (the kernel's ARP on br-phy is not snooped, measured), dropping the first packet

@@ -39,6 +39,16 @@ class OvsInstance:
         run("ovsdb-server", str(db), f"--remote=p{self.db_remote}", "--pidfile", "--detach",
             f"--log-file={self.dir / 'ovsdb-server.log'}", ns=self.ns, env=self.env)
         self.vsctl("--no-wait", "init")
+        self.start_vswitchd(timeout)
+
+    def restart_vswitchd(self, timeout: float = 15.0) -> None:
+        """What an OVS upgrade or crash does: the datapath and every flow go, the database stays."""
+        pid = self.pid("ovs-vswitchd")
+        if pid:
+            kill_pids([pid])
+        self.start_vswitchd(timeout)
+
+    def start_vswitchd(self, timeout: float = 15.0) -> None:
         run("ovs-vswitchd", self.db_remote, "--pidfile", "--detach", f"--log-file={self.dir / 'ovs-vswitchd.log'}",
             ns=self.ns, env=self.env)
         # vswitchd answers appctl only once its main loop runs; wait for that before anyone configures it
