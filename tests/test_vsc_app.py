@@ -195,3 +195,26 @@ def test_stateless_allows_carry_tcp_both_ways(tmp_path):
         r = lab.rt.trace(Packet(source="vl-db1", dst_ip=lab.ips["web1"], dst_port=40000, src_port=9999,
                                 proto="tcp", tcp_flags="SA"))
         assert r.delivered_to("vl-web1"), r.text()
+
+
+def test_status_flows_and_explain_endpoints(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from vsc.pipeline import Kind, cookie
+
+    tree, placement = nfd8(n_hosts=2, per_host=3)
+    with Lab(tree, placement, tmp_path) as lab:
+        st = lab.converged()
+        base = f"http://127.0.0.1:{lab.vsc.status_port}"
+        text = urllib.request.urlopen(f"{base}/flows?dpid=1").read().decode()
+        assert len(text.splitlines()) == st["datapaths"]["1"]["flows_desired"]
+        assert "table=20" in text and "->tun_dst" in text
+        vp = next(v for v, n in lab.names.items() if n == "c3")  # on host 2: a remote endpoint for host 1
+        c = cookie(Kind.REMOTE_ENDPOINT, vp)
+        assert f"cookie={hex(c)}" in text
+        who = json.loads(urllib.request.urlopen(f"{base}/explain?cookie={hex(c)}").read())
+        assert who == {"kind": "REMOTE_ENDPOINT", "entityType": "vport", "ID": vp, "name": "c3"}
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{base}/flows?dpid=x")
+        assert err.value.code == 400
