@@ -74,7 +74,11 @@ def test_three_tier_with_real_packets(clean_machine):
         for r in report.results:
             if r.expected == "deny" and r.protocol == "tcp":
                 assert "no answer" in r.detail, r
-        assert "TCP connect + echo" in lab.figures
+        assert "(10 connections)" in lab.figures["TCP connect + echo"], lab.figures
+        # what `vsplab flows` / `vsplab trace` get from a kept lab
+        assert "table=45" in lab._control({"op": "flows", "host": "host1"})["text"]
+        assert lab._control({"op": "trace", "from": "web1", "to": "db1", "proto": "tcp", "port": 5432})[
+            "verdict"] == "deny"
         # issue 4: an ACL entry removed while the lab runs stops new connections within a second
         denied_after = lab.measure_revocation()
         assert 0 <= denied_after < 1.0, lab.figures

@@ -70,8 +70,8 @@ def check_expectations(listeners: Listeners, scenario, placed: dict[str, PlacedC
         return list(ex.map(one, scenario.expect))
 
 
-def rtt_summary(rtts: list[float]) -> str:
+def rtt_summary(rtts: list[float], noun: str = "replies") -> str:
     if not rtts:
-        return "no replies"
+        return f"no {noun}"
     ms = [r * 1000 for r in rtts]
-    return f"min {min(ms):.3f} / median {statistics.median(ms):.3f} / max {max(ms):.3f} ms ({len(ms)} replies)"
+    return f"min {min(ms):.3f} / median {statistics.median(ms):.3f} / max {max(ms):.3f} ms ({len(ms)} {noun})"
