@@ -183,17 +183,29 @@ def test_ports_coming_and_going_change_only_their_flows(tmp_path):
         assert lab.trace("c0", "c1", 8080).delivered_to("vl-c1")
 
 
-def test_stateless_allows_carry_tcp_both_ways(tmp_path):
-    """Default allow (not stateful) in both directions: the SYN-ACK is +inv to conntrack (no SYN was
-    committed) and must still be evaluated, not dropped."""
+def test_stateless_entries_carry_tcp_with_a_reverse_rule(tmp_path):
+    """Non-stateful entries commit nothing: the SYN-ACK is +inv to conntrack (it never saw the SYN
+    committed) and must be evaluated by the ACL (allowed by the reverse rule), not dropped."""
     from tests.test_vsc_evaluator import two_tier
 
-    tree, placement, _ = two_tier(stateful=False, allow_ip=True)
+    tree, placement, ids = two_tier(stateful=False)
     with Lab(tree, placement, tmp_path) as lab:
         lab.converged()
-        assert lab.trace("web1", "db1", 9999, flags="S").delivered_to("vl-db1")
-        r = lab.rt.trace(Packet(source="vl-db1", dst_ip=lab.ips["web1"], dst_port=40000, src_port=9999,
-                                proto="tcp", tcp_flags="SA"))
+        assert lab.trace("web1", "db1", 5432, flags="S").delivered_to("vl-db1")
+        syn_ack = Packet(source="vl-db1", dst_ip=lab.ips["web1"], dst_port=40000, src_port=5432, proto="tcp",
+                         tcp_flags="SA")
+        assert not lab.rt.trace(syn_ack).delivered  # no rule for db -> web yet
+    tree, placement, ids = two_tier(stateful=False)
+    pg = "POLICYGROUP"
+    tree.entry(ids["tin"], "ingress", 11, location=(pg, ids["db"]), network=(pg, ids["web"]), protocol="6",
+               sport="5432")
+    tree.entry(ids["teg"], "egress", 11, location=(pg, ids["web"]), network=(pg, ids["db"]), protocol="6",
+               sport="5432")
+    (tmp_path / "2").mkdir()
+    with Lab(tree, placement, tmp_path / "2") as lab:
+        lab.converged()
+        assert lab.trace("web1", "db1", 5432, flags="S").delivered_to("vl-db1")
+        r = lab.rt.trace(syn_ack)
         assert r.delivered_to("vl-web1"), r.text()
 
 

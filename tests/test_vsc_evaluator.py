@@ -258,3 +258,46 @@ def test_tables_are_the_documented_ones():
     t, p, _ = two_tier()
     lab = Lab(t, p)
     assert {tb for h in lab.hosts.values() for tb in h.tables} <= {int(x) for x in Table}
+
+
+def test_endpoint_subnet_and_zone_entries():
+    # ENDPOINT_SUBNET: only peers in the sender's own subnet; egress allows everything.
+    t, p, ids = two_tier(stateful=True)
+    for key in ("in5432", "eg5432"):
+        t.objects.remove(t.find(ids[key]))
+    e = t.find(ids["teg"])["entity"]
+    e["defaultAllowIP"] = True
+    t.entry(ids["tin"], "ingress", 10, network=("ENDPOINT_SUBNET", None), protocol="6", dport="22", stateful=True)
+    lab = Lab(t, p)
+    assert lab.connect("10.1.0.10", "10.1.0.11", port=22) == (True, True)
+    assert lab.send("10.1.0.10", "10.2.0.10", 6, 40000, 22) is False
+    # ZONE -> ZONE: db's zone may receive from web's zone (location = destination in egress).
+    t, p, ids = two_tier(stateful=True)
+    zw = next(o["entity"]["ID"] for o in t.objects if o["entityType"] == "zone" and o["entity"]["name"] == "zw")
+    zd = next(o["entity"]["ID"] for o in t.objects if o["entityType"] == "zone" and o["entity"]["name"] == "zd")
+    t.entry(ids["tin"], "ingress", 20, location=("ZONE", zw), protocol="17", stateful=True)
+    t.entry(ids["teg"], "egress", 20, location=("ZONE", zd), network=("ZONE", zw), protocol="17", stateful=True)
+    lab = Lab(t, p)
+    assert lab.connect("10.1.0.11", "10.2.0.10", 17, 53) == (True, True)
+    assert lab.send("10.2.0.10", "10.1.0.11", 17, 40001, 53) is False
+
+
+def test_network_macro_as_the_source_of_traffic_from_the_overlay():
+    """Egress entry with network = an enterprise network: traffic from that prefix (say a gateway
+    VTEP bringing management traffic in) reaches the vport; other sources do not."""
+    t, p, ids = two_tier(stateful=True)
+    mgmt = t.network(ids["ent"], "mgmt", "192.168.100.0/24")
+    t.entry(ids["teg"], "egress", 5, location=("POLICYGROUP", ids["db"]), network=("ENTERPRISE_NETWORK", mgmt),
+            protocol="6", dport="22", stateful=True)
+    lab = Lab(t, p)
+    dpid, port, mac = lab.where("10.2.0.10")
+    host = lab.hosts[dpid]
+
+    def from_tunnel(src: str) -> list:
+        pkt = {"in_port": host.tunnel_ofport, "tun_id": 5001, "eth_type": 0x0800, "eth_src": 0x02AA00000001,
+               "eth_dst": ROUTER_MAC, "ipv4_src": ip_int(src), "ipv4_dst": ip_int("10.2.0.10"), "ip_proto": 6,
+               "tcp_src": 40000, "tcp_dst": 22}
+        return host.run(pkt)
+
+    assert [o for o, _ in from_tunnel("192.168.100.7")] == [port]
+    assert from_tunnel("192.168.101.7") == []
