@@ -40,8 +40,13 @@ def lab_traces() -> list[str]:
     found = leftovers.find(["vl-host1", "vl-host2", "vl-host3"])
     found += [f"netns {n}" for n in netns_list() if n in ("vl-host1", "vl-host2", "vl-host3")]
     found += [f"link {n}" for n in links() if n == "vl-mgmt" or n.startswith("vl-m")]
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    found += [line for line in ps.splitlines() if "vsplab-labs/three-tier" in line]
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "vsplab-labs/" in args and "ovs" in args:
+            found.append(f"process {proc.name}: {args}")
     return found
 
 

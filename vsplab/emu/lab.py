@@ -270,8 +270,8 @@ class EmuLab(SimLab):
             netns_delete(container_netns(c.name))
 
     def close(self) -> None:
-        # a second Ctrl-C must not cut the teardown short and leave half a lab behind
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # a second Ctrl-C (or a SIGTERM) must not cut the teardown short and leave half a lab behind
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.stack.close()
             if self.workdir.exists():
@@ -285,7 +285,8 @@ class EmuLab(SimLab):
                     leftovers.MANIFEST.unlink(missing_ok=True)
                 self.manifest = None
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, revoke: bool = False,
