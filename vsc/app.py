@@ -18,7 +18,6 @@ from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from vsc.core import Vsc
 from vsplab.openflow import decode
-from vsplab.openflow.fields import FIELDS, FIELDS_BY_TYPE
 
 log = logging.getLogger("vsc.app")
 
@@ -34,18 +33,6 @@ def _raw_flow_stats_body(cls, buf, msg_len, offset):
 
 # Keep os-ken from parsing flow-stats entries: the handler decodes msg.buf itself.
 ofproto_v1_3_parser.OFPFlowStatsReply.parser_stats_body = classmethod(_raw_flow_stats_body)
-
-# Real OVS reports the fields of a NXAST_REG_MOVE by their old NXM names (class 0x0000 NXM_OF_*, or
-# class 0x0001 for ARP_SHA/THA) even when we sent OXM headers; the codec only knows the OXM ones, and a
-# dump it cannot decode would block every resync against real OVS. Teach the decoder the aliases
-# (same widths). Belongs in vsplab/openflow/fields.py; kept here until the codec has it.
-_NXM_ALIASES = {
-    (0x0000, 1): "eth_dst", (0x0000, 2): "eth_src", (0x0000, 7): "ipv4_src", (0x0000, 8): "ipv4_dst",
-    (0x0000, 15): "arp_op", (0x0000, 16): "arp_spa", (0x0000, 17): "arp_tpa",
-    (0x0001, 17): "arp_sha", (0x0001, 18): "arp_tha",
-}
-for (_cls, _field), _name in _NXM_ALIASES.items():
-    FIELDS_BY_TYPE.setdefault((_cls << 16) | (_field << 9), FIELDS[_name])
 
 
 class VscApp(app_manager.OSKenApp):
