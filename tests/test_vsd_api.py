@@ -184,3 +184,18 @@ def test_stream_too_old_gets_snapshot_and_idle_gets_heartbeat(tmp_path):
             # still inside the retention: events, no snapshot
             recent = StreamReader(c, since=rev - 2).take(rev)
             assert [x["kind"] for x in recent] == ["event", "event"]
+
+
+def test_interface_move_and_delete_keep_listings_true(vsd, root, acme):
+    ep = acme["endpoints"]["db1"]
+    target = acme["vport_ids"]["db"][1]
+    iface = root.list(f"vms/{ep['vm']}/vminterfaces")[0]
+    moved = root.update(f"vminterfaces/{iface['ID']}", {"VPortID": target, "IPAddress": "10.3.0.77"})
+    assert moved["VPortID"] == target and moved["VPortName"] == "db2"
+    assert root.list(f"vports/{ep['vport']}/vms") == []
+    assert ep["vm"] in {v["ID"] for v in root.list(f"vports/{target}/vms")}
+    root.delete(f"vminterfaces/{iface['ID']}")
+    assert ep["vm"] not in {v["ID"] for v in root.list(f"vports/{target}/vms")}
+    assert root.get(f"vms/{ep['vm']}")["interfaces"] == []
+    root.delete(f"vports/{ep['vport']}")  # no interface left on it: it may go, leaving its policy group
+    assert ep["vport"] not in {v["ID"] for v in root.list(f"policygroups/{acme['policy_group_ids']['db']}/vports")}

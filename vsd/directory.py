@@ -202,10 +202,7 @@ class Directory:
                         e.description = f"item {i}: {e.description}"
                     raise
             if kind == "vminterface":
-                self.tree.detach(txn, parent)
-                vm = successor(parent)
-                place_vm(self.tree, vm)
-                self.tree.attach(txn, vm, record=False)
+                self._relist_vm(txn, parent.id)
         except BaseException:
             txn.rollback()
             raise
@@ -219,8 +216,6 @@ class Directory:
         for key in ALLOCATED.get(obj.kind, ()):
             if key in attrs and attrs[key] != obj.data.get(key):
                 raise bad(key, f"{obj.kind}.{key} is assigned by the VSD and cannot be changed", "Read-only")
-        if obj.kind == "group" and "role" in attrs and not who.root and attrs["role"] != obj.data.get("role"):
-            self._writable(who, obj.enterprise)
         data = {**obj.data, **attrs}
         self._stamp(who, data, str(int(time.time() * 1000)), False)
         new = successor(obj, data)
@@ -237,6 +232,8 @@ class Directory:
             if prepare is not None:
                 prepare(self.tree, self.idx, new, self.tree.get(obj.parent or ""))
             self.tree.attach(txn, new)
+            if obj.kind == "vminterface":
+                self._relist_vm(txn, obj.parent)
         except BaseException:
             txn.rollback()
             raise
@@ -269,10 +266,20 @@ class Directory:
                     if self.tree.objs[i].parent == oid:
                         self.tree.remove(txn, self.tree.objs[i])
             self.tree.remove(txn, obj)
+            if obj.kind == "vminterface":
+                self._relist_vm(txn, obj.parent)
         except BaseException:
             txn.rollback()
             raise
         return txn
+
+    def _relist_vm(self, txn: Txn, vm_id: str) -> None:
+        """A VM is listed under its interfaces' vports (and their subnets, zones, domain): keep that true."""
+        vm = self.tree.objs[vm_id]
+        self.tree.detach(txn, vm)
+        new = successor(vm)
+        place_vm(self.tree, new)
+        self.tree.attach(txn, new, record=False)
 
     def assign(self, who: Principal, owner_id: str, member_kind: str, ids: object) -> tuple[Txn, Obj]:
         owner = self.visible(who, owner_id)
