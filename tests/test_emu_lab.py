@@ -80,6 +80,11 @@ def test_three_tier_with_real_packets(clean_machine):
             if r.expected == "deny" and r.protocol == "tcp":
                 assert "no answer" in r.detail, r
         assert "(10 connections)" in lab.figures["TCP connect + echo"], lab.figures
+        ovs = lab.hosts["host1"].ovs  # the agent wrote the VSD identity of each container into OVSDB
+        web1 = lab.placed["web1"]
+        assert ovs.vsctl("get", "interface", "vl-web1", "external_ids:vm-uuid").strip().strip('"') == web1.vm_id
+        assert ovs.vsctl("get", "interface", "vl-web1", "external_ids:vsplab-vport-id").strip().strip('"') == \
+            web1.vport_id
         # what `vsplab flows` / `vsplab trace` get from a kept lab
         assert "table=45" in lab._control({"op": "flows", "host": "host1"})["text"]
         assert lab._control({"op": "trace", "from": "web1", "to": "db1", "proto": "tcp", "port": 5432})[

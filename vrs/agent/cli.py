@@ -43,6 +43,7 @@ def add_parsers(sub) -> None:
             c.add_argument("--ip", help="address with prefix length, e.g. 10.1.0.11/24")
             c.add_argument("--gateway")
             c.add_argument("--vport-id", help="the VSD vport ID (the VSC places the endpoint by it)")
+            c.add_argument("--vm-id", help="the VSD VM ID (kept in external_ids:vm-uuid)")
             c.add_argument("--mtu", type=int, default=1450)
 
 
@@ -95,7 +96,7 @@ def run_command(args) -> int:
         try:
             if args.cmd == "plug":
                 spec = ContainerSpec(name=port, netns=netns, mac=args.mac, ip=args.ip, gateway=args.gateway,
-                                     vport_id=args.vport_id, mtu=args.mtu)
+                                     vport_id=args.vport_id, mtu=args.mtu, vm_id=args.vm_id)
                 ofport = plug(db, args.bridge, spec)
                 print(json.dumps({"container": args.container, "port": port, "netns": netns, "ofport": ofport}))
             else:

@@ -30,6 +30,7 @@ class ContainerSpec:
     gateway: str | None
     vport_id: str | None
     mtu: int = CONTAINER_MTU
+    vm_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.name) > 15:
@@ -74,7 +75,7 @@ def plug(db: Ovsdb, bridge: str, c: ContainerSpec, timeout: float = 10.0) -> int
     for cmd in filter(None, inside):
         _ip(*cmd, netns=c.netns)
     ip = str(ipaddress.IPv4Interface(c.ip).ip) if c.ip else None
-    db.add_port(bridge, c.name, c.vport_id, c.mac.lower(), ip)
+    db.add_port(bridge, c.name, c.vport_id, c.mac.lower(), ip, c.vm_id)
     return db.wait_ofport(bridge, c.name, timeout)
 
 

@@ -27,6 +27,7 @@ finally:
 
 # external_ids keys the VSC's contract names (docs/interfaces.md section 2)
 VPORT_KEY, MAC_KEY, IP_KEY = "vsplab-vport-id", "attached-mac", "vsplab-ip"
+VM_KEY = "vm-uuid"  # the VSD VM the vport belongs to (OVS's usual key; the VSC does not need it)
 OWNER_KEY = "vsplab-owner"  # marks ports the agent made, so it never reports or removes others'
 TUNNEL_PORT = "vxlan0"
 _TUNNEL_OPTIONS = {"remote_ip": "flow", "key": "flow"}  # the VSC sets tun_id / tun_ipv4_dst per flow
@@ -236,9 +237,10 @@ class Ovsdb:
             out.append(PortState(iface.name, iface.ofport[0], ext.get(VPORT_KEY), ext.get(MAC_KEY), ext.get(IP_KEY)))
         return sorted(out, key=lambda p: p.ofport)
 
-    def add_port(self, bridge: str, name: str, vport_id: str | None, mac: str, ip: str | None) -> None:
+    def add_port(self, bridge: str, name: str, vport_id: str | None, mac: str, ip: str | None,
+                 vm_id: str | None = None) -> None:
         ext = {OWNER_KEY: "vrs", MAC_KEY: mac, **({VPORT_KEY: vport_id} if vport_id else {}),
-               **({IP_KEY: ip} if ip else {})}
+               **({IP_KEY: ip} if ip else {}), **({VM_KEY: vm_id} if vm_id else {})}
 
         def build(txn):
             br = self.bridge(bridge)

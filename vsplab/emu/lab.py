@@ -156,7 +156,8 @@ class EmuLab(SimLab):
                     continue
                 plen, gateway = addressing[(p.enterprise, p.subnet)]
                 host.vrs("plug", p.name, "--netns", container_netns(p.name), "--port", ifname("vl-", p.name),
-                         "--mac", p.mac, "--ip", f"{p.ip}/{plen}", "--gateway", gateway, "--vport-id", p.vport_id)
+                         "--mac", p.mac, "--ip", f"{p.ip}/{plen}", "--gateway", gateway, "--vport-id", p.vport_id,
+                         "--vm-id", p.vm_id)
 
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="plug") as ex:
             list(ex.map(plug_host, self.hosts.values()))
