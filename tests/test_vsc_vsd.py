@@ -111,6 +111,10 @@ def test_restarts_of_vsc_and_vsd_touch_nothing_and_resume(vsd, tmp_path):
         lab.vsc.restart()
         st2 = lab.converged()
         assert st2["revision"] == st["revision"]
+        # It resumed from its saved view, not from a fresh snapshot.
+        log = (tmp_path / "vsc.log").read_text()
+        assert f"restored view at revision {st['revision']}" in log
+        assert f"following the VSD change stream from revision {st['revision']}" in log
         assert {tuple(d["last_sync_ops"]) for d in st2["datapaths"].values()} == {(0, 0, 0)}
         assert lab.flow_mods() == mods and lab.flows() == before
         # The VSD restarts under a running VSC: the stream reconnects and resumes from its revision.

@@ -198,6 +198,18 @@ _STORES = {
     "enterprisenetwork": "enterprise_networks", "networkmacrogroup": "macro_groups",
 }
 
+# The attributes `_parse` reads: all the view keeps of an object (a VSD object carries ~40 more, and
+# the view is saved every few seconds during a rollout).
+_KEEP = frozenset("""ID parentID parentType name serviceID routeTarget address netmask gateway vnId domainID MAC
+IPAddress VPortID policyGroupID EVPNCommunityTag active defaultAllowIP defaultAllowNonIP priority priorityType
+action locationType locationID networkType networkID protocol sourcePort destinationPort etherType stateful
+ICMPType ICMPCode""".split())
+
+
+def _trim(entity: dict) -> dict:
+    return {k: v for k, v in entity.items() if k in _KEEP}
+
+
 # What a change marks dirty: a whole domain ("domain", id) or single vports ("vport", id).
 Touched = set[tuple[str, str]]
 
@@ -305,7 +317,7 @@ class View:
             obj = _parse(kind, entity, assoc or {})
             self._unindex(kind, old)
             store[oid] = obj
-            self.raw[oid] = (kind, entity, assoc or {})
+            self.raw[oid] = (kind, _trim(entity), assoc or {})
             self._index(kind, obj)
             return {("vport", v) for v in old.vport_ids ^ obj.vport_ids}
         if old is not None:
@@ -320,7 +332,7 @@ class View:
         if old is not None:
             self._unindex(kind, old)
         store[oid] = obj
-        self.raw[oid] = (kind, entity, assoc or {})
+        self.raw[oid] = (kind, _trim(entity), assoc or {})
         self._index(kind, obj)
         touched |= self._touch(kind, obj)
         return touched
