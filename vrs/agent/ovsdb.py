@@ -134,7 +134,11 @@ class Ovsdb:
         """Run `build(txn)` in a transaction; retry on TRY_AGAIN (a concurrent writer won the race)."""
         for _ in range(20):
             txn = ovs.db.idl.Transaction(self.idl)
-            build(txn)
+            try:
+                build(txn)
+            except BaseException:
+                txn.abort()  # the IDL holds one open transaction at a time
+                raise
             status = txn.commit_block()
             if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
                 return
@@ -274,5 +278,9 @@ class Ovsdb:
         return bool(found)
 
     def wait_ofport(self, bridge: str, name: str, timeout: float = 10.0) -> int:
-        self.wait_until(lambda: self.ofport(bridge, name) is not None, timeout, f"an ofport for {name}")
+        try:
+            self.wait_until(lambda: self.ofport(bridge, name) is not None, timeout, f"an ofport for {name}")
+        except OvsdbError as e:
+            errors = [i.error[0] for i in self.interfaces(bridge) if i.name == name and i.error]
+            raise OvsdbError(f"{e}{': ' + errors[0] if errors else ''}") from None
         return self.ofport(bridge, name)
