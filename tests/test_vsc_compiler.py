@@ -43,7 +43,7 @@ def test_acl_flows_grow_with_rules_not_endpoints(n):
     assert k[Kind.LOCAL_ENDPOINT] == 5 * local
     assert k[Kind.REMOTE_ENDPOINT] == n - local
     fixed = k[Kind.PIPELINE] + k[Kind.DOMAIN] + k[Kind.SUBNET] + k[Kind.ACL_ENTRY] + k[Kind.ACL_DEFAULT]
-    assert fixed == 16 + 2 + 1 + rules + 2
+    assert fixed == 16 + 2 + 2 + rules + 2  # skeleton, domain, subnet (ARP + gateway echo), rules, defaults
     assert len(flows) == fixed + 5 * local + (n - local)
 
 

@@ -301,3 +301,16 @@ def test_network_macro_as_the_source_of_traffic_from_the_overlay():
 
     assert [o for o, _ in from_tunnel("192.168.100.7")] == [port]
     assert from_tunnel("192.168.101.7") == []
+
+
+def test_the_gateway_answers_ping():
+    t, p, _ = two_tier()
+    lab = Lab(t, p)
+    dpid, port, mac = lab.where("10.1.0.10")
+    req = {"in_port": port, "eth_src": mac, "eth_dst": ROUTER_MAC, "eth_type": 0x0800, "ip_proto": 1,
+           "ipv4_src": ip_int("10.1.0.10"), "ipv4_dst": ip_int("10.1.0.1"), "icmpv4_type": 8, "icmpv4_code": 0}
+    (oport, rep), = lab.hosts[dpid].run(dict(req))
+    assert oport == port and rep["icmpv4_type"] == 0
+    assert (rep["ipv4_src"], rep["ipv4_dst"], rep["eth_dst"]) == (ip_int("10.1.0.1"), ip_int("10.1.0.10"), mac)
+    # Only the gateway of a subnet answers; another address in it is simply unknown.
+    assert lab.hosts[dpid].run({**req, "ipv4_dst": ip_int("10.1.0.2")}) == []

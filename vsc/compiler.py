@@ -139,8 +139,26 @@ def domain_flows(view: View, domain_id: str, host: Host) -> tuple[list[Flow], li
             Table.ENDPOINT, _md(dindex), cookie=ck))
     for s in view.subnets_of_domain(domain_id):
         flows.append(arp_responder(dindex, s.network, s.netmask, cookie(Kind.SUBNET, s.id)))
+        if s.gateway is not None:
+            flows.append(gateway_echo(dindex, s.gateway, cookie(Kind.SUBNET, s.id)))
     acls, problems = acl_flows(view, domain_id, dindex)
     return [_canon(f) for f in flows] + acls, problems
+
+
+def gateway_echo(dindex: int, gateway: int, ck: int) -> Flow:
+    """The subnet's gateway answers ping (the first thing anyone tries in a lab): the request is
+    turned into the reply in place and sent back, before any ACL, like a router's own address."""
+    actions = (
+        Move("ipv4_src", REG_SCRATCH, 32),
+        Move("ipv4_dst", "ipv4_src", 32),
+        Move(REG_SCRATCH, "ipv4_dst", 32),
+        SetField("icmpv4_type", 0),
+        Move("eth_src", "eth_dst", 48),
+        SetField("eth_src", ROUTER_MAC),
+        Output(OFPP_IN_PORT),
+    )
+    m = match(metadata=dindex, eth_type=IPV4, ip_proto=1, ipv4_dst=gateway, icmpv4_type=8, **{REG_PATH: PATH_LOCAL})
+    return _canon(Flow(Table.LOCAL_DST, 200, m, actions, cookie=ck))
 
 
 def arp_responder(dindex: int, network: int, netmask: int, ck: int) -> Flow:
