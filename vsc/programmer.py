@@ -166,8 +166,13 @@ class Programmer:
                 self._set_unit(h, ("domain", dom), [])
             self.problems.pop(dom, None)
             return
+        # A domain's flows differ between VRSs only by the tunnel port: compile once per port number.
+        by_tunnel: dict = {}
         for h in hosts:
-            flows, problems = domain_flows(self.view, dom, self.locs.hosts[h])
+            host = self.locs.hosts[h]
+            if host.tunnel_ofport not in by_tunnel:
+                by_tunnel[host.tunnel_ofport] = domain_flows(self.view, dom, host)
+            flows, problems = by_tunnel[host.tunnel_ofport]
             self._set_unit(h, ("domain", dom), flows)
             self.problems[dom] = problems
 
