@@ -60,6 +60,10 @@ def test_export_import_round_trip(source, tmp_path):
     assert "6 vports" in out and "6 vms" in out
     again = vsd_cmd("export", "acme", "--db", db).stdout
     assert yaml.safe_load(again) == doc
+    # and into the first one again as a copy under another name: new numbers, same addresses
+    vsd_cmd("import", str(path), "--as", "acme-copy", "--api", vsd.api)
+    copy = yaml.safe_load(vsd_cmd("export", "acme-copy", "--api", vsd.api).stdout)
+    assert copy["enterprise"]["name"] == "acme-copy" and copy["domains"] == doc["domains"]
     audit = vsd_cmd("audit", "--db", db, "--limit", "5").stdout
     assert "csp/csproot" in audit and "CREATE" in audit
 

@@ -3,7 +3,7 @@
     vsd serve --host H --port P --db URL [--tls-cert F --tls-key F] [--root-user U] [--root-password PW]
     vsd show TYPE [ID]          e.g. `vsd show enterprises`, `vsd show subnet 1b2c...`
     vsd export ENTERPRISE > acme.yaml
-    vsd import acme.yaml
+    vsd import acme.yaml [--as NEWNAME]
     vsd audit [--limit N]
 
 `show`, `export`, `import` and `audit` talk to a running VSD through its API (`--api URL`, default
@@ -78,7 +78,7 @@ def _cmd_import(args) -> int:
         doc = yaml.safe_load(f)
     stack, client = _client(args)
     with stack:
-        counts = import_enterprise(client, doc)
+        counts = import_enterprise(client, doc, name=args.name)
     print(", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser("import", help="create an enterprise from a YAML export")
     s.add_argument("file")
+    s.add_argument("--as", dest="name", help="create it under this enterprise name instead")
     client_args(s)
     s.set_defaults(func=_cmd_import)
     s = sub.add_parser("audit", help="print the audit log (CSP root only)")
