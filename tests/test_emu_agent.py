@@ -101,7 +101,7 @@ class TwoHosts:
 
     def __exit__(self, *exc) -> None:
         self.vsc.stop()
-        for ns in ("vl-c-t-web1", "vl-c-t-db1"):
+        for ns in ("vl-c-t-web1", "vl-c-t-db1", "vl-c-t-web2"):
             netns_delete(ns)
         for h in self.hosts:
             h.stop()
@@ -196,4 +196,13 @@ def test_vrs_agent_survives_agent_vsc_and_ovs_restarts(tmp_path):
         vsc.wait_converged(30, datapaths=2, endpoints=2)
         assert max(flow_durations(h2).values()) <= time.monotonic() - t_restart + 0.5  # all reinstalled
         wait_for(lambda: ping("vl-c-t-web1", "10.2.0.10", count=1, timeout=0.5), 10, "ping after the OVS restart")
+
+        # ovsdb-server restarts: the agent's IDL reconnects, and a container plugged afterwards is reported
+        h1.ovs.restart_ovsdb()
+        h1.vrs("plug", "web2", "--netns", "vl-c-t-web2", "--port", "vl-t-web2", "--mac", "02:00:00:00:0a:03",
+               "--ip", "10.1.0.11/24", "--gateway", "10.1.0.1")
+        wait_for(lambda: vsc.status()["datapaths"][str(h1.datapath_id)]["ports"] == 2, 20,
+                 "the agent to report a port plugged after the database restart")
+        h1.vrs("unplug", "web2", "--netns", "vl-c-t-web2", "--port", "vl-t-web2")
+        wait_for(lambda: vsc.status()["datapaths"][str(h1.datapath_id)]["ports"] == 1, 20, "its port-down")
         assert all(h.agent_alive() for h in (h1, h2)), [h.agent_output() for h in (h1, h2)]

@@ -36,10 +36,20 @@ class OvsInstance:
         db = self.dir / "conf.db"
         if not db.exists():
             run("ovsdb-tool", "create", str(db), str(SCHEMA))
-        run("ovsdb-server", str(db), f"--remote=p{self.db_remote}", "--pidfile", "--detach",
-            f"--log-file={self.dir / 'ovsdb-server.log'}", ns=self.ns, env=self.env)
+        self.start_ovsdb()
         self.vsctl("--no-wait", "init")
         self.start_vswitchd(timeout)
+
+    def start_ovsdb(self) -> None:
+        run("ovsdb-server", str(self.dir / "conf.db"), f"--remote=p{self.db_remote}", "--pidfile", "--detach",
+            f"--log-file={self.dir / 'ovsdb-server.log'}", ns=self.ns, env=self.env)
+
+    def restart_ovsdb(self) -> None:
+        """The database server goes away and comes back with the same file: clients must reconnect."""
+        pid = self.pid("ovsdb-server")
+        if pid:
+            kill_pids([pid])
+        self.start_ovsdb()
 
     def restart_vswitchd(self, timeout: float = 15.0) -> None:
         """What an OVS upgrade or crash does: the datapath and every flow go, the database stays."""
