@@ -246,7 +246,7 @@ class EmuLab(SimLab):
                 (self.listeners.tcp_on if req["proto"] == "tcp" else self.listeners.udp_on)(
                     container_netns(dst.name), dst.ip, req["port"])
             verdict, detail = probe(self.listeners, src, dst, req["proto"], req.get("port"))
-            return {"text": f"{src.name} -> {dst.name}: {verdict} {detail} (real packets)".rstrip(),
+            return {"text": f"{src.name} -> {dst.name}: {' '.join(filter(None, (verdict, detail)))} (real packets)",
                     "verdict": verdict}
         raise ValueError(f"unknown op {req.get('op')!r}")
 
