@@ -64,7 +64,8 @@ def plug(db: Ovsdb, bridge: str, c: ContainerSpec, timeout: float = 10.0) -> int
         _ip("ip", "link", "add", c.name, "mtu", str(c.mtu), "type", "veth", "peer", "name", "eth0",
             "mtu", str(c.mtu), "netns", c.netns)
     _ip("ip", "link", "set", c.name, "up")
-    inside = [["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],  # no RS/DAD noise on the overlay
+    # no RS/DAD noise on the overlay; plain sh, since sysctl (procps) is missing from slim systems
+    inside = [["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6"],
               ["ip", "link", "set", "lo", "up"],
               ["ip", "link", "set", "eth0", "address", c.mac, "mtu", str(c.mtu)],
               ["ip", "addr", "replace", c.ip, "dev", "eth0"] if c.ip else None,

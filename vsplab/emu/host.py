@@ -77,7 +77,8 @@ class EmuHost:
         """Namespace, management and underlay links, OVS with br-phy carrying the VTEP address."""
         netns_add(self.ns)
         # IPv4 only: router solicitations and DAD would only add upcalls and noise to every flow dump
-        run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1", ns=self.ns)
+        run("sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "
+            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6", ns=self.ns)
         run("ip", "link", "add", self.root_mgmt_if, "type", "veth", "peer", "name", MGMT_IF, "netns", self.ns)
         run("ip", "link", "set", self.root_mgmt_if, "master", MGMT_BRIDGE, "up")
         run("ip", "addr", "add", f"{self.mgmt_ip}/24", "dev", MGMT_IF, ns=self.ns)

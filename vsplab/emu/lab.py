@@ -34,7 +34,8 @@ from vsplab.lab.run import SimLab, free_port
 from vsplab.report import LabReport
 from vsplab.scenario.model import Scenario
 
-REQUIRED_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "nsenter", "ethtool")
+REQUIRED_TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip", "nsenter",
+                  "ethtool")
 
 
 class EmuError(RuntimeError):
