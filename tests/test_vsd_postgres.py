@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 
-from tests.test_vsd_restart import WRITERS, _tree, _writer
-from tests.vsd_fixtures import StreamReader, postgres_url, revision
+from tests.vsd_fixtures import WRITERS, StreamReader, postgres_url, revision
+from tests.vsd_fixtures import subnet_tree as _tree
+from tests.vsd_fixtures import vport_writer as _writer
 from vsd.client import VsdApiError, VsdClient
 from vsd.example import build_three_tier
 from vsd.server import EmbeddedVsd
@@ -63,7 +64,9 @@ def test_kill_9_on_postgres(pg):
         reader = StreamReader(c, since=revision(vsd))
         acked: list[dict] = [{} for _ in range(WRITERS)]
         stop = threading.Event()
-        threads = [threading.Thread(target=_writer, args=(vsd, subnet, w, acked[w], stop)) for w in range(WRITERS)]
+        errors: list = []
+        threads = [threading.Thread(target=_writer, args=(vsd, subnet, w, acked[w], stop, errors))
+                   for w in range(WRITERS)]
         for t in threads:
             t.start()
         time.sleep(1.5)
@@ -71,6 +74,7 @@ def test_kill_9_on_postgres(pg):
         stop.set()
         for t in threads:
             t.join(10)
+        assert not errors, errors[0]
         seen = [x for x in reader.drain() if x["kind"] == "event"]
         acknowledged = {k for a in acked for k in a}
         assert len(acknowledged) > 20

@@ -9,42 +9,11 @@ import time
 
 import pytest
 
-from tests.vsd_fixtures import StreamReader, revision
-from vsd.client import VsdApiError, VsdClient
+from tests.vsd_fixtures import WRITERS, StreamReader, revision
+from tests.vsd_fixtures import subnet_tree as _tree
+from tests.vsd_fixtures import vport_writer as _writer
+from vsd.client import VsdClient
 from vsd.server import EmbeddedVsd
-
-WRITERS = 4
-
-
-def _tree(c: VsdClient, name: str = "vl-restart") -> str:
-    ent = c.create("", "enterprises", {"name": name})
-    tmpl = c.create(f"enterprises/{ent['ID']}", "domaintemplates", {"name": "t"})
-    dom = c.create(f"enterprises/{ent['ID']}", "domains", {"name": "d", "templateID": tmpl["ID"]})
-    zone = c.create(f"domains/{dom['ID']}", "zones", {"name": "z"})
-    sn = c.create(f"zones/{zone['ID']}", "subnets", {"name": "s", "address": "10.64.0.0", "netmask": "255.255.0.0"})
-    return sn["ID"]
-
-
-def _writer(vsd: EmbeddedVsd, subnet: str, w: int, acked: dict, stop: threading.Event) -> None:
-    c = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise, timeout=5)
-    i = 0
-    try:
-        while not stop.is_set():
-            i += 1
-            if i % 10 == 0:  # now and then a small bulk list, one transaction
-                objs = c.create(f"subnets/{subnet}", "vports",
-                                [{"name": f"w{w}-{i}-{k}", "type": "VM"} for k in range(20)])
-                acked.update({o["ID"]: o["name"] for o in objs})
-            elif i % 7 == 0 and acked:  # and an update of something already acknowledged
-                oid = next(reversed(acked))
-                c.update(f"vports/{oid}", {"description": f"touched {i}"})
-            else:
-                o = c.create(f"subnets/{subnet}", "vports", {"name": f"w{w}-{i}", "type": "VM"})
-                acked[o["ID"]] = o["name"]
-    except (VsdApiError, OSError, Exception):  # the kill: whatever was not answered is not acknowledged
-        return
-    finally:
-        c.close()
 
 
 @pytest.mark.slow
@@ -58,7 +27,9 @@ def test_kill_9_loses_no_acknowledged_write_and_the_stream_resumes(tmp_path):
         first = reader.take(revision(vsd))
         acked: list[dict] = [{} for _ in range(WRITERS)]
         stop = threading.Event()
-        threads = [threading.Thread(target=_writer, args=(vsd, subnet, w, acked[w], stop)) for w in range(WRITERS)]
+        errors: list = []
+        threads = [threading.Thread(target=_writer, args=(vsd, subnet, w, acked[w], stop, errors))
+                   for w in range(WRITERS)]
         for t in threads:
             t.start()
         time.sleep(1.5)
@@ -66,6 +37,7 @@ def test_kill_9_loses_no_acknowledged_write_and_the_stream_resumes(tmp_path):
         stop.set()
         for t in threads:
             t.join(10)
+        assert not errors, errors[0]
         before_kill = first + reader.drain()
         acknowledged = {k: v for a in acked for k, v in a.items()}
         assert len(acknowledged) > 20, "the writers should have got going before the kill"

@@ -16,10 +16,11 @@ import time
 import httpx
 import orjson
 
-from vsd.client import VsdClient
+from vsd.client import VsdApiError, VsdClient
 from vsd.server import EmbeddedVsd, free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
+WRITERS = 4  # concurrent clients in the restart tests
 HTTP = httpx.Client(timeout=30)  # one client: building an httpx.Client (its TLS context) costs ~50 ms
 
 
@@ -118,3 +119,39 @@ def error_property(response: httpx.Response) -> str:
 def error_text(response: httpx.Response) -> str:
     body = orjson.loads(response.content)
     return " ".join(d["description"] for e in body["errors"] for d in e["descriptions"])
+
+
+def subnet_tree(c: VsdClient, name: str = "vl-restart") -> str:
+    ent = c.create("", "enterprises", {"name": name})
+    tmpl = c.create(f"enterprises/{ent['ID']}", "domaintemplates", {"name": "t"})
+    dom = c.create(f"enterprises/{ent['ID']}", "domains", {"name": "d", "templateID": tmpl["ID"]})
+    zone = c.create(f"domains/{dom['ID']}", "zones", {"name": "z"})
+    sn = c.create(f"zones/{zone['ID']}", "subnets", {"name": "s", "address": "10.64.0.0", "netmask": "255.255.0.0"})
+    return sn["ID"]
+
+
+def vport_writer(vsd: EmbeddedVsd, subnet: str, w: int, acked: dict, stop: threading.Event,
+                 errors: list | None = None) -> None:
+    """Writes vports until the VSD goes away; `acked` gets what was answered 2xx, `errors` any refusal."""
+    c = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise, timeout=5)
+    i = 0
+    try:
+        while not stop.is_set():
+            i += 1
+            if i % 10 == 0:  # now and then a small bulk list, one transaction
+                objs = c.create(f"subnets/{subnet}", "vports",
+                                [{"name": f"w{w}-{i}-{k}", "type": "VM"} for k in range(20)])
+                acked.update({o["ID"]: o["name"] for o in objs})
+            elif i % 7 == 0 and acked:  # and an update of something already acknowledged
+                oid = next(reversed(acked))
+                c.update(f"vports/{oid}", {"description": f"touched {i}"})
+            else:
+                o = c.create(f"subnets/{subnet}", "vports", {"name": f"w{w}-{i}", "type": "VM"})
+                acked[o["ID"]] = o["name"]
+    except httpx.TransportError:  # the kill: whatever was not answered is not acknowledged
+        return
+    except VsdApiError as e:  # a refusal is a bug in the VSD or the test, not the kill
+        if errors is not None:
+            errors.append(e)
+    finally:
+        c.close()
