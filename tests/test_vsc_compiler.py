@@ -226,3 +226,17 @@ def test_groups_beyond_the_tag_limit_are_reported():
     tree.entry(tin, "ingress", 5, location=("POLICYGROUP", last))
     _, problems = compile_host(*build(tree, placement), 1)
     assert problems and "beyond the per-domain tag limit" in problems[0]
+
+
+def test_deleted_group_frees_its_bit_and_untags_its_members():
+    tree, placement = tiered(8, 2, 3, 2)
+    prog = replay(tree, placement, 7)
+    pgs = [o for o in tree.objects if o["entityType"] == "policygroup"]
+    bit = prog.view.group_bit[pgs[0]["entity"]["ID"]]
+    prog.on_vsd("DELETE", "policygroup", pgs[0]["entity"], pgs[0]["assoc"])
+    assert pgs[0]["entity"]["ID"] not in prog.view.group_bit
+    assert all(prog.eps[v].tags == 0 for v in pgs[0]["assoc"]["vport"])
+    assert_matches_full_compile(prog)
+    new = tree.add("policygroup", ("domain", pgs[0]["entity"]["parentID"]), {"vport": []}, name="g9")
+    prog.on_vsd("CREATE", "policygroup", tree.find(new)["entity"], {})
+    assert prog.view.group_bit[new] == bit

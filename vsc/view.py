@@ -327,6 +327,8 @@ class View:
                 self._unindex(kind, old)
                 del store[oid]
                 self.raw.pop(oid, None)
+                # Its tag bit / domain index become free (nothing refers to them any more).
+                (self.group_bit if kind == "policygroup" else self.domain_index).pop(oid, None)
             return touched
         obj = _parse(kind, entity, assoc or {})
         if old is not None:
