@@ -43,7 +43,7 @@ class Hub:
         self._wake = asyncio.Event()
 
     async def wait_committed(self, rev: int) -> None:
-        while self.committed < rev:
+        while self.committed < rev and not self.closing:
             await self._wake.wait()
 
     async def wait_new(self, after: int, timeout: float) -> bool:
@@ -84,7 +84,7 @@ class Hub:
             batch = self._from_ring(since)
             if batch is None:
                 rows = await asyncio.to_thread(self.store.events_after, since)
-                if rows and rows[0][0] != since + 1:  # pruned meanwhile: start over from a snapshot
+                if not rows or rows[0][0] != since + 1:  # pruned meanwhile: start over from a snapshot
                     rev, line = self.snapshot(who)
                     await self.wait_committed(rev)
                     yield line
