@@ -122,6 +122,7 @@ def end_to_end(tree, placement, tmp: Path, timeout: float) -> dict:
         vsc_cpu, sim_cpu = cpu_seconds(vsc.proc.pid) - vsc_cpu0, time.process_time() - sim_cpu0
         vsc_rss = rss_mb(vsc.proc.pid)
         sim = rt.stats()
+        checks = verify(rt, tree)
     finally:
         rt.stop()
         vsc.stop()
@@ -132,7 +133,8 @@ def end_to_end(tree, placement, tmp: Path, timeout: float) -> dict:
             "flow_mods_per_s": round(sent / elapsed), "bundles": sum(d["sent"]["bundles"] for d in st["datapaths"].values()),
             "sim_rss_mb": round(sim["rss_bytes"] / 2**20), "consistent": sim["total_flows"] == desired,
             # Who was busy: the VSC process (os-ken, compile, encode, send) vs the simulated VRSs.
-            "vsc_cpu_s": round(vsc_cpu, 2), "sim_cpu_s": round(sim_cpu, 2), "vsc_rss_mb": vsc_rss}
+            "vsc_cpu_s": round(vsc_cpu, 2), "sim_cpu_s": round(sim_cpu, 2), "vsc_rss_mb": vsc_rss,
+            "traces": checks, "verified": all(checks.values())}
 
 
 def control_plane(tree, placement, tmp: Path, timeout: float) -> dict:
@@ -162,6 +164,7 @@ def control_plane(tree, placement, tmp: Path, timeout: float) -> dict:
         st = vsc.wait_converged(timeout, datapaths=len(placement.hosts), endpoints=len(names))
         elapsed = time.perf_counter() - t0
         sim = rt.stats()
+        checks = verify(rt, tree)
     finally:
         rt.stop()
         vsc.stop()
@@ -169,7 +172,32 @@ def control_plane(tree, placement, tmp: Path, timeout: float) -> dict:
     return {"seconds": round(elapsed, 2), "vsd_push_s": round(t_push, 2), "vsd_objects": len(tree.objects),
             "revision": st["revision"], "flows_installed": sim["total_flows"],
             "flows_desired": sum(d["flows_desired"] for d in st["datapaths"].values()),
-            "containers_per_s": round(len(names) / elapsed)}
+            "containers_per_s": round(len(names) / elapsed), "traces": checks, "verified": all(checks.values())}
+
+
+def verify(rt, tree) -> dict:
+    """A few NFD8 verdicts by trace through the programmed switches (g mod 3: 0 web, 1 app, 2 db)."""
+    from vrs.sim.packet import Packet
+
+    ips = {o["entity"]["name"]: o["entity"]["IPAddress"] for o in tree.objects if o["entityType"] == "vminterface"}
+    n = len(ips)
+    web, app, db = "c0", "c1", "c2"  # on the first host
+    far = {g % 3: f"c{g}" for g in range(n - 3, n)}  # one of each tier on the last host
+    checks = {
+        f"{web} -> {app} tcp/8080 allow": (web, app, 8080, True),
+        f"{app} -> {db} tcp/5432 allow": (app, db, 5432, True),
+        f"{web} -> {db} tcp/5432 deny": (web, db, 5432, False),
+        f"{db} -> {web} tcp/8080 deny": (db, web, 8080, False),
+        f"{web} -> {far[1]} tcp/8080 allow (VXLAN)": (web, far[1], 8080, True),
+        f"{far[1]} -> {db} tcp/5432 allow (VXLAN)": (far[1], db, 5432, True),
+        f"{web} -> {far[2]} tcp/5432 deny (VXLAN)": (web, far[2], 5432, False),
+        f"{far[0]} -> {web} tcp/7946 deny (VXLAN)": (far[0], web, 7946, False),
+    }
+    out = {}
+    for name, (src, dst, port, allow) in checks.items():
+        r = rt.trace(Packet(source=f"vl-{src}", dst_ip=ips[dst], dst_port=port, proto="tcp"))
+        out[name] = bool(r.delivered_to(f"vl-{dst}")) == allow
+    return out
 
 
 def host_specs(placement, names: dict[str, str]) -> list[dict]:
@@ -217,7 +245,8 @@ def main() -> int:
         print(f"end to end: {e['flow_mods_sent']:,} flow-mods in {e['seconds']} s = {e['flow_mods_per_s']:,}/s "
               f"({ok} the {TARGET_FLOW_MODS_PER_S:,}/s target); switches hold {e['flows_installed']:,} flows "
               f"(desired {e['flows_desired']:,}), {e['bundles']} bundles; CPU: VSC {e['vsc_cpu_s']} s, "
-              f"simulated VRSs {e['sim_cpu_s']} s; VSC RSS {e['vsc_rss_mb']} MB", flush=True)
+              f"simulated VRSs {e['sim_cpu_s']} s; VSC RSS {e['vsc_rss_mb']} MB; policy verified by "
+              f"{len(e['traces'])} traces: {e['verified']}", flush=True)
         res["target_flow_mods_per_s"] = TARGET_FLOW_MODS_PER_S
         # If each side had its own core: the busier side bounds the rate.
         e["flow_mods_per_busier_side_cpu_s"] = round(e["flow_mods_sent"] / max(e["vsc_cpu_s"], e["sim_cpu_s"]))
@@ -229,7 +258,8 @@ def main() -> int:
             res["control_plane"] = cp = control_plane(tree, placement, Path(tmp), args.timeout)
         print(f"whole control plane: {cp['vsd_objects']:,} VSD objects pushed in {cp['vsd_push_s']} s, converged "
               f"after {cp['seconds']} s ({cp['containers_per_s']:,} containers/s); switches hold "
-              f"{cp['flows_installed']:,} flows (desired {cp['flows_desired']:,})", flush=True)
+              f"{cp['flows_installed']:,} flows (desired {cp['flows_desired']:,}); verified by "
+              f"{len(cp['traces'])} traces: {cp['verified']}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {args.out}")
