@@ -1,6 +1,7 @@
 """`vsplab`: the lab front end.
 
-    vsplab run SCENARIO [--mode sim] [--vsd URL] [--json F] [--junit F] [--keep]
+    vsplab run SCENARIO [--mode sim|emu] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
+    vsplab clean [--dry-run]               remove what an interrupted emu lab left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
     vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
     vsplab check SCENARIO                  only validate a scenario file
@@ -29,12 +30,19 @@ def _cmd_check(args) -> int:
 def _cmd_run(args) -> int:
     from vsplab.lab.run import run_scenario
 
-    report = run_scenario(args.scenario, mode=args.mode, vsd_url=args.vsd, keep=args.keep, console=console)
+    report = run_scenario(args.scenario, mode=args.mode, vsd_url=args.vsd, keep=args.keep, revoke=args.revoke,
+                          console=console)
     if args.json:
         report.write_json(args.json)
     if args.junit:
         report.write_junit(args.junit)
     return 0 if report.ok else 1
+
+
+def _cmd_clean(args) -> int:
+    from vsplab.emu.__main__ import main as emu_main
+
+    return emu_main(["leftovers" if args.dry_run else "cleanup"])
 
 
 def _cmd_flows(args) -> int:
@@ -72,12 +80,19 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="run a scenario and check its expectations")
     r.add_argument("scenario")
-    r.add_argument("--mode", choices=["sim"], default="sim")
+    r.add_argument("--mode", choices=["sim", "emu"], default="sim",
+                   help="sim: simulated VRSs, traces (no root); emu: real OVS per emulated host, real packets (root)")
     r.add_argument("--vsd", help="use this VSD (API URL) instead of starting an embedded one")
     r.add_argument("--json", metavar="FILE", help="write the result as JSON")
     r.add_argument("--junit", metavar="FILE", help="write the result as JUnit XML")
     r.add_argument("--keep", action="store_true", help="keep the lab running after the checks (Ctrl-C stops it)")
+    r.add_argument("--revoke", action="store_true",
+                   help="emu: afterwards delete an allowing ACL entry and time how fast real connections stop")
     r.set_defaults(func=_cmd_run)
+
+    cl = sub.add_parser("clean", help="list (--dry-run) or remove what an interrupted emu lab left behind")
+    cl.add_argument("--dry-run", action="store_true")
+    cl.set_defaults(func=_cmd_clean)
 
     c = sub.add_parser("check", help="validate a scenario file")
     c.add_argument("scenario")

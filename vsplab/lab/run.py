@@ -190,9 +190,13 @@ def _gateways(scenario: Scenario) -> dict[tuple[str, str], str]:
 
 
 def run_scenario(path: str, mode: str = "sim", vsd_url: str | None = None, keep: bool = False,
-                 console: Console | None = None) -> LabReport:
+                 revoke: bool = False, console: Console | None = None) -> LabReport:
+    if mode == "emu":
+        from vsplab.emu.lab import run_emu_scenario
+
+        return run_emu_scenario(path, vsd_url=vsd_url, keep=keep, revoke=revoke, console=console)
     if mode != "sim":
-        raise ValueError(f"mode {mode!r} is not available yet")
+        raise ValueError(f"mode {mode!r} is not available")
     console = console or Console()
     scenario = load_scenario(path)
     # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
