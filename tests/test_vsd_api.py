@@ -199,3 +199,20 @@ def test_interface_move_and_delete_keep_listings_true(vsd, root, acme):
     assert root.get(f"vms/{ep['vm']}")["interfaces"] == []
     root.delete(f"vports/{ep['vport']}")  # no interface left on it: it may go, leaving its policy group
     assert ep["vport"] not in {v["ID"] for v in root.list(f"policygroups/{acme['policy_group_ids']['db']}/vports")}
+
+
+def test_address_allocation_is_lowest_free_and_reuses_freed(root, acme):
+    zone = root.create(f"domains/{acme['domain_id']}", "zones", {"name": "alloc"})
+    sn = root.create(f"zones/{zone['ID']}", "subnets", {"name": "alloc", "address": "10.77.0.0",
+                                                         "netmask": "255.255.255.248"})
+    vps = root.create(f"subnets/{sn['ID']}", "vports", [{"name": f"a{i}", "type": "VM"} for i in range(6)])
+    vms = root.create("", "vms", [{"name": f"alloc{i}", "UUID": v["ID"], "interfaces": [
+        {"MAC": f"02:77:00:00:00:{i:02x}", "VPortID": v["ID"]}]} for i, v in enumerate(vps[:5])])
+    assert [vm["interfaces"][0]["IPAddress"] for vm in vms] == [f"10.77.0.{i}" for i in range(2, 7)]
+    r = root.request("POST", "vms", {"name": "full", "UUID": vps[5]["ID"], "interfaces": [
+        {"MAC": "02:77:00:00:00:09", "VPortID": vps[5]["ID"]}]})
+    assert r.status_code == 409 and "no free address" in r.text
+    root.delete(f"vms/{vms[1]['ID']}")
+    again = root.create("", "vms", {"name": "again", "UUID": vps[5]["ID"], "interfaces": [
+        {"MAC": "02:77:00:00:00:0a", "VPortID": vps[5]["ID"]}]})
+    assert again["interfaces"][0]["IPAddress"] == "10.77.0.3"

@@ -23,6 +23,8 @@ class Indexes:
         self.vnis: set[int] = set()
         self.subnets: dict[str, dict[str, tuple[int, int]]] = {}  # domain -> subnet ID -> (network, prefix len)
         self.ips: dict[str, dict[int, str]] = {}  # subnet -> address -> vminterface ID
+        # subnet -> where to start looking for a free address: allocation stays O(1) as a subnet fills up
+        self.ip_hint: dict[str, int] = {}
         self.macs: dict[tuple[str | None, str], str] = {}  # (domain, lower-case MAC) -> vminterface ID
         self.pgids: dict[str, dict[int, str]] = {}  # domain -> policyGroupID -> policy group ID
         self.priorities: dict[str, dict[int, str]] = {}  # ACL template -> priority -> entry ID
@@ -61,6 +63,7 @@ class Indexes:
             mac_key = (obj.domain, (d.get("MAC") or "").lower())
             ips = self.ips.setdefault(d.get("attachedNetworkID"), {})
             addr = ip_int(d["IPAddress"]) if d.get("IPAddress") else None
+            subnet = d.get("attachedNetworkID")
             if add:
                 self.macs[mac_key] = obj.id
                 if addr is not None:
@@ -70,6 +73,7 @@ class Indexes:
                     del self.macs[mac_key]
                 if addr is not None and ips.get(addr) == obj.id:
                     del ips[addr]
+                    self.ip_hint[subnet] = min(self.ip_hint.get(subnet, addr), addr)
         elif kind == "policygroup":
             per = self.pgids.setdefault(obj.domain, {})
             if add:

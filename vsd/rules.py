@@ -165,10 +165,13 @@ def prepare_vminterface(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None
                            f"{subnet.data.get('name')!r}", "Address in use")
     else:
         first, last = int(net.network_address) + 1, int(net.broadcast_address) - 1
-        free = next((a for a in range(first, last + 1) if a != gw and a not in used), None)
+        start = min(max(idx.ip_hint.get(subnet.id, first), first), last)
+        free = next((a for r in (range(start, last + 1), range(first, start)) for a in r
+                     if a != gw and a not in used), None)
         if free is None:
             raise conflict("IPAddress", f"subnet {subnet.data.get('name')!r} ({net}) has no free address",
                            "Subnet full")
+        idx.ip_hint[subnet.id] = free + 1  # everything from the hint up to here is taken
         d["IPAddress"] = str(ipaddress.IPv4Address(free))
     _set(obj, attachedNetworkID=subnet.id, attachedNetworkType="SUBNET", networkName=subnet.data.get("name"),
          netmask=subnet.data["netmask"], gateway=subnet.data["gateway"], domainID=dom.id,
