@@ -27,7 +27,10 @@ def push(client, tree: Tree) -> dict[str, str]:
     for kind in _ORDER:
         groups: dict[str, list[dict]] = {}
         for o in by_kind.get(kind, ()):
-            groups.setdefault(o["entity"].get("parentID", ""), []).append(o)
+            # VM interfaces are created with their VMs, all in one bulk POST /vms: their own
+            # parents (one VM each) do not exist yet, so they must not split the batch
+            parent = "" if kind == "vminterface" else o["entity"].get("parentID", "")
+            groups.setdefault(parent, []).append(o)
         for parent, objs in groups.items():
             created = _create(client, kind, ids.get(parent, ""), objs, ids)
             for o, c in zip(objs, created, strict=True):
