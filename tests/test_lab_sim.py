@@ -21,6 +21,17 @@ def vsplab(*args, env=None, timeout=180):
                           timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            kids = [int(k) for k in (task / "children").read_text().split()]
+            out += kids
+            todo += kids
+    return out
+
+
 @pytest.mark.parametrize("name", ["three-tier", "multi-tenant", "macros-and-ranges"])
 def test_shipped_scenario_passes(tmp_path, name):
     out = vsplab("run", str(SCENARIOS / f"{name}.yaml"), "--json", str(tmp_path / "r.json"),
@@ -82,8 +93,12 @@ def test_kept_lab_answers_flows_and_trace_and_cleans_up(tmp_path):
         assert 'bridge("host1")' in trace.stdout and "web1 -> app1: allow" in trace.stdout
         denied = vsplab("trace", "web1", "db1", "--proto", "tcp", "--port", "5432", env=env)
         assert denied.returncode == 2 and "web1 -> db1: deny" in denied.stdout
+        children = descendants(proc.pid)
+        assert len(children) >= 2  # at least the VSD and the VSC
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
+    assert proc.returncode == 130
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []  # Ctrl-C stopped them all
     assert not list((tmp_path / "labs").glob("*/control.sock"))
     assert not list((tmp_path / "labs").glob("*"))  # the lab directory is gone
