@@ -233,6 +233,26 @@ class EmuLab(SimLab):
         self.report.timings["revocation"] = r.denied_after
         return r.denied_after
 
+    # --- disruptions: what a host's operator does to it while the lab runs -----------------------
+
+    def _vsc_of(self, host: str):
+        default_vsc = self.scenario.controllers[0].name
+        return self.vscs[next(h.vsc for h in self.scenario.hosts if h.name == host) or default_vsc]
+
+    def restart_agent(self, host: str) -> None:
+        """Stop `vrs run` on `host` and start it again against the same VSC, as an upgrade would."""
+        h, vsc = self.hosts[host], self._vsc_of(host)
+        h.stop_agent()
+        h.start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
+
+    def restart_vswitchd(self, host: str) -> None:
+        """Kill and restart `ovs-vswitchd` on `host` (datapath and flows gone, database kept); the host
+        gets its VTEP address and tunnel neighbours back, the VSC reprograms it on reconnect."""
+        self.hosts[host].restart_vswitchd(list(self.hosts.values()))
+
+    def host_flows(self, host: str) -> str:
+        return self.hosts[host].ovs.ofctl("dump-flows", "br-int")
+
     # --- a kept lab answers `vsplab flows` / `vsplab trace` ----------------------------------------
 
     def _control(self, req: dict) -> dict:
