@@ -29,6 +29,12 @@ class ExpectationResult:
         return self.expected == self.observed
 
     @property
+    def where(self) -> str:
+        """The detail without the matched flow's text (which the failure lines and JSON keep)."""
+        head, sep, _ = self.detail.partition("): ")
+        return head + ")" if sep else self.detail
+
+    @property
     def label(self) -> str:
         port = f"/{self.port}" if self.port else ""
         return f"{self.source} -> {self.destination} {self.protocol}{port}"
@@ -85,7 +91,7 @@ class LabReport:
         for r in self.results:
             mark = "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
             table.add_row(r.source, r.destination, r.protocol, str(r.port or ""), r.expected,
-                          r.observed, mark, r.detail)
+                          r.observed, mark, r.where)
         console.print(table)
         flows = ", ".join(f"{h}={n}" for h, n in sorted(self.flows_per_host.items()))
         phases = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
