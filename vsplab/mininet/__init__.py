@@ -1,0 +1,1 @@
+"""`vsplab run SCENARIO --mode mininet`: the scenario on Mininet 2.3 (vsplab/mininet/lab.py)."""

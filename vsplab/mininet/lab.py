@@ -1,0 +1,340 @@
+"""`vsplab run SCENARIO --mode mininet`: the scenario on Mininet 2.3, for users who live in Mininet.
+
+    VSD (subprocess, 127.0.0.1)  <-- the scenario, through the REST API (as in sim and emu mode)
+      | change stream
+    VSC per controller (subprocess) on vl-mnm0 169.254.101.1 = Mininet's RemoteController
+      | OpenFlow from each switch; agent channel from `MininetVrs` threads in this process
+    vl-mn namespace: the lab's own ovsdb-server + ovs-vswitchd; Mininet (Debian's python3,
+      vsplab/mininet/driver.py) with one OVSSwitch (datapath=user, OpenFlow13, failMode=secure,
+      dpid = host index) per scenario host and one Host per container (MAC/IP as the VSD assigned,
+      MTU 1450, TX checksum offload off); VXLAN between switches: vsplab/mininet/fabric.py
+
+Probes are real sockets inside the Mininet hosts' namespaces. `close()` (success, failure, Ctrl-C)
+stops the agents, has Mininet `net.stop()`, then removes the namespaces with whatever is left in them
+(all started by this lab), the lab's OVS, the VSC and the VSD.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from vrs.agent.daemon import AgentConfig
+from vrs.agent.ovsdb import IP_KEY, MAC_KEY, OWNER_KEY, VM_KEY, VPORT_KEY
+from vsplab.emu.check import rtt_summary
+from vsplab.emu.lab import subnet_addressing
+from vsplab.emu.netns import ifname, run
+from vsplab.emu.probes import Listeners, ping
+from vsplab.lab.run import SimLab, free_port
+from vsplab.mininet.agent import MininetVrs
+from vsplab.mininet.check import check_expectations
+from vsplab.mininet.fabric import VSC_IP, MininetFabric, host_netns, switch_name, tunnel_port, vtep_ip
+from vsplab.report import LabReport
+from vsplab.scenario.model import Scenario
+
+MININET_PYTHON = "/usr/bin/python3"  # the interpreter Debian's `mininet` package is built for
+DRIVER = Path(__file__).with_name("driver.py")
+REQUIRED_TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip",
+                  "ethtool", "mnexec", "ifconfig")
+CONTAINER_MTU = 1450
+
+
+class MininetError(RuntimeError):
+    pass
+
+
+class MininetLab(SimLab):
+    """One scenario's lab on Mininet. Use as a context manager; `close()` removes everything."""
+
+    def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
+                 workdir: Path | None = None):
+        super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
+        self.report = LabReport(scenario=scenario.name, mode="mininet", hosts=len(scenario.hosts),
+                                containers=len(scenario.containers))
+        self.fabric: MininetFabric | None = None
+        self.driver: subprocess.Popen | None = None
+        self.agents: dict[str, MininetVrs] = {}
+        self.host_pids: dict[str, int] = {}
+        self.listeners = Listeners()
+        self.figures: dict[str, str] = {}
+
+    # --- bring-up -------------------------------------------------------------------------------
+
+    def _preflight(self) -> None:
+        if os.geteuid() != 0:
+            raise MininetError("mininet mode needs root (network namespaces, Open vSwitch)")
+        missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+        if missing:
+            raise MininetError(f"missing {', '.join(missing)}: run scripts/system-deps (mininet, "
+                               "openvswitch-switch, iproute2, ethtool, net-tools)")
+        r = subprocess.run([MININET_PYTHON, "-c", "import mininet.net"], capture_output=True, text=True)
+        if r.returncode:
+            raise MininetError(f"{MININET_PYTHON} cannot import mininet (Debian package `mininet`): "
+                               f"{r.stderr.strip()[-300:]}")
+        found = MininetFabric.leftovers()
+        if found:
+            raise MininetError("another Mininet lab runs, or one left these behind (remove them with "
+                               "`python -m vsplab.mininet cleanup`): " + "; ".join(found))
+
+    def start(self) -> None:
+        from vsc.process import VscProcess
+        from vsd.client import VsdClient
+        from vsd.server import EmbeddedVsd
+
+        self._preflight()
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+        t0 = time.perf_counter()
+        if self.external_vsd:
+            api = self.external_vsd.rstrip("/")
+            base = api.split("/nuage/api/")[0]
+            self.client = VsdClient(api)
+        else:
+            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}",
+                                                            log_path=str(self.workdir / "vsd.log")))
+            base = self.vsd.url
+            self.client = VsdClient(self.vsd.api, self.vsd.user, self.vsd.password, self.vsd.enterprise)
+        self.console.print(f"VSD at {base}")
+        self.fabric = MininetFabric(self.workdir, len(self.scenario.hosts))
+        self.stack.callback(self._quietly, self.fabric.stop)
+        self.fabric.start()
+        for c in self.scenario.controllers:
+            ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
+            vsc = VscProcess(vsd_url=base, state_dir=self.workdir / c.name, log_file=self.workdir / f"{c.name}.log",
+                             listen=VSC_IP, **ports)
+            self.stack.callback(self._quietly, vsc.stop)
+            vsc.start()
+            vsc.ports = ports
+            self.vscs[c.name] = vsc
+            self.console.print(f"VSC {c.name}: OpenFlow on {VSC_IP}:{ports['of_port']} (Mininet's remote controller)")
+        # popped first at close: probes, agents, then Mininet itself, before the fabric goes
+        self.stack.callback(self._quietly, self._stop_driver)
+        self.stack.callback(self._quietly, self._stop_agents)
+        self.stack.callback(self._quietly, self.listeners.close)
+        self._phase("start", t0)
+
+    def _host_vsc(self, host) -> str:
+        return host.vsc or self.scenario.controllers[0].name
+
+    def topology(self) -> dict:
+        """What the Mininet driver builds (see driver.py)."""
+        addressing = subnet_addressing(self.scenario)
+        index = {h.name: i + 1 for i, h in enumerate(self.scenario.hosts)}
+        hosts = []
+        for p in self.placed.values():
+            plen, gateway = addressing[(p.enterprise, p.subnet)]
+            hosts.append({"name": p.name, "switch": switch_name(index[p.host]), "port": ifname("vl-p-", p.name),
+                          "mac": p.mac, "ip": f"{p.ip}/{plen}", "gateway": gateway, "mtu": CONTAINER_MTU})
+        return {"controllers": [{"name": n, "ip": VSC_IP, "port": v.ports["of_port"]} for n, v in self.vscs.items()],
+                "switches": [{"name": switch_name(index[h.name]), "dpid": index[h.name],
+                              "controller": self._host_vsc(h)} for h in self.scenario.hosts],
+                "hosts": hosts}
+
+    def plug(self, timeout: float = 60.0) -> None:
+        """Mininet builds the network; each host's namespace gets a name; the switches get their VXLAN
+        port and each container port its VSD identity; then one agent per switch reports to the VSC."""
+        t0 = time.perf_counter()
+        topo = self.topology()
+        env = {**self.fabric.ovs.env, "PYTHONDONTWRITEBYTECODE": "1"}
+        err = open(self.workdir / "mininet.log", "ab")
+        self.driver = subprocess.Popen(["ip", "netns", "exec", self.fabric.ovs.ns, MININET_PYTHON, str(DRIVER)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                                       text=True, cwd=str(self.workdir))
+        err.close()
+        self.driver.stdin.write(json.dumps(topo) + "\n")
+        self.driver.stdin.flush()
+        answer = self._driver_answer(timeout)
+        for name, pid in answer["hosts"].items():
+            run("ip", "netns", "attach", host_netns(name), str(pid))
+            self.host_pids[name] = pid
+        identities = [(h["port"], self._identity(self.placed[h["name"]])) for h in topo["hosts"]]
+        self.fabric.add_tunnels_and_identities(identities)
+        for i, h in enumerate(self.scenario.hosts, start=1):
+            vsc = self.vscs[self._host_vsc(h)]
+            config = AgentConfig(db=self.fabric.ovs.db_remote, vsc_host=VSC_IP, of_port=vsc.ports["of_port"],
+                                 agent_port=vsc.ports["agent_port"], bridge=switch_name(i), vtep_ip=vtep_ip(i),
+                                 datapath_id=i, name=h.name)
+            self.agents[h.name] = MininetVrs(config, tunnel_port(i)).spawn()
+        self._phase("plug", t0)
+
+    @staticmethod
+    def _identity(p) -> dict[str, str]:
+        return {OWNER_KEY: "vrs", VPORT_KEY: p.vport_id, MAC_KEY: p.mac.lower(), IP_KEY: p.ip, VM_KEY: p.vm_id}
+
+    def _driver_answer(self, timeout: float) -> dict:
+        """The driver's first JSON line (Mininet may print warnings of its own before it)."""
+        end = time.monotonic() + timeout
+        seen = []
+        while (left := end - time.monotonic()) > 0:
+            if not select.select([self.driver.stdout], [], [], left)[0]:
+                break
+            line = self.driver.stdout.readline()
+            if not line:
+                break
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                seen.append(line.strip())
+                continue
+            if "hosts" in msg:
+                return msg
+            raise MininetError(f"Mininet: {msg.get('error')}\n{msg.get('trace', '')}")
+        log = (self.workdir / "mininet.log").read_text(errors="replace")[-2000:]
+        raise MininetError(f"Mininet did not start the network in {timeout:.0f}s: {' '.join(seen)[-500:]} {log}")
+
+    def wait_converged(self, timeout: float = 120.0) -> None:
+        t0 = time.perf_counter()
+        end = time.monotonic() + timeout
+        revision = self.client.request("GET", "vsplab/health").json()["committed"]
+        for name, vsc in self.vscs.items():
+            hosts = [h.name for h in self.scenario.hosts if self._host_vsc(h) == name]
+            endpoints = sum(1 for p in self.placed.values() if p.host in hosts)
+            while True:
+                if self.driver.poll() is not None:
+                    raise MininetError(f"the Mininet driver exited ({self.driver.returncode}); see "
+                                       f"{self.workdir / 'mininet.log'}")
+                dead = [h for h in hosts if not self.agents[h].alive()]
+                if dead:
+                    raise MininetError(f"VRS agent of {dead[0]} stopped: {self.agents[dead[0]].error}")
+                try:
+                    vsc.wait_converged(timeout=min(1.0, max(end - time.monotonic(), 0.01)), min_revision=revision,
+                                       datapaths=len(hosts), endpoints=endpoints)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > end:
+                        raise
+        self._phase("converge", t0)
+        self.report.flows_per_host = {h.name: self.fabric.flow_count(switch_name(i))
+                                      for i, h in enumerate(self.scenario.hosts, start=1)}
+
+    def check(self) -> LabReport:
+        t0 = time.perf_counter()
+        self.report.results = check_expectations(self.listeners, self.scenario, self.placed)
+        self._phase("check", t0)
+        self._measure()
+        return self.report
+
+    def _measure(self) -> None:
+        """ICMP round trips on a quiet lab where the scenario allows ICMP (the checks ran in parallel),
+        and the memory of the one OVS that carries every switch."""
+        x = next((x for x in self.scenario.expect if x.expect == "allow" and x.protocol == "icmp"), None)
+        if x is not None:
+            src, dst = self.placed[x.from_], self.placed[x.to]
+            rtts = ping(host_netns(src.name), dst.ip, count=10, timeout=0.5)
+            self.figures["ping RTT"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts)}"
+        rss = sum(self.fabric.ovs.rss_kb().values())
+        self.figures["OVS memory"] = (f"{rss / 1024:.1f} MB RSS for all {len(self.scenario.hosts)} switches "
+                                      "(one ovsdb-server + ovs-vswitchd)")
+
+    def print_figures(self) -> None:
+        for name, text in self.figures.items():
+            self.console.print(f"{name}: {text}")
+
+    # --- a kept lab answers `vsplab flows` / `vsplab trace` ----------------------------------------
+
+    def _control(self, req: dict) -> dict:
+        from vsplab.mininet.check import probe
+
+        if req.get("op") == "flows":
+            names = [h.name for h in self.scenario.hosts]
+            if req.get("host") not in names:
+                raise KeyError(f"no host {req.get('host')!r}; hosts: {', '.join(names)}")
+            return {"text": self.fabric.ovs.ofctl("dump-flows", switch_name(names.index(req["host"]) + 1))}
+        if req.get("op") == "trace":
+            src, dst = self.placed[req["from"]], self.placed[req["to"]]
+            verdict, detail = probe(self.listeners, src, dst, req["proto"], req.get("port"))
+            return {"text": f"{src.name} -> {dst.name}: {' '.join(filter(None, (verdict, detail)))} "
+                            "(real packets from Mininet hosts)", "verdict": verdict}
+        raise ValueError(f"unknown op {req.get('op')!r}")
+
+    # --- teardown -------------------------------------------------------------------------------
+
+    def _quietly(self, fn) -> None:
+        """Teardown goes on past a failing step: the next steps still remove their part."""
+        try:
+            fn()
+        except Exception as e:
+            self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
+
+    def _stop_agents(self) -> None:
+        for a in self.agents.values():
+            a.join()
+
+    def _stop_driver(self, timeout: float = 30.0) -> None:
+        """Closing its stdin makes the driver run `net.stop()`; SIGTERM does the same, SIGKILL is the
+        last resort (the fabric's teardown then removes the hosts' namespaces and shells)."""
+        if self.driver is None:
+            return
+        if self.driver.poll() is None:
+            self.driver.stdin.close()
+            try:
+                self.driver.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.driver.terminate()
+                try:
+                    self.driver.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.driver.kill()
+                    self.driver.wait()
+        self.driver.stdout.close()
+
+    def close(self) -> None:
+        # a second Ctrl-C (or a SIGTERM) must not cut the teardown short and leave half a lab behind
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stack.close()
+            if self.workdir.exists():
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            left = MininetFabric.leftovers() if self.fabric is not None else []
+            if left:
+                self.console.print("[red]cleanup left:[/] " + "; ".join(left)
+                                   + " (remove with `python -m vsplab.mininet cleanup`)")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run_mininet_scenario(path: str, vsd_url: str | None = None, keep: bool = False,
+                         console: Console | None = None) -> LabReport:
+    """`vsplab run PATH --mode mininet`: the same steps and table as the other modes."""
+    from vsplab.scenario.check import load_scenario
+
+    console = console or Console()
+    scenario = load_scenario(path)
+    # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with MininetLab(scenario, vsd_url=vsd_url, console=console) as lab:
+            with console.status("starting the VSD, the VSC and the lab's Open vSwitch"):
+                lab.start()
+            with console.status("pushing the scenario to the VSD"):
+                lab.push()
+            with console.status("building the Mininet network and waiting for the VSC to program every switch"):
+                lab.plug()
+                lab.wait_converged()
+            console.print(f"converged in {lab.report.timings['plug'] + lab.report.timings['converge']:.2f}s "
+                          f"after the push ({sum(lab.report.flows_per_host.values())} flows on "
+                          f"{len(lab.report.flows_per_host)} Mininet switches)")
+            with console.status("probing with real packets from the Mininet hosts"):
+                report = lab.check()
+            report.print(console)
+            lab.print_figures()
+            if keep:
+                sock = lab.serve_control()
+                first = scenario.containers[0].name
+                console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}` "
+                              f"or `ip netns exec {host_netns(first)} ip addr`. Ctrl-C stops it.")
+                while True:
+                    time.sleep(3600)
+            return report
+    finally:
+        signal.signal(signal.SIGTERM, previous)
