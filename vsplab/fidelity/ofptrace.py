@@ -74,6 +74,9 @@ def parse_trace(host: str, text: str) -> HostPass:
             hp.outputs.append(int(m.group(1)) if m.group(1) else "IN_PORT")
             continue
         s = line.strip()
+        if s == ">> skipping output to input port" and hp.outputs:
+            hp.outputs.pop()  # OpenFlow never sends a packet back out of its in_port without IN_PORT
+            continue
         if s.startswith("ct(") and "commit" in s.split(")")[0]:
             hp.committed = True
         if m := _TUN_ID.search(s):
