@@ -20,7 +20,8 @@ import pytest
 from rich.console import Console
 
 from vsplab.emu.netns import netns_list
-from vsplab.mininet.fabric import MininetFabric, host_netns, vtep_ip
+from vsplab.mininet import leftovers
+from vsplab.mininet.fabric import host_netns, vtep_ip
 from vsplab.mininet.lab import MININET_PYTHON, MininetLab
 from vsplab.scenario.check import load_scenario
 
@@ -36,7 +37,7 @@ THREE_TIER = ROOT / "scenarios" / "three-tier.yaml"
 
 
 def lab_traces(workdir: Path | None = None) -> list[str]:
-    found = MininetFabric.leftovers()
+    found = leftovers.find()
     if workdir is not None:
         for proc in Path("/proc").glob("[0-9]*"):
             try:
@@ -125,14 +126,37 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def test_ctrl_c_removes_everything(clean_machine):
-    """Ctrl-C reaches the whole foreground process group (the Mininet driver too), as from a terminal."""
+def start_held_lab() -> tuple[subprocess.Popen, Path]:
     p = subprocess.Popen([sys.executable, "-c", DRIVER, str(THREE_TIER)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=str(ROOT), start_new_session=True)
     try:
         line = p.stdout.readline()
         assert line.startswith("ready"), p.stderr.read() if p.poll() is not None else line
-        workdir = Path(line.split()[1])
+        return p, Path(line.split()[1])
+    except BaseException:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise
+
+
+def mininet_shells() -> list[str]:
+    """Shells of Mininet hosts named like the scenario's containers."""
+    names = {f"mininet:{c.name}" for c in load_scenario(str(THREE_TIER)).containers}
+    out = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            args = cmdline(int(p.name))
+        except OSError:
+            continue
+        if "bash" in args and names & set(args.split()):
+            out.append(args)
+    return out
+
+
+def test_ctrl_c_removes_everything(clean_machine):
+    """Ctrl-C reaches the whole foreground process group (the Mininet driver too), as from a terminal."""
+    p, workdir = start_held_lab()
+    try:
         assert host_netns("web1") in netns_list() and lab_traces(workdir)
         os.killpg(p.pid, signal.SIGINT)
         p.wait(60)
@@ -142,3 +166,24 @@ def test_ctrl_c_removes_everything(clean_machine):
             p.wait()
     assert p.returncode != 0 and "KeyboardInterrupt" in p.stderr.read()
     assert lab_traces(workdir) == []
+
+
+def test_killed_lab_is_refused_then_cleaned_up(clean_machine):
+    """SIGKILL gives the lab no teardown: the next lab refuses to start over what is left, and the
+    cleanup command removes exactly that (VSD, VSC, OVS, namespaces, the Mininet hosts' shells)."""
+    p, workdir = start_held_lab()
+    try:
+        p.kill()
+        p.wait()
+        found = leftovers.find()
+        assert any("did not clean up" in f for f in found) and "network namespace vl-mn" in found, found
+        with pytest.raises(leftovers.LeftoversError, match="vsplab.mininet cleanup"):
+            MininetLab(load_scenario(str(THREE_TIER)), console=Console(file=io.StringIO()))._preflight()
+    finally:
+        r = subprocess.run([sys.executable, "-m", "vsplab.mininet", "cleanup"], capture_output=True, text=True,
+                           cwd=str(ROOT))
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert r.returncode == 0, r.stderr
+    assert "network namespace vl-mn-c-web1" in r.stdout
+    assert lab_traces(workdir) == [] and not workdir.exists() and mininet_shells() == []

@@ -1,25 +1,26 @@
 """`python -m vsplab.mininet leftovers|cleanup`: list or remove what an interrupted Mininet lab left
-(the vl-mn namespace with its OVS and Mininet driver, the hosts' vl-mn-c-* namespaces, vl-mnm0)."""
+(vsplab/mininet/leftovers.py)."""
 
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
-from vsplab.mininet.fabric import MininetFabric
+from vsplab.mininet import leftovers
 
 
 def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "leftovers"
-    found = MininetFabric.leftovers()
     if cmd == "leftovers":
+        found = leftovers.find()
         print("\n".join(found) if found else "no leftovers")
         return 1 if found else 0
     if cmd == "cleanup":
-        # every process in these namespaces belongs to the Mininet lab that made them
-        MininetFabric(Path(tempfile.gettempdir()) / "vsplab-mininet-cleanup", 1).stop()
-        print("\n".join(found) if found else "nothing to remove")
+        try:
+            removed = leftovers.cleanup()
+        except leftovers.LeftoversError as e:
+            print(f"vsplab.mininet cleanup: {e}", file=sys.stderr)
+            return 1
+        print("\n".join(removed) if removed else "nothing to remove")
         return 0
     print("usage: python -m vsplab.mininet leftovers|cleanup", file=sys.stderr)
     return 2

@@ -32,8 +32,9 @@ from vrs.agent.ovsdb import IP_KEY, MAC_KEY, OWNER_KEY, VM_KEY, VPORT_KEY
 from vsplab.emu.check import rtt_summary
 from vsplab.emu.lab import subnet_addressing
 from vsplab.emu.netns import ifname, run
-from vsplab.emu.probes import Listeners, ping
+from vsplab.emu.probes import Listeners, ping, tcp_connect
 from vsplab.lab.run import SimLab, free_port
+from vsplab.mininet import leftovers
 from vsplab.mininet.agent import MininetVrs
 from vsplab.mininet.check import check_expectations
 from vsplab.mininet.fabric import VSC_IP, MininetFabric, host_netns, switch_name, tunnel_port, vtep_ip
@@ -65,6 +66,7 @@ class MininetLab(SimLab):
         self.host_pids: dict[str, int] = {}
         self.listeners = Listeners()
         self.figures: dict[str, str] = {}
+        self.recorded = False  # the manifest names this lab (vsplab/mininet/leftovers.py)
 
     # --- bring-up -------------------------------------------------------------------------------
 
@@ -79,10 +81,7 @@ class MininetLab(SimLab):
         if r.returncode:
             raise MininetError(f"{MININET_PYTHON} cannot import mininet (Debian package `mininet`): "
                                f"{r.stderr.strip()[-300:]}")
-        found = MininetFabric.leftovers()
-        if found:
-            raise MininetError("another Mininet lab runs, or one left these behind (remove them with "
-                               "`python -m vsplab.mininet cleanup`): " + "; ".join(found))
+        leftovers.check_clean()
 
     def start(self) -> None:
         from vsc.process import VscProcess
@@ -93,6 +92,8 @@ class MininetLab(SimLab):
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
+        leftovers.record(self.workdir)
+        self.recorded = True
         t0 = time.perf_counter()
         if self.external_vsd:
             api = self.external_vsd.rstrip("/")
@@ -224,13 +225,21 @@ class MininetLab(SimLab):
         return self.report
 
     def _measure(self) -> None:
-        """ICMP round trips on a quiet lab where the scenario allows ICMP (the checks ran in parallel),
-        and the memory of the one OVS that carries every switch."""
-        x = next((x for x in self.scenario.expect if x.expect == "allow" and x.protocol == "icmp"), None)
-        if x is not None:
+        """Round trips on a quiet lab (the checks ran in parallel and are no measure of latency): TCP
+        connect + echo through the first allowed TCP pair, ICMP where the scenario allows it; and the
+        memory of the one OVS that carries every switch."""
+        for proto in ("tcp", "icmp"):
+            x = next((x for x in self.scenario.expect if x.expect == "allow" and x.protocol == proto), None)
+            if x is None:
+                continue
             src, dst = self.placed[x.from_], self.placed[x.to]
-            rtts = ping(host_netns(src.name), dst.ip, count=10, timeout=0.5)
-            self.figures["ping RTT"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts)}"
+            if proto == "tcp":
+                rtts = [r[2] for r in (tcp_connect(host_netns(src.name), dst.ip, x.port, 1.0,
+                                                   expect_netns=host_netns(dst.name)) for _ in range(10)) if r[0]]
+                self.figures["TCP connect + echo"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts, 'connections')}"
+            else:
+                rtts = ping(host_netns(src.name), dst.ip, count=10, timeout=0.5)
+                self.figures["ping RTT"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts)}"
         rss = sum(self.fabric.ovs.rss_kb().values())
         self.figures["OVS memory"] = (f"{rss / 1024:.1f} MB RSS for all {len(self.scenario.hosts)} switches "
                                       "(one ovsdb-server + ovs-vswitchd)")
@@ -292,12 +301,15 @@ class MininetLab(SimLab):
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.stack.close()
-            if self.workdir.exists():
-                shutil.rmtree(self.workdir, ignore_errors=True)
-            left = MininetFabric.leftovers() if self.fabric is not None else []
-            if left:
-                self.console.print("[red]cleanup left:[/] " + "; ".join(left)
-                                   + " (remove with `python -m vsplab.mininet cleanup`)")
+            if self.recorded:
+                left = MininetFabric.leftovers() + [f"process {p}" for p in leftovers.lab_processes(str(self.workdir))]
+                if left:
+                    self.console.print("[red]cleanup left:[/] " + "; ".join(left)
+                                       + f" (remove with `{leftovers.CLEANUP_COMMAND}`)")
+                else:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
+                    leftovers.MANIFEST.unlink(missing_ok=True)
+                self.recorded = False
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
