@@ -60,6 +60,14 @@ def _cmd_trace(args) -> int:
     return 0 if verdict == "allow" else 2
 
 
+def _cmd_fidelity(args) -> int:
+    from vsplab.fidelity.run import run_fidelity
+
+    report = run_fidelity(args.scenario, samples=args.samples, seed=args.seed, json_path=args.json,
+                          real=not args.no_real, console=console)
+    return 0 if report.ok else 1
+
+
 def _cmd_demo(args) -> int:
     from vsd.client import VsdClient
     from vsd.example import build_three_tier
@@ -110,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--port", type=int)
     t.add_argument("--lab")
     t.set_defaults(func=_cmd_trace)
+
+    fi = sub.add_parser("fidelity", help="emu lab: compare the simulator's traces of the real flows with "
+                        "ofproto/trace and real packets (root)")
+    fi.add_argument("scenario")
+    fi.add_argument("--samples", type=int, default=12, help="random extra cases besides the expectations")
+    fi.add_argument("--seed", type=int, help="seed of the sample (printed; default: random)")
+    fi.add_argument("--json", metavar="FILE", help="write every case and its verdicts as JSON")
+    fi.add_argument("--no-real", action="store_true", help="trace only, send no real packets")
+    fi.set_defaults(func=_cmd_fidelity)
 
     d = sub.add_parser("demo", help="start a VSD and build the three-tier example through its REST API")
     d.set_defaults(func=_cmd_demo)

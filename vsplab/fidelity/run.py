@@ -100,9 +100,9 @@ def compare_lab(lab, cases: list[Case], seed: int, tamper: Tamper | None = None,
     report.results = [cmp.run(c) for c in cases]
     if real:
         real_verdicts(lab, report.results)
-    else:  # without real packets the third verdict is OVS's, said so in the detail
+    else:
         for r in report.results:
-            r.real, r.real_detail = r.ovs, "real packets not sent"
+            r.real, r.real_detail = "skipped", "real packets not sent (--no-real)"
     report.seconds = time.perf_counter() - t0
     return report
 
