@@ -9,6 +9,14 @@
       dpid = host index) per scenario host and one Host per container (MAC/IP as the VSD assigned,
       MTU 1450, TX checksum offload off); VXLAN between switches: vsplab/mininet/fabric.py
 
+Known difference from emu mode (measured): every Mininet switch lives in one userspace datapath, so
+all share ONE conntrack table, and a connection committed on one "host" is found by the others (same
+zone: the domain index). vsc/pipeline.md's same-host difference then holds for every pair: when one
+side's allow is stateful and the other's is not, the one committed entry lets the reply skip both
+ACLs (e.g. ingress web->app tcp/8080 stateful=false, egress stateful=true: the reply is denied by
+web1's egress ACL in sim and emu mode, and passes here). With only stateful allows the verdicts are
+the same. `conntrack_caveats()` names the rules concerned and the lab prints them.
+
 Probes are real sockets inside the Mininet hosts' namespaces. `close()` (success, failure, Ctrl-C)
 stops the agents, has Mininet `net.stop()`, then removes the namespaces with whatever is left in them
 (all started by this lab), the lab's OVS, the VSC and the VSD.
@@ -52,6 +60,20 @@ class MininetError(RuntimeError):
     pass
 
 
+def conntrack_caveats(scenario: Scenario) -> list[str]:
+    """The allow rules whose verdicts may differ from separate hosts' (non-stateful: see above)."""
+    out = []
+    for ent in scenario.enterprises:
+        for dom in ent.domains:
+            for direction in ("ingress", "egress"):
+                template = getattr(dom, direction)
+                for r in template.rules if template else []:
+                    if r.action == "allow" and not r.stateful:
+                        port = f"/{r.port}" if r.port is not None else ""
+                        out.append(f"{ent.name}/{dom.name} {direction} {r.from_} -> {r.to} {r.protocol}{port}")
+    return out
+
+
 class MininetLab(SimLab):
     """One scenario's lab on Mininet. Use as a context manager; `close()` removes everything."""
 
@@ -89,6 +111,11 @@ class MininetLab(SimLab):
         from vsd.server import EmbeddedVsd
 
         self._preflight()
+        caveats = conntrack_caveats(self.scenario)
+        if caveats:
+            self.console.print("[yellow]note:[/] Mininet's switches share one conntrack table; replies to these "
+                               "non-stateful allows may pass where separate hosts would drop them: "
+                               + "; ".join(caveats))
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
