@@ -51,7 +51,7 @@ class EmuFabric:
 class EmuHost:
     """One emulated host. `index` (1..253) fixes its addresses and root-side interface names."""
 
-    def __init__(self, name: str, index: int, workdir: Path) -> None:
+    def __init__(self, name: str, index: int, workdir: Path, underlay_mtu: int = 1500) -> None:
         if not 1 <= index <= 253:
             raise ValueError(f"host index {index} out of range 1..253")
         self.name, self.index = name, index
@@ -64,6 +64,7 @@ class EmuHost:
         # fixed, so br-phy does not change MAC when its first port is added and peers can be told it
         self.phy_mac = f"02:76:6c:00:00:{index:02x}"
         self.agent: subprocess.Popen | None = None
+        self.underlay_mtu = underlay_mtu
 
     @property
     def root_mgmt_if(self) -> str:
@@ -83,14 +84,16 @@ class EmuHost:
         run("ip", "link", "set", self.root_mgmt_if, "master", MGMT_BRIDGE, "up")
         run("ip", "addr", "add", f"{self.mgmt_ip}/24", "dev", MGMT_IF, ns=self.ns)
         run("ip", "link", "set", MGMT_IF, "up", ns=self.ns)
-        run("ip", "link", "add", self.underlay_if, "type", "veth", "peer", "name", UNDERLAY_IF, "netns", self.ns)
+        run("ip", "link", "add", self.underlay_if, "mtu", str(self.underlay_mtu), "type", "veth", "peer", "name",
+            UNDERLAY_IF, "mtu", str(self.underlay_mtu), "netns", self.ns)
         run("ip", "link", "set", self.underlay_if, "netns", UNDERLAY_NS)
         run("ip", "link", "set", self.underlay_if, "master", UNDERLAY_BRIDGE, "up", ns=UNDERLAY_NS)
         run("ip", "link", "set", UNDERLAY_IF, "up", ns=self.ns)
         self.ovs.start()
         self.ovs.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
                        "fail_mode=standalone", f"other-config:hwaddr={self.phy_mac}", "--",
-                       "add-port", "br-phy", UNDERLAY_IF)
+                       "add-port", "br-phy", UNDERLAY_IF, "--", "set", "interface", "br-phy",
+                       f"mtu_request={self.underlay_mtu}")
         run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
 

@@ -38,6 +38,9 @@ REQUIRED_TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ov
                   "ethtool")
 
 
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+
+
 class EmuError(RuntimeError):
     pass
 
@@ -58,8 +61,13 @@ class EmuLab(SimLab):
     """One scenario's lab in emu mode. Use as a context manager; `close()` removes everything."""
 
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
-                 workdir: Path | None = None):
+                 workdir: Path | None = None, underlay_mtu: int = 1500):
         super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
+        # containers get what is left after VXLAN's 50 bytes: the userspace datapath does not fragment
+        if not 1280 <= underlay_mtu <= 9216:
+            raise EmuError(f"underlay MTU {underlay_mtu}: expected 1280..9216")
+        self.underlay_mtu = underlay_mtu
+        self.container_mtu = underlay_mtu - VXLAN_OVERHEAD
         self.report = LabReport(scenario=scenario.name, mode="emu", hosts=len(scenario.hosts),
                                 containers=len(scenario.containers))
         self.fabric = EmuFabric()
@@ -111,7 +119,7 @@ class EmuLab(SimLab):
         self.stack.callback(self._quietly, self.fabric.stop)
         self.fabric.start()
         for i, h in enumerate(self.scenario.hosts):
-            host = EmuHost(h.name, i + 1, self.workdir / "hosts")
+            host = EmuHost(h.name, i + 1, self.workdir / "hosts", underlay_mtu=self.underlay_mtu)
             self.hosts[h.name] = host
             self.stack.callback(self._quietly, host.stop)
             host.start()
@@ -158,7 +166,7 @@ class EmuLab(SimLab):
                 plen, gateway = addressing[(p.enterprise, p.subnet)]
                 host.vrs("plug", p.name, "--netns", container_netns(p.name), "--port", ifname("vl-", p.name),
                          "--mac", p.mac, "--ip", f"{p.ip}/{plen}", "--gateway", gateway, "--vport-id", p.vport_id,
-                         "--vm-id", p.vm_id)
+                         "--vm-id", p.vm_id, "--mtu", str(self.container_mtu))
 
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="plug") as ex:
             list(ex.map(plug_host, self.hosts.values()))
