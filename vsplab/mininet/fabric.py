@@ -1,9 +1,9 @@
 """Where a Mininet lab lives: its own network namespace with its own Open vSwitch, a management veth
 to the root namespace (the VSC listens there), and a userspace VXLAN underlay inside one vswitchd.
 
-    root namespace:  vl-mnm0 169.254.101.1/30   <- the VSC (OpenFlow, agent channel)
+    root namespace:  vl-ctl-mn 169.254.101.1/30 <- the VSC (OpenFlow, agent channel)
                        | veth
-    vl-mn:           vl-mnm1 169.254.101.2/30
+    vl-mn:           vl-ctl0 169.254.101.2/30
                      ovsdb-server + ovs-vswitchd (netdev), OVS_RUNDIR = the lab's directory
                      vl-mn-ul: underlay bridge, local port holds every VTEP (172.30.1.i/24)
                      one Mininet switch (bridge) per scenario host, each with vl-vx<i>:
@@ -30,7 +30,8 @@ from vsplab.emu.netns import link_delete, netns_add, netns_delete, netns_exists,
 from vsplab.emu.ovs import OvsInstance
 
 NETNS = "vl-mn"
-ROOT_MGMT_IF, MGMT_IF = "vl-mnm0", "vl-mnm1"
+# not "vl-m...": emu tooling treats root links named so as its own
+ROOT_MGMT_IF, MGMT_IF = "vl-ctl-mn", "vl-ctl0"
 VSC_IP, MGMT_IP = "169.254.101.1", "169.254.101.2"
 UNDERLAY_BRIDGE, UNDERLAY_NET = "vl-mn-ul", "172.30.1."
 UNDERLAY_MAC = "02:76:6c:00:01:fe"  # fixed, so every tunnel neighbour entry can name it up front

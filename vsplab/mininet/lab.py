@@ -2,7 +2,7 @@
 
     VSD (subprocess, 127.0.0.1)  <-- the scenario, through the REST API (as in sim and emu mode)
       | change stream
-    VSC per controller (subprocess) on vl-mnm0 169.254.101.1 = Mininet's RemoteController
+    VSC per controller (subprocess) on vl-ctl-mn 169.254.101.1 = Mininet's RemoteController
       | OpenFlow from each switch; agent channel from `MininetVrs` threads in this process
     vl-mn namespace: the lab's own ovsdb-server + ovs-vswitchd; Mininet (Debian's python3,
       vsplab/mininet/driver.py) with one OVSSwitch (datapath=user, OpenFlow13, failMode=secure,
