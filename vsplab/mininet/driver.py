@@ -11,6 +11,7 @@ SIGINT is ignored: a terminal's Ctrl-C reaches the whole process group, and the 
 must be the one to end the network, in order."""
 
 import json
+import os
 import signal
 import sys
 import traceback
@@ -71,6 +72,11 @@ def configure(net, hosts, spec):
 def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # stdout carries the answer line only: Mininet's own output (its logger writes to stdout) goes
+    # to stderr, the lab's log file
+    answer = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     spec = json.loads(sys.stdin.readline())
     net = None
     try:
@@ -78,11 +84,12 @@ def main():
         net.build()
         start(net, controllers, spec)
         configure(net, hosts, spec)
-        print(json.dumps({"hosts": {name: h.pid for name, h in hosts.items()}}), flush=True)
+        print(json.dumps({"hosts": {name: h.pid for name, h in hosts.items()}}), file=answer, flush=True)
         sys.stdin.read()  # until the lab closes the pipe
     except BaseException as e:
         if not isinstance(e, SystemExit):
-            print(json.dumps({"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}), flush=True)
+            print(json.dumps({"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}), file=answer,
+                  flush=True)
     finally:
         if net is not None:
             net.stop()

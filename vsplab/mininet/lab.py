@@ -199,25 +199,18 @@ class MininetLab(SimLab):
         return {OWNER_KEY: "vrs", VPORT_KEY: p.vport_id, MAC_KEY: p.mac.lower(), IP_KEY: p.ip, VM_KEY: p.vm_id}
 
     def _driver_answer(self, timeout: float) -> dict:
-        """The driver's first JSON line (Mininet may print warnings of its own before it)."""
-        end = time.monotonic() + timeout
-        seen = []
-        while (left := end - time.monotonic()) > 0:
-            if not select.select([self.driver.stdout], [], [], left)[0]:
-                break
+        """The driver's one answer line (its stdout carries nothing else)."""
+        if select.select([self.driver.stdout], [], [], timeout)[0]:
             line = self.driver.stdout.readline()
-            if not line:
-                break
             try:
                 msg = json.loads(line)
             except ValueError:
-                seen.append(line.strip())
-                continue
+                msg = {"error": f"unexpected output {line[:200]!r}" if line else "exited"}
             if "hosts" in msg:
                 return msg
-            raise MininetError(f"Mininet: {msg.get('error')}\n{msg.get('trace', '')}")
-        log = (self.workdir / "mininet.log").read_text(errors="replace")[-2000:]
-        raise MininetError(f"Mininet did not start the network in {timeout:.0f}s: {' '.join(seen)[-500:]} {log}")
+            log = (self.workdir / "mininet.log").read_text(errors="replace")[-1500:]
+            raise MininetError(f"Mininet: {msg.get('error')}\n{msg.get('trace', '')}{log}")
+        raise MininetError(f"Mininet did not start the network in {timeout:.0f}s (log: {self.workdir / 'mininet.log'})")
 
     def wait_converged(self, timeout: float = 120.0) -> None:
         t0 = time.perf_counter()
