@@ -107,6 +107,12 @@ def compare_lab(lab, cases: list[Case], seed: int, tamper: Tamper | None = None,
     return report
 
 
+def _show_logs(lab, console: Console, lines: int = 15) -> None:
+    for log in sorted(Path(lab.workdir).glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        console.print(f"--- {log.name} (last {len(tail)} lines)\n" + "\n".join(tail), highlight=False, markup=False)
+
+
 def start_lab(lab, console: Console, wait: float = LEFTOVER_WAIT) -> None:
     """Start, push, plug, converge. Another engineer's lab may hold the machine: wait for it to go
     (never touch it) rather than fail at once."""
@@ -123,6 +129,9 @@ def start_lab(lab, console: Console, wait: float = LEFTOVER_WAIT) -> None:
                 raise
             console.print(f"another emulated lab holds the machine; waiting ({str(e).splitlines()[1].strip()})")
             time.sleep(5)
+        except Exception:
+            _show_logs(lab, console)  # closing the lab deletes its directory, logs included
+            raise
     with console.status("pushing the scenario, plugging containers, waiting for the VSC"):
         lab.push()
         lab.plug()
