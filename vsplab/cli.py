@@ -1,6 +1,6 @@
 """`vsplab`: the lab front end.
 
-    vsplab run SCENARIO [--mode sim|emu] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
+    vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
     vsplab clean [--dry-run]               remove what an interrupted emu lab left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
     vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="run a scenario and check its expectations")
     r.add_argument("scenario")
-    r.add_argument("--mode", choices=["sim", "emu"], default="sim",
-                   help="sim: simulated VRSs, traces (no root); emu: real OVS per emulated host, real packets (root)")
+    r.add_argument("--mode", choices=["sim", "emu", "mininet"], default="sim",
+                   help="sim: simulated VRSs, traces (no root); emu: real OVS per emulated host, real packets "
+                        "(root); mininet: the same on Mininet 2.3 switches and hosts (root)")
     r.add_argument("--vsd", help="use this VSD (API URL) instead of starting an embedded one")
     r.add_argument("--json", metavar="FILE", help="write the result as JSON")
     r.add_argument("--junit", metavar="FILE", help="write the result as JUnit XML")

@@ -195,6 +195,12 @@ def run_scenario(path: str, mode: str = "sim", vsd_url: str | None = None, keep:
         from vsplab.emu.lab import run_emu_scenario
 
         return run_emu_scenario(path, vsd_url=vsd_url, keep=keep, revoke=revoke, console=console)
+    if mode == "mininet":
+        if revoke:
+            raise ValueError("--revoke is measured in emu mode only")
+        from vsplab.mininet.lab import run_mininet_scenario
+
+        return run_mininet_scenario(path, vsd_url=vsd_url, keep=keep, console=console)
     if mode != "sim":
         raise ValueError(f"mode {mode!r} is not available")
     console = console or Console()
