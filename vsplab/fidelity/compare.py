@@ -41,12 +41,23 @@ class PacketView:
     sim_path: dict[str, list]  # host -> [(table, matched flow)]
     ovs_path: dict[str, list]
     notes: list[str] = field(default_factory=list)
+    sim_headers: list[dict[str, str]] = field(default_factory=list)  # each delivered copy, as rewritten
+    ovs_headers: list[dict[str, str]] = field(default_factory=list)
 
     def differences(self) -> list[str]:
         out = []
         if sorted(self.sim_delivered) != sorted(self.ovs_delivered):
             out.append(f"{self.name}: sim delivered to {_where(self.sim_delivered)}, "
                        f"OVS to {_where(self.ovs_delivered)}")
+        else:
+            sim = sorted(zip(self.sim_delivered, map(_sorted_items, self.sim_headers), strict=True))
+            ovs = sorted(zip(self.ovs_delivered, map(_sorted_items, self.ovs_headers), strict=True))
+            for (where, a), (_, b) in zip(sim, ovs, strict=True):
+                diff = {k: (dict(a).get(k), dict(b).get(k)) for k in dict(a) | dict(b)
+                        if dict(a).get(k) != dict(b).get(k)}
+                if diff:
+                    out.append(f"{self.name} delivered on {where[0]} port {where[1]}: "
+                               + ", ".join(f"{k} sim {x} / OVS {y}" for k, (x, y) in sorted(diff.items())))
         for host in sorted(set(self.sim_path) | set(self.ovs_path)):
             s, o = self.sim_path.get(host, []), self.ovs_path.get(host, [])
             if s != o:
@@ -58,6 +69,7 @@ class PacketView:
 
     def to_dict(self) -> dict:
         return {"packet": self.name, "sim_delivered": self.sim_delivered, "ovs_delivered": self.ovs_delivered,
+                "sim_headers": self.sim_headers, "ovs_headers": self.ovs_headers,
                 "sim_path": self.sim_path, "ovs_path": self.ovs_path, "notes": self.notes}
 
 
@@ -107,6 +119,26 @@ def canonical_match(match: str | None) -> str | None:
         if tok:
             out.append(tok)
     return ",".join(out)
+
+
+def _sorted_items(d: dict[str, str]) -> tuple:
+    return tuple(sorted(d.items()))
+
+
+_SIM_NAMES = {"eth_src": "dl_src", "eth_dst": "dl_dst", "ipv4_src": "nw_src", "ipv4_dst": "nw_dst",
+              "ip_ttl": "nw_ttl", "arp_op": "arp_op", "arp_spa": "arp_spa", "arp_tpa": "arp_tpa",
+              "arp_sha": "arp_sha", "arp_tha": "arp_tha", "icmpv4_type": "icmp_type"}
+
+
+def sim_headers(packet: dict[str, int]) -> dict[str, str]:
+    """A delivered copy's header fields from the simulator, spelled as ofproto/trace's Final flow."""
+    out = {}
+    for k, name in _SIM_NAMES.items():
+        if k in packet:
+            v = packet[k]
+            out[name] = (text.mac_str(v) if name in ("dl_src", "dl_dst", "arp_sha", "arp_tha")
+                         else text.ip_str(v) if name in ("nw_src", "nw_dst", "arp_spa", "arp_tpa") else str(v))
+    return out
 
 
 def _where(d: list[tuple[str, int]]) -> str:
@@ -164,7 +196,8 @@ class Comparator:
         if tr.delivered and tr.passes[-1].final.get("arp_op") == "2":
             ovs_mac = tr.passes[-1].final.get("arp_sha")
         view = PacketView(name, [(d.switch, d.port) for d in res.delivered], tr.delivered, self._sim_path(res),
-                          self._ovs_path(tr), tr.notes)
+                          self._ovs_path(tr), tr.notes, [sim_headers(d.packet) for d in res.delivered],
+                          tr.headers)
         if (sim_mac is None) != (ovs_mac is None) or (sim_mac is not None and text.mac_str(sim_mac) != ovs_mac):
             view.notes.append(f"answered with sim {text.mac_str(sim_mac) if sim_mac is not None else None}, "
                               f"OVS {ovs_mac}")
@@ -187,7 +220,8 @@ class Comparator:
             headers[k] = v
         tr = self.ovs.trace(host, proto, ofport, headers, ct_next)
         view = PacketView(name, [(d.switch, d.port) for d in res.delivered], tr.delivered, self._sim_path(res),
-                          self._ovs_path(tr), tr.notes)
+                          self._ovs_path(tr), tr.notes, [sim_headers(d.packet) for d in res.delivered],
+                          tr.headers)
         return view, tr
 
     def run(self, case: Case) -> CaseResult:

@@ -24,6 +24,9 @@ _TUN_DST_LOAD = re.compile(r"load:(0x[0-9a-f]+)->NXM_NX_TUN_IPV4_DST\[\]")
 # the packet's own header fields, kept from the sender's "Final flow" for the receiver's trace
 _HEADER_KEYS = ("dl_src", "dl_dst", "nw_src", "nw_dst", "nw_tos", "nw_ecn", "nw_ttl", "tp_src", "tp_dst",
                 "tcp_flags", "icmp_type", "icmp_code", "arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha")
+# what the pipeline rewrites on the way out (router MAC, ARP responder): compared on delivered copies
+DELIVERED_KEYS = ("dl_src", "dl_dst", "nw_src", "nw_dst", "nw_ttl", "arp_op", "arp_spa", "arp_tpa", "arp_sha",
+                  "arp_tha", "icmp_type")
 _PROTOS = ("tcp", "udp", "icmp", "arp")
 MAX_HOPS = 4
 
@@ -46,6 +49,7 @@ class HostPass:
 class OvsTrace:
     passes: list[HostPass] = field(default_factory=list)
     delivered: list[tuple[str, int]] = field(default_factory=list)  # (host, ofport)
+    headers: list[dict[str, str]] = field(default_factory=list)  # of each delivered copy, as rewritten
     notes: list[str] = field(default_factory=list)
 
     def committed_on(self, host: str) -> bool:
@@ -136,8 +140,10 @@ class OvsTracer:
             for o in hp.outputs:
                 if o == "IN_PORT":
                     out.delivered.append((hp.host, in_port if hop == 0 else tunnel))
+                    out.headers.append({k: hp.final[k] for k in DELIVERED_KEYS if k in hp.final})
                 elif o != tunnel:
                     out.delivered.append((hp.host, o))
+                    out.headers.append({k: hp.final[k] for k in DELIVERED_KEYS if k in hp.final})
                 else:
                     nxt = self._decap(hp, out)
             if nxt is None:

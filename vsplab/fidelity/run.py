@@ -119,6 +119,7 @@ def start_lab(lab, console: Console, wait: float = LEFTOVER_WAIT) -> None:
     from vsplab.emu.leftovers import LeftoversError
 
     end = time.monotonic() + wait
+    said = -1e9
     while True:
         try:
             with console.status("starting the VSD, the VSC and the emulated hosts (OVS, vrs)"):
@@ -127,7 +128,10 @@ def start_lab(lab, console: Console, wait: float = LEFTOVER_WAIT) -> None:
         except LeftoversError as e:
             if time.monotonic() > end:
                 raise
-            console.print(f"another emulated lab holds the machine; waiting ({str(e).splitlines()[1].strip()})")
+            if time.monotonic() >= said + 60:  # once a minute is enough to show it is not stuck
+                said = time.monotonic()
+                console.print("another emulated lab holds the machine; waiting for it to finish "
+                              f"({str(e).splitlines()[1].strip()})")
             time.sleep(5)
         except Exception:
             _show_logs(lab, console)  # closing the lab deletes its directory, logs included
