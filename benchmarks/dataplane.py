@@ -68,8 +68,14 @@ expect:
 """
 
 
-def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float) -> dict:
-    """One iperf3 TCP test; the server is started for it and stopped after it (by its pid)."""
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float, watch: dict[str, int] | None = None) -> dict:
+    """One iperf3 TCP test; the server is started for it and stopped after it (by its pid). `watch`:
+    name -> pid of processes whose CPU use during the test is reported (the switches)."""
     server = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", server_ip,
                                "-p", str(PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -78,8 +84,10 @@ def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float) -> di
             if server.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"iperf3 server in {server_ns} did not start: {server.stderr.read()!r}")
             time.sleep(0.05)
+        cpu0, t0 = {k: cpu_seconds(p) for k, p in (watch or {}).items()}, time.monotonic()
         out = run("iperf3", "-c", server_ip, "-p", str(PORT), "-t", str(seconds), "-J", ns=client_ns,
                   timeout=seconds + 30)
+        busy = {k: round(100 * (cpu_seconds(p) - cpu0[k]) / (time.monotonic() - t0)) for k, p in (watch or {}).items()}
     finally:
         if server.poll() is None:
             server.terminate()
@@ -88,7 +96,8 @@ def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float) -> di
     if "error" in doc:
         raise RuntimeError(f"iperf3 {client_ns} -> {server_ip}: {doc['error']}")
     end = doc["end"]
-    return {"mbit_s": end["sum_received"]["bits_per_second"] / 1e6,
+    extra = {"cpu_percent_of_one_core": busy} if busy else {}
+    return {**extra, "mbit_s": end["sum_received"]["bits_per_second"] / 1e6,
             "retransmits": end["sum_sent"].get("retransmits"),
             "sender_cpu_percent": end["cpu_utilization_percent"]["host_total"],
             "receiver_cpu_percent": end["cpu_utilization_percent"]["remote_total"]}
@@ -170,8 +179,9 @@ def main() -> int:
             overlay, settings = f"overlay, underlay MTU {mtu}", f"veth, MTU {lab.container_mtu}, TX csum off"
             runs[overlay], runs[settings] = [], []
             for r in range(args.rounds):
+                switches = {f"ovs-vswitchd {h.name}": h.ovs.pid("ovs-vswitchd") for h in lab.hosts.values()}
                 runs[overlay].append(iperf3(container_netns(client.name), container_netns(server.name), server.ip,
-                                            args.seconds))
+                                            args.seconds, watch=switches))
                 veth.defaults()
                 runs["veth"].append(iperf3(VETH_NS[0], VETH_NS[1], VETH_IPS[1], args.seconds))
                 veth.as_container(lab.container_mtu)
