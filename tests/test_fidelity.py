@@ -2,7 +2,7 @@
 every packet as ofproto/trace does and give the verdict real packets give - and the check must be
 able to fail (a flow changed in the simulated copy only is reported).
 
-Needs root and Open vSwitch (scripts/system-deps); each test runs one emulated lab."""
+The emu tests need root and Open vSwitch (scripts/system-deps); each runs one emulated lab."""
 
 from __future__ import annotations
 
@@ -17,18 +17,24 @@ import pytest
 from rich.console import Console
 
 from vsplab import cli
+from vsplab.fidelity.ofptrace import parse_trace
 from vsplab.fidelity.run import run_fidelity
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ovs-vswitchd") is None,
-                       reason="needs root and Open vSwitch (scripts/system-deps)"),
-]
+
+def emu(test):
+    """One emulated lab per test: slow, root, Open vSwitch."""
+    for mark in (pytest.mark.slow, pytest.mark.root,
+                 pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ovs-vswitchd") is None,
+                                    reason="needs root and Open vSwitch (scripts/system-deps)")):
+        test = mark(test)
+    return test
+
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 SUMMARY = re.compile(r"^agreement: ([\d.]+)% \((\d+) packets\)$", re.M)
 
 
+@emu
 def test_fidelity_three_tier_cli(tmp_path, capsys):
     out = tmp_path / "fidelity.json"
     rc = cli.main(["fidelity", str(SCENARIOS / "three-tier.yaml"), "--seed", "7", "--samples", "12",
@@ -52,6 +58,7 @@ def test_fidelity_three_tier_cli(tmp_path, capsys):
     assert set(reply["ovs_path"]) == {"host1", "host2"} and reply["ovs_path"] == reply["sim_path"]
 
 
+@emu
 def test_fidelity_multi_tenant():
     buf = io.StringIO()
     report = run_fidelity(str(SCENARIOS / "multi-tenant.yaml"), samples=12, seed=11,
@@ -71,6 +78,7 @@ def _drop_web_to_app_ingress(host: str, dump: str) -> str:
     return "".join(kept)
 
 
+@emu
 def test_fidelity_reports_a_tampered_flow():
     buf = io.StringIO()
     report = run_fidelity(str(SCENARIOS / "three-tier.yaml"), samples=0, seed=1,
@@ -84,3 +92,47 @@ def test_fidelity_reports_a_tampered_flow():
     assert "verdicts: sim deny, ofproto/trace allow, real packets allow" in printed
     m = SUMMARY.search(printed)
     assert m and m.group(2) == "11" and float(m.group(1)) < 100, printed
+
+
+# the last pass of a cross-host request on host1, as OVS 3.1 printed it (abridged Flow lines)
+RECIRC_PASS = """\
+Flow: recirc_id=0x1,ct_state=new|trk,ct_zone=1,eth,tcp,in_port=2,dl_src=02:00:00:00:00:01
+bridge("br-int")
+----------------
+    thaw
+        Resuming from table 40
+40. priority 0, cookie 0x100000000000000
+    goto_table:45
+45. tcp,reg2=0x1/0x1,reg4=0x2/0x2,metadata=0x1,tp_dst=8080, priority 37999, cookie 0x6812c0476480f59
+    ct(commit,table=48,zone=1)
+    drop
+Final flow: recirc_id=0x1,eth,tcp,reg0=0xa02000b,metadata=0x1,in_port=2,dl_src=02:00:00:00:00:01
+Datapath actions: ct(commit,zone=1),recirc(0x2)
+===============================================================================
+recirc(0x2) - resume conntrack with default ct_state=trk|new (use --ct-next to customize)
+===============================================================================
+bridge("br-int")
+----------------
+    thaw
+        Resuming from table 48
+48. reg1=0,reg9=0x1, priority 200, cookie 0x100000000000000
+    set_field:0x1000->tun_id
+    set_field:172.30.0.2->tun_dst
+    output:1
+     >> Not tunneling to our own address
+60. reg1=0x2, priority 100, cookie 0x41aa765a95ae2b6
+    output:2
+     >> skipping output to input port
+Final flow: recirc_id=0x2,eth,tcp,tun_id=0x1000,dl_src=02:00:00:00:00:01,dl_dst=02:76:73:70:00:01,nw_ttl=64
+Datapath actions: drop
+"""
+
+
+def test_parse_trace_reads_recirculations_tunnels_and_refusals():
+    hp = parse_trace("host1", RECIRC_PASS)
+    assert [t for t, _ in hp.steps] == [40, 45, 48, 60]
+    assert hp.steps[0] == (40, "priority 0, cookie 0x100000000000000")
+    assert hp.committed and hp.tun_id == 0x1000 and hp.tun_dst == "172.30.0.2"
+    # the tunnel output stands (a trace artifact, recorded); the in_port one is dropped as OVS does
+    assert hp.outputs == [1] and len(hp.artifacts) == 1 and not hp.warnings
+    assert hp.final["dl_dst"] == "02:76:73:70:00:01" and "tcp" in hp.final

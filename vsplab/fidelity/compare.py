@@ -43,6 +43,7 @@ class PacketView:
     notes: list[str] = field(default_factory=list)
     sim_headers: list[dict[str, str]] = field(default_factory=list)  # each delivered copy, as rewritten
     ovs_headers: list[dict[str, str]] = field(default_factory=list)
+    ovs_artifacts: list[str] = field(default_factory=list)  # see ofptrace.parse_trace: not differences
 
     def differences(self) -> list[str]:
         out = []
@@ -70,6 +71,7 @@ class PacketView:
     def to_dict(self) -> dict:
         return {"packet": self.name, "sim_delivered": self.sim_delivered, "ovs_delivered": self.ovs_delivered,
                 "sim_headers": self.sim_headers, "ovs_headers": self.ovs_headers,
+                "ovs_trace_artifacts": self.ovs_artifacts,
                 "sim_path": self.sim_path, "ovs_path": self.ovs_path, "notes": self.notes}
 
 
@@ -197,7 +199,7 @@ class Comparator:
             ovs_mac = tr.passes[-1].final.get("arp_sha")
         view = PacketView(name, [(d.switch, d.port) for d in res.delivered], tr.delivered, self._sim_path(res),
                           self._ovs_path(tr), tr.notes, [sim_headers(d.packet) for d in res.delivered],
-                          tr.headers)
+                          tr.headers, tr.artifacts)
         if (sim_mac is None) != (ovs_mac is None) or (sim_mac is not None and text.mac_str(sim_mac) != ovs_mac):
             view.notes.append(f"answered with sim {text.mac_str(sim_mac) if sim_mac is not None else None}, "
                               f"OVS {ovs_mac}")
@@ -221,7 +223,7 @@ class Comparator:
         tr = self.ovs.trace(host, proto, ofport, headers, ct_next)
         view = PacketView(name, [(d.switch, d.port) for d in res.delivered], tr.delivered, self._sim_path(res),
                           self._ovs_path(tr), tr.notes, [sim_headers(d.packet) for d in res.delivered],
-                          tr.headers)
+                          tr.headers, tr.artifacts)
         return view, tr
 
     def run(self, case: Case) -> CaseResult:

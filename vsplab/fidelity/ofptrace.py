@@ -43,6 +43,8 @@ class HostPass:
     tun_dst: str | None = None
     final: dict[str, str] = field(default_factory=dict)
     text: str = ""
+    warnings: list[str] = field(default_factory=list)  # outputs OVS refused: the packet stopped there
+    artifacts: list[str] = field(default_factory=list)  # refusals that only the trace makes
 
 
 @dataclass
@@ -51,6 +53,7 @@ class OvsTrace:
     delivered: list[tuple[str, int]] = field(default_factory=list)  # (host, ofport)
     headers: list[dict[str, str]] = field(default_factory=list)  # of each delivered copy, as rewritten
     notes: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
 
     def committed_on(self, host: str) -> bool:
         return any(p.committed for p in self.passes if p.host == host)
@@ -78,8 +81,20 @@ def parse_trace(host: str, text: str) -> HostPass:
             hp.outputs.append(int(m.group(1)) if m.group(1) else "IN_PORT")
             continue
         s = line.strip()
-        if s == ">> skipping output to input port" and hp.outputs:
-            hp.outputs.pop()  # OpenFlow never sends a packet back out of its in_port without IN_PORT
+        if s.startswith(">> ") and hp.outputs:
+            warning = s[3:]
+            if warning == "skipping output to input port":
+                hp.outputs.pop()  # OpenFlow never sends a packet back out of its in_port without IN_PORT
+            elif warning == "Not tunneling to our own address":
+                # A trace artifact, not the datapath's behaviour: the thawed flow of a recirculation
+                # carries the tun_dst set before ct() as if the packet had arrived with it, and xlate
+                # refuses to tunnel back to a packet's own tunnel source. The real datapath's thawed
+                # packet has no such tunnel metadata and does send it (real packets pass). Kept as
+                # an output, recorded so the JSON shows where OVS's own trace says otherwise.
+                hp.artifacts.append(f"ofproto/trace: output:{hp.outputs[-1]} '{warning}' (recirculated pass)")
+            else:  # any other refusal really stops the packet there
+                hp.outputs.pop()
+                hp.warnings.append(warning)
             continue
         if s.startswith("ct(") and "commit" in s.split(")")[0]:
             hp.committed = True
@@ -135,6 +150,8 @@ class OvsTracer:
         hp = self._run(host, proto, in_port, headers, "", ct_next.get(host, []))
         for hop in range(MAX_HOPS):
             out.passes.append(hp)
+            out.notes += [f"{hp.host}: OVS refused an output: {w}" for w in hp.warnings]
+            out.artifacts += [f"{hp.host}: {a}" for a in hp.artifacts]
             tunnel = self.tunnel_ofports[hp.host]
             nxt = None
             for o in hp.outputs:

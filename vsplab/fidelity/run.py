@@ -63,6 +63,12 @@ class FidelityReport:
             console.print(f"[red]DISAGREE[/] {r.case.label} ({r.case.origin})", highlight=False)
             for d in r.differences():
                 console.print(f"    {d}", highlight=False, soft_wrap=True)
+        artifacts = sum(len(p.ovs_artifacts) for r in self.results for p in r.packets)
+        if artifacts:
+            console.print(f"note: on {artifacts} tunnel outputs after a ct() recirculation ofproto/trace said "
+                          "'Not tunneling to our own address' (a trace artifact: the tun_dst set before ct() "
+                          "looks like the packet's own tunnel); followed as sent, as real packets are",
+                          highlight=False)
         console.print(self.summary(), highlight=False)
 
 
