@@ -49,7 +49,7 @@ def build_cases(scenario, samples: int, seed: int) -> list[Case]:
     names = [c.name for c in scenario.containers]
     ports = scenario_ports(scenario) or [80]
     pairs = [(a, b) for a in names for b in names if a != b]
-    tries = 0
+    tries = 0 if pairs else samples * 50  # fewer than two containers: nothing to sample
     while len(cases) < len(scenario.expect) + samples and tries < samples * 50:
         tries += 1
         src, dst = rng.choice(pairs)
