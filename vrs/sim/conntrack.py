@@ -32,14 +32,14 @@ def _key(f: dict[str, int]) -> tuple | None:
     if proto == 1:
         # The type stands in for the port: a request's reverse key carries the reply type, so an
         # echo reply is +rpl while a fresh echo request the other way is +new.
-        return (1, f["ipv4_src"], f["icmpv4_type"], f["ipv4_dst"], 0)
+        return (1, f["ipv4_src"], f["icmpv4_type"], f["ipv4_dst"], f.get("icmp_id", 0))
     return (proto, f["ipv4_src"], 0, f["ipv4_dst"], 0)
 
 
 def _reverse(k: tuple) -> tuple:
     proto, s, sp, d, dp = k
     if proto == 1:
-        return (1, d, _ICMP_REPLY.get(sp, sp), s, 0)
+        return (1, d, _ICMP_REPLY.get(sp, sp), s, dp)  # dp: the echo identifier, the same both ways
     return (proto, d, dp, s, sp)
 
 

@@ -42,6 +42,7 @@ class Packet:
     tcp_flags: str | None = None
     icmp_type: int = 8
     icmp_code: int = 0
+    icmp_id: int = 0  # echo identifier: conntrack tells two pings between the same hosts apart by it
     arp_op: int = 1
     arp_sha: int | str | None = None
     arp_tha: int | str | None = 0
@@ -84,7 +85,7 @@ class Packet:
         elif UDP in pkt:
             kw.update(proto="udp", src_port=pkt[UDP].sport, dst_port=pkt[UDP].dport)
         elif ICMP in pkt:
-            kw.update(proto="icmp", icmp_type=pkt[ICMP].type, icmp_code=pkt[ICMP].code)
+            kw.update(proto="icmp", icmp_type=pkt[ICMP].type, icmp_code=pkt[ICMP].code, icmp_id=pkt[ICMP].id or 0)
             from scapy.layers.inet import IPerror, TCPerror, UDPerror
 
             if IPerror in pkt:
@@ -124,6 +125,7 @@ class Packet:
             f.update(udp_src=self.src_port, udp_dst=self.dst_port or 0)
         elif proto == 1:
             f.update(icmpv4_type=self.icmp_type, icmpv4_code=self.icmp_code)
+            f["icmp_id"] = self.icmp_id  # not an OpenFlow field: only conntrack reads it
             if self.icmp_inner is not None:
                 p, s, sp, d, dp = self.icmp_inner
                 f["icmp_inner"] = (p, ip_int(s), sp, ip_int(d), dp)  # type: ignore[assignment]

@@ -59,7 +59,7 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
         return "deny", why
     sport = next(_ports)
     first = Packet(proto=protocol, source=src.name, dst_ip=dst.ip, dst_port=port, src_port=sport,
-                   eth_dst=mac, tcp_flags="S", icmp_type=8)
+                   eth_dst=mac, tcp_flags="S", icmp_type=8, icmp_id=sport & 0xFFFF)
     res = fabric.trace(first)
     if not res.delivered_to(dst.name):
         return "deny", f"request: {why_dropped(res)}"
@@ -69,7 +69,7 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
     if back_mac is None:
         return "deny", f"reply: {why}"
     reply = Packet(proto=protocol, source=dst.name, dst_ip=src.ip, dst_port=sport if protocol == "tcp" else None,
-                   src_port=port or 0, eth_dst=back_mac, tcp_flags="SA", icmp_type=0)
+                   src_port=port or 0, eth_dst=back_mac, tcp_flags="SA", icmp_type=0, icmp_id=sport & 0xFFFF)
     res = fabric.trace(reply)
     if not res.delivered_to(src.name):
         return "deny", f"reply: {why_dropped(res)}"
