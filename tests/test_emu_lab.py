@@ -39,7 +39,7 @@ def lab_traces() -> list[str]:
     """Anything of an emulated lab still on the machine."""
     found = leftovers.find(["vl-host1", "vl-host2", "vl-host3"])
     found += [f"netns {n}" for n in netns_list() if n in ("vl-host1", "vl-host2", "vl-host3")]
-    found += [f"link {n}" for n in links() if n == "vl-mgmt" or n.startswith("vl-m")]
+    found += [f"link {n}" for n in links() if n == "vl-mgmt" or (n.startswith("vl-m") and n[4:].isdigit())]
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

@@ -60,6 +60,13 @@ def subnet_addressing(scenario: Scenario) -> dict[tuple[str, str], tuple[int, st
 class EmuLab(SimLab):
     """One scenario's lab in emu mode. Use as a context manager; `close()` removes everything."""
 
+    STEPS = {"start": "starting the VSD, the VSC and the emulated hosts (OVS, vrs)",
+             "plug": "plugging containers (vrs plug) and waiting for the VSC to program every host",
+             "check": "probing with real packets", "switches": "emulated hosts (flows in OVS)"}
+
+    def keep_hint(self) -> str:
+        return f" or `ip netns exec vl-c-{self.scenario.containers[0].name} ip addr`"
+
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
                  workdir: Path | None = None, underlay_mtu: int = 1500):
         super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
@@ -323,37 +330,11 @@ def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, 
                      console: Console | None = None) -> LabReport:
     """`vsplab run PATH --mode emu`, the same steps and table as sim mode; with `revoke`, afterwards
     delete one allowing ACL entry and print how fast real connections stop."""
-    from vsplab.scenario.check import load_scenario
+    from vsplab.lab.run import drive
 
-    console = console or Console()
-    scenario = load_scenario(path)
-    # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        with EmuLab(scenario, vsd_url=vsd_url, console=console) as lab:
-            with console.status("starting the VSD, the VSC and the emulated hosts (OVS, vrs)"):
-                lab.start()
-            with console.status("pushing the scenario to the VSD"):
-                lab.push()
-            with console.status("plugging containers (vrs plug) and waiting for the VSC to program every host"):
-                lab.plug()
-                lab.wait_converged()
-            console.print(f"converged in {lab.report.timings['plug'] + lab.report.timings['converge']:.2f}s "
-                          f"after the push ({sum(lab.report.flows_per_host.values())} flows in OVS on "
-                          f"{len(lab.report.flows_per_host)} hosts)")
-            with console.status("probing with real packets"):
-                report = lab.check()
-            report.print(console)
-            if revoke:
-                with console.status("removing an ACL entry while connections run"):
-                    lab.measure_revocation()
-            lab.print_figures()
-            if keep:
-                sock = lab.serve_control()
-                console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}` "
-                              f"or `ip netns exec vl-c-{scenario.containers[0].name} ip addr`. Ctrl-C stops it.")
-                while True:
-                    time.sleep(3600)
-            return report
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def revocation(lab: EmuLab) -> None:
+        with lab.console.status("removing an ACL entry while connections run"):
+            lab.measure_revocation()
+
+    return drive(EmuLab, path, vsd_url=vsd_url, keep=keep, console=console,
+                 after_check=revocation if revoke else None)

@@ -40,6 +40,11 @@ def free_port() -> int:
 class SimLab:
     """One scenario's lab in sim mode. Use as a context manager; `close()` stops everything."""
 
+    # what `drive` shows while each step runs; other modes' labs override some
+    STEPS = {"start": "starting VSD and VSC", "push": "pushing the scenario to the VSD",
+             "plug": "plugging containers and waiting for the VSC to program every host",
+             "check": "tracing every expectation", "switches": "simulated VRSs"}
+
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
                  workdir: Path | None = None):
         self.scenario = scenario
@@ -195,36 +200,50 @@ def run_scenario(path: str, mode: str = "sim", vsd_url: str | None = None, keep:
         from vsplab.emu.lab import run_emu_scenario
 
         return run_emu_scenario(path, vsd_url=vsd_url, keep=keep, revoke=revoke, console=console)
+    if revoke:
+        raise ValueError("--revoke is measured in emu mode only")
     if mode == "mininet":
-        if revoke:
-            raise ValueError("--revoke is measured in emu mode only")
-        from vsplab.mininet.lab import run_mininet_scenario
+        from vsplab.mininet.lab import MininetLab
 
-        return run_mininet_scenario(path, vsd_url=vsd_url, keep=keep, console=console)
+        return drive(MininetLab, path, vsd_url=vsd_url, keep=keep, console=console)
     if mode != "sim":
         raise ValueError(f"mode {mode!r} is not available")
+    return drive(SimLab, path, vsd_url=vsd_url, keep=keep, console=console)
+
+
+def drive(lab_class, path: str, vsd_url: str | None = None, keep: bool = False, console: Console | None = None,
+          after_check=None) -> LabReport:
+    """The steps every mode takes, with the words of its lab class (`STEPS`): start, push, plug and
+    converge, check, print; then `after_check(lab)`, the lab's figures, and with `keep` serve the lab
+    until Ctrl-C."""
     console = console or Console()
     scenario = load_scenario(path)
+    steps = {**SimLab.STEPS, **getattr(lab_class, "STEPS", {})}
     # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with SimLab(scenario, vsd_url=vsd_url, console=console) as lab:
-            with console.status("starting VSD and VSC"):
+        with lab_class(scenario, vsd_url=vsd_url, console=console) as lab:
+            with console.status(steps["start"]):
                 lab.start()
-            with console.status("pushing the scenario to the VSD"):
+            with console.status(steps["push"]):
                 lab.push()
-            with console.status("plugging containers and waiting for the VSC to program every host"):
+            with console.status(steps["plug"]):
                 lab.plug()
                 lab.wait_converged()
             console.print(f"converged in {lab.report.timings['plug'] + lab.report.timings['converge']:.2f}s "
                           f"after the push ({sum(lab.report.flows_per_host.values())} flows on "
-                          f"{len(lab.report.flows_per_host)} hosts)")
-            report = lab.check()
+                          f"{len(lab.report.flows_per_host)} {steps['switches']})")
+            with console.status(steps["check"]):
+                report = lab.check()
             report.print(console)
+            if after_check is not None:
+                after_check(lab)
+            if hasattr(lab, "print_figures"):
+                lab.print_figures()
             if keep:
                 sock = lab.serve_control()
-                console.print(f"lab running; control socket {sock}. Try `vsplab flows "
-                              f"{scenario.hosts[0].name}`. Ctrl-C stops it.")
+                console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}`"
+                              f"{lab.keep_hint() if hasattr(lab, 'keep_hint') else ''}. Ctrl-C stops it.")
                 while True:
                     time.sleep(3600)
             return report

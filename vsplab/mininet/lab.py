@@ -77,6 +77,13 @@ def conntrack_caveats(scenario: Scenario) -> list[str]:
 class MininetLab(SimLab):
     """One scenario's lab on Mininet. Use as a context manager; `close()` removes everything."""
 
+    STEPS = {"start": "starting the VSD, the VSC and the lab's Open vSwitch",
+             "plug": "building the Mininet network and waiting for the VSC to program every switch",
+             "check": "probing with real packets from the Mininet hosts", "switches": "Mininet switches"}
+
+    def keep_hint(self) -> str:
+        return f" or `ip netns exec {host_netns(self.scenario.containers[0].name)} ip addr`"
+
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
                  workdir: Path | None = None):
         super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
@@ -338,35 +345,6 @@ class MininetLab(SimLab):
 def run_mininet_scenario(path: str, vsd_url: str | None = None, keep: bool = False,
                          console: Console | None = None) -> LabReport:
     """`vsplab run PATH --mode mininet`: the same steps and table as the other modes."""
-    from vsplab.scenario.check import load_scenario
+    from vsplab.lab.run import drive
 
-    console = console or Console()
-    scenario = load_scenario(path)
-    # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        with MininetLab(scenario, vsd_url=vsd_url, console=console) as lab:
-            with console.status("starting the VSD, the VSC and the lab's Open vSwitch"):
-                lab.start()
-            with console.status("pushing the scenario to the VSD"):
-                lab.push()
-            with console.status("building the Mininet network and waiting for the VSC to program every switch"):
-                lab.plug()
-                lab.wait_converged()
-            console.print(f"converged in {lab.report.timings['plug'] + lab.report.timings['converge']:.2f}s "
-                          f"after the push ({sum(lab.report.flows_per_host.values())} flows on "
-                          f"{len(lab.report.flows_per_host)} Mininet switches)")
-            with console.status("probing with real packets from the Mininet hosts"):
-                report = lab.check()
-            report.print(console)
-            lab.print_figures()
-            if keep:
-                sock = lab.serve_control()
-                first = scenario.containers[0].name
-                console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}` "
-                              f"or `ip netns exec {host_netns(first)} ip addr`. Ctrl-C stops it.")
-                while True:
-                    time.sleep(3600)
-            return report
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return drive(MininetLab, path, vsd_url=vsd_url, keep=keep, console=console)
