@@ -30,6 +30,9 @@ def _cmd_check(args) -> int:
 def _cmd_run(args) -> int:
     from vsplab.lab.run import run_scenario
 
+    if args.revoke and args.mode != "emu":
+        console.print("[red]error[/] --revoke is measured in emu mode only (add --mode emu)")
+        return 2
     report = run_scenario(args.scenario, mode=args.mode, vsd_url=args.vsd, keep=args.keep, revoke=args.revoke,
                           console=console)
     if args.json:
