@@ -30,7 +30,7 @@ from vsplab.emu.check import check_expectations, container_netns, probe, rtt_sum
 from vsplab.emu.host import EmuFabric, EmuHost
 from vsplab.emu.netns import ifname, netns_delete
 from vsplab.emu.probes import Listeners, ping
-from vsplab.lab.run import SimLab, free_port
+from vsplab.lab.run import SimLab
 from vsplab.report import LabReport
 from vsplab.scenario.model import Scenario
 
@@ -100,29 +100,16 @@ class EmuLab(SimLab):
         return planned
 
     def start(self) -> None:
-        from vsc.process import VscProcess
-        from vsd.client import VsdClient
-        from vsd.server import EmbeddedVsd
 
         planned = self._preflight()
-        if self.workdir.exists():
-            shutil.rmtree(self.workdir)
-        self.workdir.mkdir(parents=True)
+        self._fresh_workdir()
         self.manifest = leftovers.Manifest(os.getpid(), str(self.workdir), netns=planned,
                                            links=[f"vl-m{i + 1}" for i in range(len(self.scenario.hosts))])
         self.manifest.save()
         t0 = time.perf_counter()
-        if self.external_vsd:
-            api = self.external_vsd.rstrip("/")
-            base = api.split("/nuage/api/")[0]
-            self.client = VsdClient(api)
-        else:
-            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}",
-                                                            log_path=str(self.workdir / "vsd.log")))
+        base = self.start_vsd()
+        if self.vsd is not None:
             self.manifest.add_process(self.vsd.proc.pid, "vsd")
-            base = self.vsd.url
-            self.client = VsdClient(self.vsd.api, self.vsd.user, self.vsd.password, self.vsd.enterprise)
-        self.console.print(f"VSD at {base}")
         self.stack.callback(self._quietly, self.fabric.stop)
         self.fabric.start()
         for i, h in enumerate(self.scenario.hosts):
@@ -130,16 +117,9 @@ class EmuLab(SimLab):
             self.hosts[h.name] = host
             self.stack.callback(self._quietly, host.stop)
             host.start()
-        for c in self.scenario.controllers:
-            ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
-            vsc = VscProcess(vsd_url=base, state_dir=self.workdir / c.name, log_file=self.workdir / f"{c.name}.log",
-                             listen=self.fabric.mgmt_ip, **ports)
-            self.stack.callback(self._quietly, vsc.stop)
-            vsc.start()
+        self.start_vscs(base, listen=self.fabric.mgmt_ip)
+        for vsc in self.vscs.values():
             self.manifest.add_process(vsc.proc.pid, "vsc.cli")
-            vsc.ports = ports
-            self.vscs[c.name] = vsc
-            self.console.print(f"VSC {c.name}: OpenFlow on {self.fabric.mgmt_ip}:{ports['of_port']}")
         default_vsc = self.scenario.controllers[0].name
         for h in self.scenario.hosts:
             vsc = self.vscs[h.vsc or default_vsc]
@@ -287,13 +267,6 @@ class EmuLab(SimLab):
         raise ValueError(f"unknown op {req.get('op')!r}")
 
     # --- teardown -------------------------------------------------------------------------------
-
-    def _quietly(self, fn) -> None:
-        """Teardown goes on past a failing step: the next steps still remove their part."""
-        try:
-            fn()
-        except Exception as e:
-            self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
 
     def _stop_agents(self) -> None:
         for h in self.hosts.values():  # all at once: each takes a moment to say goodbye

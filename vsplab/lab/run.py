@@ -73,35 +73,58 @@ class SimLab:
 
     def start(self) -> None:
         from vrs.sim.runtime import SimRuntime
-        from vsc.process import VscProcess
-        from vsd.client import VsdClient
-        from vsd.server import EmbeddedVsd
 
+        self._fresh_workdir()
+        t0 = time.perf_counter()
+        self.start_vscs(self.start_vsd())
+        self.runtime = SimRuntime(controller=None, agent=None).run_in_thread()
+        self.stack.callback(self.runtime.stop)
+        self._phase("start", t0)
+
+    # --- pieces every mode's start-up shares ------------------------------------------------------
+
+    def _fresh_workdir(self) -> None:
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
-        t0 = time.perf_counter()
+
+    def start_vsd(self) -> str:
+        """The embedded VSD on SQLite in the lab dir, or the user's (`--vsd`); returns its base URL."""
+        from vsd.client import VsdClient
+        from vsd.server import EmbeddedVsd
+
         if self.external_vsd:
             api = self.external_vsd.rstrip("/")
             base = api.split("/nuage/api/")[0]
             self.client = VsdClient(api)
         else:
-            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}"))
+            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}",
+                                                            log_path=str(self.workdir / "vsd.log")))
             base = self.vsd.url
             self.client = VsdClient(self.vsd.api, self.vsd.user, self.vsd.password, self.vsd.enterprise)
         self.console.print(f"VSD at {base}")
+        return base
+
+    def start_vscs(self, vsd_base: str, listen: str = "127.0.0.1", note: str = "") -> None:
+        """One VSC subprocess per controller of the scenario, on free ports of `listen`."""
+        from vsc.process import VscProcess
+
         for c in self.scenario.controllers:
             ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
-            vsc = VscProcess(vsd_url=base, state_dir=self.workdir / c.name, log_file=self.workdir / f"{c.name}.log",
-                             **ports)
-            self.stack.callback(vsc.stop)
+            vsc = VscProcess(vsd_url=vsd_base, state_dir=self.workdir / c.name,
+                             log_file=self.workdir / f"{c.name}.log", listen=listen, **ports)
+            self.stack.callback(self._quietly, vsc.stop)
             vsc.start()
             vsc.ports = ports
             self.vscs[c.name] = vsc
-            self.console.print(f"VSC {c.name}: OpenFlow on 127.0.0.1:{ports['of_port']}")
-        self.runtime = SimRuntime(controller=None, agent=None).run_in_thread()
-        self.stack.callback(self.runtime.stop)
-        self._phase("start", t0)
+            self.console.print(f"VSC {c.name}: OpenFlow on {listen}:{ports['of_port']}{note}")
+
+    def _quietly(self, fn) -> None:
+        """Teardown goes on past a failing step: the next steps still remove their part."""
+        try:
+            fn()
+        except Exception as e:
+            self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
 
     def push(self) -> None:
         t0 = time.perf_counter()

@@ -41,7 +41,7 @@ from vsplab.emu.check import rtt_summary
 from vsplab.emu.lab import subnet_addressing
 from vsplab.emu.netns import ifname, run
 from vsplab.emu.probes import Listeners, ping, tcp_connect
-from vsplab.lab.run import SimLab, free_port
+from vsplab.lab.run import SimLab
 from vsplab.mininet import leftovers
 from vsplab.mininet.agent import MininetVrs
 from vsplab.mininet.check import check_expectations
@@ -113,9 +113,6 @@ class MininetLab(SimLab):
         leftovers.check_clean()
 
     def start(self) -> None:
-        from vsc.process import VscProcess
-        from vsd.client import VsdClient
-        from vsd.server import EmbeddedVsd
 
         self._preflight()
         caveats = conntrack_caveats(self.scenario)
@@ -123,34 +120,15 @@ class MininetLab(SimLab):
             self.console.print("[yellow]note:[/] Mininet's switches share one conntrack table; replies to these "
                                "non-stateful allows may pass where separate hosts would drop them: "
                                + "; ".join(caveats))
-        if self.workdir.exists():
-            shutil.rmtree(self.workdir)
-        self.workdir.mkdir(parents=True)
+        self._fresh_workdir()
         leftovers.record(self.workdir)
         self.recorded = True
         t0 = time.perf_counter()
-        if self.external_vsd:
-            api = self.external_vsd.rstrip("/")
-            base = api.split("/nuage/api/")[0]
-            self.client = VsdClient(api)
-        else:
-            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}",
-                                                            log_path=str(self.workdir / "vsd.log")))
-            base = self.vsd.url
-            self.client = VsdClient(self.vsd.api, self.vsd.user, self.vsd.password, self.vsd.enterprise)
-        self.console.print(f"VSD at {base}")
+        base = self.start_vsd()
         self.fabric = MininetFabric(self.workdir, len(self.scenario.hosts))
         self.stack.callback(self._quietly, self.fabric.stop)
         self.fabric.start()
-        for c in self.scenario.controllers:
-            ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
-            vsc = VscProcess(vsd_url=base, state_dir=self.workdir / c.name, log_file=self.workdir / f"{c.name}.log",
-                             listen=VSC_IP, **ports)
-            self.stack.callback(self._quietly, vsc.stop)
-            vsc.start()
-            vsc.ports = ports
-            self.vscs[c.name] = vsc
-            self.console.print(f"VSC {c.name}: OpenFlow on {VSC_IP}:{ports['of_port']} (Mininet's remote controller)")
+        self.start_vscs(base, listen=VSC_IP, note=" (Mininet's remote controller)")
         # popped first at close: probes, agents, then Mininet itself, before the fabric goes
         self.stack.callback(self._quietly, self._stop_driver)
         self.stack.callback(self._quietly, self._stop_agents)
@@ -293,13 +271,6 @@ class MininetLab(SimLab):
         raise ValueError(f"unknown op {req.get('op')!r}")
 
     # --- teardown -------------------------------------------------------------------------------
-
-    def _quietly(self, fn) -> None:
-        """Teardown goes on past a failing step: the next steps still remove their part."""
-        try:
-            fn()
-        except Exception as e:
-            self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
 
     def _stop_agents(self) -> None:
         for a in self.agents.values():
