@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from vsplab.emu.probes import Listeners, ping, tcp_connect, udp_send
@@ -25,19 +26,23 @@ def container_netns(name: str) -> str:
     return f"vl-c-{name}"
 
 
-def open_listeners(listeners: Listeners, expectations, placed: dict[str, PlacedContainer]) -> None:
+NetnsOf = Callable[[str], str]  # container name -> the network namespace it lives in
+
+
+def open_listeners(listeners: Listeners, expectations, placed: dict[str, PlacedContainer],
+                   netns_of: NetnsOf = container_netns) -> None:
     """Listeners first, all of them, so no probe races the server it needs."""
     for x in expectations:
         dst = placed[x.to]
         if x.protocol == "tcp":
-            listeners.tcp_on(container_netns(dst.name), dst.ip, x.port)
+            listeners.tcp_on(netns_of(dst.name), dst.ip, x.port)
         elif x.protocol == "udp":
-            listeners.udp_on(container_netns(dst.name), dst.ip, x.port)
+            listeners.udp_on(netns_of(dst.name), dst.ip, x.port)
 
 
 def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, protocol: str,
-          port: int | None) -> tuple[str, str]:
-    ns, dst_ns = container_netns(src.name), container_netns(dst.name)
+          port: int | None, netns_of: NetnsOf = container_netns) -> tuple[str, str]:
+    ns, dst_ns = netns_of(src.name), netns_of(dst.name)
     if protocol == "tcp":
         ok, why, _ = tcp_connect(ns, dst.ip, port, TCP_TIMEOUT, expect_netns=dst_ns)
         return ("allow", "") if ok else ("deny", f"TCP {why}")
@@ -46,7 +51,7 @@ def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, prot
         return ("allow", "") if rtts else ("deny", f"no echo reply from {dst.name} to {PING_TRIES} requests")
     if protocol == "udp":
         for _ in range(UDP_TRIES):
-            ok, why = udp_send(ns, dst.ip, port, listeners.udp_on(container_netns(dst.name), dst.ip, port), UDP_WAIT)
+            ok, why = udp_send(ns, dst.ip, port, listeners.udp_on(dst_ns, dst.ip, port), UDP_WAIT)
             if ok:
                 return "allow", ""
         return "deny", f"{UDP_TRIES} datagrams, none received"
@@ -54,13 +59,15 @@ def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, prot
 
 
 def check_expectations(listeners: Listeners, scenario, placed: dict[str, PlacedContainer],
-                       workers: int = 8) -> list[ExpectationResult]:
-    open_listeners(listeners, scenario.expect, placed)
+                       workers: int = 8, netns_of: NetnsOf = container_netns) -> list[ExpectationResult]:
+    """Every expectation probed with real packets, in parallel; `netns_of` says where a container
+    lives (emu's own namespaces, or the names the Mininet lab gives its hosts)."""
+    open_listeners(listeners, scenario.expect, placed, netns_of)
 
     def one(x) -> ExpectationResult:
         t0 = time.perf_counter()
         try:
-            observed, detail = probe(listeners, placed[x.from_], placed[x.to], x.protocol, x.port)
+            observed, detail = probe(listeners, placed[x.from_], placed[x.to], x.protocol, x.port, netns_of)
         except Exception as e:  # a probe that blows up is a failed check, reported, not a crashed run
             observed, detail = "error", f"{type(e).__name__}: {e}"
         return ExpectationResult(x.from_, x.to, x.protocol, x.port, x.expect, observed, detail,
