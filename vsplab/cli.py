@@ -1,7 +1,7 @@
 """`vsplab`: the lab front end.
 
     vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
-    vsplab clean [--dry-run]               remove what an interrupted emu lab left behind
+    vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
     vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
     vsplab check SCENARIO                  only validate a scenario file
@@ -43,9 +43,13 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_clean(args) -> int:
-    from vsplab.emu.__main__ import main as emu_main
+    from vsplab.emu import leftovers as emu_leftovers
+    from vsplab.lab.leftovers_cli import leftovers_main
+    from vsplab.mininet import leftovers as mininet_leftovers
 
-    return emu_main(["leftovers" if args.dry_run else "cleanup"])
+    cmd = ["leftovers" if args.dry_run else "cleanup"]
+    codes = [leftovers_main(cmd, emu_leftovers, "vsplab.emu"), leftovers_main(cmd, mininet_leftovers, "vsplab.mininet")]
+    return max(codes)
 
 
 def _cmd_flows(args) -> int:
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="emu: afterwards delete an allowing ACL entry and time how fast real connections stop")
     r.set_defaults(func=_cmd_run)
 
-    cl = sub.add_parser("clean", help="list (--dry-run) or remove what an interrupted emu lab left behind")
+    cl = sub.add_parser("clean", help="list (--dry-run) or remove what an interrupted emu or Mininet lab left behind")
     cl.add_argument("--dry-run", action="store_true")
     cl.set_defaults(func=_cmd_clean)
 

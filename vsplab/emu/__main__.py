@@ -1,28 +1,15 @@
-"""`python -m vsplab.emu leftovers|cleanup`: list or remove what an interrupted emulated lab left."""
+"""`python -m vsplab.emu leftovers|cleanup [--force]`: list or remove what an interrupted emulated lab left."""
 
 from __future__ import annotations
 
 import sys
 
 from vsplab.emu import leftovers
+from vsplab.lab.leftovers_cli import leftovers_main
 
 
 def main(argv: list[str]) -> int:
-    cmd = argv[0] if argv else "leftovers"
-    if cmd == "leftovers":
-        found = leftovers.find()
-        print("\n".join(found) if found else "no leftovers")
-        return 1 if found else 0
-    if cmd == "cleanup":
-        try:
-            removed = leftovers.cleanup(force="--force" in argv)
-        except leftovers.LeftoversError as e:
-            print(f"vsplab.emu cleanup: {e}", file=sys.stderr)
-            return 1
-        print("\n".join(removed) if removed else "nothing to remove")
-        return 0
-    print("usage: python -m vsplab.emu leftovers|cleanup [--force]", file=sys.stderr)
-    return 2
+    return leftovers_main(argv, leftovers, "vsplab.emu")
 
 
 if __name__ == "__main__":

@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import sys
 
+from vsplab.lab.leftovers_cli import leftovers_main
 from vsplab.mininet import leftovers
 
 
 def main(argv: list[str]) -> int:
-    cmd = argv[0] if argv else "leftovers"
-    if cmd == "leftovers":
-        found = leftovers.find()
-        print("\n".join(found) if found else "no leftovers")
-        return 1 if found else 0
-    if cmd == "cleanup":
-        try:
-            removed = leftovers.cleanup()
-        except leftovers.LeftoversError as e:
-            print(f"vsplab.mininet cleanup: {e}", file=sys.stderr)
-            return 1
-        print("\n".join(removed) if removed else "nothing to remove")
-        return 0
-    print("usage: python -m vsplab.mininet leftovers|cleanup", file=sys.stderr)
-    return 2
+    return leftovers_main(argv, leftovers, "vsplab.mininet")
 
 
 if __name__ == "__main__":
