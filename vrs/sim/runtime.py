@@ -103,10 +103,13 @@ class SimRuntime:
     # --- hosts (loop-thread versions end in _now) -------------------------------------------------
 
     def add_host_now(self, name: str, datapath_id: int, vtep_ip: int | str,
-                     containers: Iterable[Container] = ()) -> SimVrs:
+                     containers: Iterable[Container] = (), controller: tuple[str, int] | None = None,
+                     agent: tuple[str, int] | None = None) -> SimVrs:
+        """controller/agent: this host's VSC, when hosts of one process follow different VSCs."""
         if name in self.hosts:
             raise ValueError(f"host {name} already exists")
-        h = SimVrs(name, datapath_id, vtep_ip, list(containers), self.controller, self.agent)
+        h = SimVrs(name, datapath_id, vtep_ip, list(containers), controller or self.controller,
+                   agent or self.agent)
         self.fabric.add(h.switch)
         self.hosts[name] = h
         h.start()

@@ -136,7 +136,7 @@ class SimLab:
 
     def plug(self) -> None:
         """Create the simulated hosts, each with its containers, connected to its VSC."""
-        from vrs.sim.host import Container, SimVrs
+        from vrs.sim.host import Container
 
         t0 = time.perf_counter()
         default_vsc = self.scenario.controllers[0].name
@@ -145,17 +145,10 @@ class SimLab:
             vsc = self.vscs[h.vsc or default_vsc]
             containers = [Container(name=p.name, mac=p.mac, ip=p.ip, vport_id=p.vport_id)
                           for p in self.placed.values() if p.host == h.name]
-            specs.append((h.name, i + 1, f"{VTEP_BASE}{i + 1}", containers,
-                          ("127.0.0.1", vsc.ports["of_port"]), ("127.0.0.1", vsc.ports["agent_port"])))
-
-        def add_all():
-            for name, dpid, vtep, containers, of, agent in specs:
-                vrs = SimVrs(name, dpid, vtep, containers, of, agent)
-                self.runtime.fabric.add(vrs.switch)
-                self.runtime.hosts[name] = vrs
-                vrs.start()
-
-        self.runtime.call(add_all)
+            specs.append(dict(name=h.name, datapath_id=i + 1, vtep_ip=f"{VTEP_BASE}{i + 1}", containers=containers,
+                              controller=("127.0.0.1", vsc.ports["of_port"]),
+                              agent=("127.0.0.1", vsc.ports["agent_port"])))
+        self.runtime.call(lambda: [self.runtime.add_host_now(**spec) for spec in specs])
         self._phase("plug", t0)
 
     def wait_converged(self, timeout: float = 120.0) -> None:
