@@ -34,7 +34,7 @@ from vsc.locations import Locations  # noqa: E402
 from vsc.process import VscProcess  # noqa: E402
 from vsc.programmer import Programmer  # noqa: E402
 from vsc.view import View  # noqa: E402
-from vsc.workload import nfd8  # noqa: E402
+from vsplab.workload.tree import nfd8  # noqa: E402
 
 TARGET_FLOW_MODS_PER_S = 50_000
 
@@ -141,9 +141,9 @@ def control_plane(tree, placement, tmp: Path, timeout: float) -> dict:
     """The whole control plane: push the workload into a VSD (bulk REST), the VSC follows its change
     stream, the simulated VRSs report the containers: clock from the first POST to convergence."""
     from vrs.sim.runtime import SimRuntime
-    from vsc.vsd_push import push, relabel
     from vsd.client import VsdClient
     from vsd.server import EmbeddedVsd
+    from vsplab.workload.vsd_push import push, relabel
 
     vsd = EmbeddedVsd(log_path=str(tmp / "vsd.log")).start()
     of, agent = free_port(), free_port()

@@ -16,10 +16,10 @@ import time
 import pytest
 
 from vsc.process import VscProcess
-from vsc.workload import Tree
 from vsplab.emu.host import EmuFabric, EmuHost
 from vsplab.emu.netns import netns_delete, netns_exists
 from vsplab.emu.probes import ping
+from vsplab.workload.tree import Tree
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.root,

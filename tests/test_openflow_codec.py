@@ -10,8 +10,8 @@ from os_ken.ofproto import ofproto_common, ofproto_parser, ofproto_protocol
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from vsplab.openflow import decode, encode, fastdecode, switchmsg
-from vsplab.openflow.consts import (
+from openflow import decode, encode, fastdecode, switchmsg
+from openflow.consts import (
     OFPET_BAD_ACTION,
     OFPET_BAD_MATCH,
     OFPFC_DELETE,
@@ -19,8 +19,8 @@ from vsplab.openflow.consts import (
     OFPFC_MODIFY_STRICT,
     OFPTT_ALL,
 )
-from vsplab.openflow.fields import FIELDS
-from vsplab.openflow.flow import (
+from openflow.fields import FIELDS
+from openflow.flow import (
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
     Ct,

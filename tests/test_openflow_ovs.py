@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from vsplab.openflow import encode, switchmsg, text, textparse
-from vsplab.openflow.consts import OFPBFC_BAD_ID, OFPET_BAD_MATCH, OFPFC_DELETE
-from vsplab.openflow.flow import OFPP_IN_PORT, Ct, DecTtl, Flow, FlowStats, Move, Output, SetField, match
+from openflow import encode, switchmsg, text, textparse
+from openflow.consts import OFPBFC_BAD_ID, OFPET_BAD_MATCH, OFPFC_DELETE
+from openflow.flow import OFPP_IN_PORT, Ct, DecTtl, Flow, FlowStats, Move, Output, SetField, match
 
 pytestmark = pytest.mark.skipif(shutil.which("ovs-ofctl") is None, reason="needs ovs-ofctl (scripts/system-deps)")
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from openflow import encode
+from openflow.flow import Flow, SetField, match
 from vrs.sim import SimRuntime
-from vsplab.openflow import encode
-from vsplab.openflow.flow import Flow, SetField, match
 
 N_FLOWS = 100_000
 CHUNK = 1000

@@ -10,9 +10,8 @@ import json
 
 import pytest
 
-from vrs.sim import Container, Packet, SimRuntime
-from vsplab.openflow import decode, encode
-from vsplab.openflow.consts import (
+from openflow import decode, encode
+from openflow.consts import (
     OFPBCT_COMMIT_REPLY,
     OFPMP_PORT_DESC,
     OFPT_BARRIER_REPLY,
@@ -23,7 +22,8 @@ from vsplab.openflow.consts import (
     OFPT_MULTIPART_REPLY,
     OFPT_PORT_STATUS,
 )
-from vsplab.openflow.flow import Flow, Output, SetField, match
+from openflow.flow import Flow, Output, SetField, match
+from vrs.sim import Container, Packet, SimRuntime
 
 VTEP1, VTEP2 = "192.168.50.1", "192.168.50.2"
 IP_A, IP_B = 0x0A000001, 0x0A000002

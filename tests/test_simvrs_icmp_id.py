@@ -3,9 +3,9 @@ the same two hosts is a new connection, its reply belongs to it, another id's re
 
 import ipaddress
 
+from openflow.flow import CT_EST, CT_NEW, CT_RPL, CT_TRK
 from vrs.sim.conntrack import Conntrack
 from vrs.sim.packet import Packet
-from vsplab.openflow.flow import CT_EST, CT_NEW, CT_RPL, CT_TRK
 
 A, B = "10.0.0.1", "10.0.0.2"
 

@@ -22,8 +22,8 @@ APP = textwrap.dedent('''
     from os_ken.base import app_manager
     from os_ken.controller import ofp_event
     from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
-    from vsplab.openflow import encode
-    from vsplab.openflow.flow import Flow, Output, SetField, match
+    from openflow import encode
+    from openflow.flow import Flow, Output, SetField, match
 
     OUT = open(os.environ["VSPLAB_TEST_OUT"], "a", buffering=1)
     PEERS = {0x11: (0xC0A83302, 0x0A000002, 5), 0x22: (0xC0A83301, 0x0A000001, 7)}

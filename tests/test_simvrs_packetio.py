@@ -12,10 +12,8 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from vrs.sim import Packet, SimFabric
-from vrs.sim.switch import Port, SimSwitch
-from vsplab.openflow import encode
-from vsplab.openflow.consts import (
+from openflow import encode
+from openflow.consts import (
     OFPFC_DELETE,
     OFPFF_SEND_FLOW_REM,
     OFPMP_AGGREGATE,
@@ -25,7 +23,9 @@ from vsplab.openflow.consts import (
     OFPT_PACKET_IN,
     OFPT_PACKET_OUT,
 )
-from vsplab.openflow.flow import OFPP_CONTROLLER, OFPP_TABLE, Flow, Output, SetField, match
+from openflow.flow import OFPP_CONTROLLER, OFPP_TABLE, Flow, Output, SetField, match
+from vrs.sim import Packet, SimFabric
+from vrs.sim.switch import Port, SimSwitch
 
 needs_ovs = pytest.mark.skipif(shutil.which("ovs-ofctl") is None, reason="needs ovs-ofctl")
 

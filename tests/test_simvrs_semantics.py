@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vrs.sim.fabric import SimFabric
-from vrs.sim.packet import Packet
-from vrs.sim.switch import Port, SimSwitch
-from vsplab.openflow import decode, encode
-from vsplab.openflow.consts import (
+from openflow import decode, encode
+from openflow.consts import (
     OFPBCT_COMMIT_REPLY,
     OFPBCT_OPEN_REPLY,
     OFPFC_DELETE,
@@ -19,7 +16,7 @@ from vsplab.openflow.consts import (
     OFPT_ERROR,
     OFPTT_ALL,
 )
-from vsplab.openflow.flow import (
+from openflow.flow import (
     CT_EST,
     CT_NEW,
     CT_REL,
@@ -33,6 +30,9 @@ from vsplab.openflow.flow import (
     SetField,
     match,
 )
+from vrs.sim.fabric import SimFabric
+from vrs.sim.packet import Packet
+from vrs.sim.switch import Port, SimSwitch
 
 IP_A, IP_B, IP_C = 0x0A000001, 0x0A000002, 0x0A000003
 MAC_A, MAC_B, MAC_C = 0x02000000000A, 0x02000000000B, 0x02000000000C

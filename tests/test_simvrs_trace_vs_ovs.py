@@ -12,10 +12,10 @@ import re
 
 import pytest
 
+from openflow import text
 from tests.test_simvrs_vs_ovs import RealOvs, pytestmark  # noqa: F401  (same markers: slow, root)
 from vrs.sim import Container, Packet, SimFabric
 from vrs.sim.host import SimVrs
-from vsplab.openflow import text
 
 FLOWS = """\
 table=0,priority=100,ip,in_port=2,nw_src=10.0.0.2 actions=set_field:0x1->reg8,move:NXM_OF_IP_DST[]->NXM_NX_REG0[],write_metadata:0x1,goto_table:20

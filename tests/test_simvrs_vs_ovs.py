@@ -15,10 +15,8 @@ import time
 
 import pytest
 
-from tests.test_simvrs_e2e import Controller
-from vrs.sim import SimRuntime
-from vsplab.openflow import decode, encode, text, textparse
-from vsplab.openflow.consts import (
+from openflow import decode, encode, text, textparse
+from openflow.consts import (
     OFPFC_ADD,
     OFPFC_DELETE,
     OFPFC_MODIFY,
@@ -26,7 +24,9 @@ from vsplab.openflow.consts import (
     OFPFF_RESET_COUNTS,
     OFPT_ERROR,
 )
-from vsplab.openflow.flow import OFPP_IN_PORT, Ct, DecTtl, Flow, MatchField, Move, Output, SetField, match
+from openflow.flow import OFPP_IN_PORT, Ct, DecTtl, Flow, MatchField, Move, Output, SetField, match
+from tests.test_simvrs_e2e import Controller
+from vrs.sim import SimRuntime
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.root,

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from vsc.process import VscProcess
-from vsc.workload import Placement, Tree, nfd8
+from vsplab.workload.tree import Placement, Tree, nfd8
 
 sim_runtime = pytest.importorskip("vrs.sim.runtime")
 from vrs.sim.host import Container  # noqa: E402
@@ -140,8 +140,8 @@ def test_restart_touches_no_flow_that_is_still_right(tmp_path):
 
 
 def test_resync_removes_only_stale_flows(tmp_path):
-    from vsplab.openflow import encode
-    from vsplab.openflow.flow import Flow, match
+    from openflow import encode
+    from openflow.flow import Flow, match
 
     with nfd8_lab(tmp_path) as lab:
         lab.converged()

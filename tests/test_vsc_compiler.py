@@ -13,7 +13,7 @@ from vsc.locations import Locations
 from vsc.pipeline import Kind, cookie, cookie_kind, flow_key
 from vsc.programmer import Programmer, diff
 from vsc.view import View
-from vsc.workload import nfd8, tiered
+from vsplab.workload.tree import nfd8, tiered
 
 
 def build(tree, placement) -> tuple[View, Locations]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 import vsc.core as core_mod
+from openflow import consts as C
+from openflow import decode
 from vsc.core import Vsc
 from vsc.pipeline import flow_key
-from vsc.workload import nfd8
-from vsplab.openflow import consts as C
-from vsplab.openflow import decode
+from vsplab.workload.tree import nfd8
 
 switch_mod = pytest.importorskip("vrs.sim.switch")
 

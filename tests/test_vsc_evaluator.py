@@ -8,13 +8,13 @@ the integration tests (test_vsc_app.py) check the same things against the real s
 
 from __future__ import annotations
 
+from openflow.fields import FIELDS
+from openflow.flow import CT_EST, CT_NEW, CT_RPL, CT_TRK, OFPP_IN_PORT, Ct, Move, Output, SetField
 from vsc.compiler import compile_host, endpoints_by_domain
 from vsc.locations import Locations
 from vsc.pipeline import ROUTER_MAC, Table
 from vsc.view import View, ip_int, mac_int
-from vsc.workload import Placement, Tree, vtep_of
-from vsplab.openflow.fields import FIELDS
-from vsplab.openflow.flow import CT_EST, CT_NEW, CT_RPL, CT_TRK, OFPP_IN_PORT, Ct, Move, Output, SetField
+from vsplab.workload.tree import Placement, Tree, vtep_of
 
 
 class Host:

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from vsc.process import VscProcess
-from vsc.workload import Tree
+from vsplab.workload.tree import Tree
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.root,

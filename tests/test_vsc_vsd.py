@@ -10,8 +10,8 @@ import pytest
 
 from tests.test_vsc_app import Lab, assert_nfd8_policy
 from vsc.pipeline import Kind, cookie
-from vsc.vsd_push import push, relabel
-from vsc.workload import Tree, nfd8
+from vsplab.workload.tree import Tree, nfd8
+from vsplab.workload.vsd_push import push, relabel
 
 server = pytest.importorskip("vsd.server")
 from vsd.client import VsdClient  # noqa: E402

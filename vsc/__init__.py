@@ -6,6 +6,6 @@ Public API:
 - `vsc run ...` (vsc.cli) - the controller process; `vsc.process.VscProcess` starts one and waits for
   `converged` on its status port (GET /status, /flows?dpid=N, /explain?cookie=C).
 - `vsc.compiler.compile_host(view, locations, dpid)` - pure compilation, for tests and benchmarks;
-  `vsc.view.View`, `vsc.locations.Locations` are its inputs, `vsc.workload` builds them in memory.
+  `vsc.view.View`, `vsc.locations.Locations` are its inputs, `vsplab.workload.tree` builds them in memory.
 - `vsc.core.Vsc` - the controller's state machine without os-ken (inputs in, bundles out).
 """

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openflow.fields import FIELDS
+from openflow.flow import Ct, Flow, MatchField
 from vsc.pipeline import (
     ACL_BAND_WIDTH,
     ACL_BANDS,
@@ -24,8 +26,6 @@ from vsc.pipeline import (
     cookie,
 )
 from vsc.view import AclEntry, AclTemplate, View
-from vsplab.openflow.fields import FIELDS
-from vsplab.openflow.flow import Ct, Flow, MatchField
 
 Alt = tuple[MatchField, ...]
 

@@ -1,8 +1,8 @@
 """The os-ken application: OpenFlow 1.3 connections from VRSs, wired to `vsc.core.Vsc`.
 
 os-ken owns the sockets, the handshake and echo; everything on the hot path bypasses its message
-classes: flow-mods and bundles are built by `vsplab.openflow.encode` and written with
-`datapath.send(bytes)`, and flow-stats replies are decoded by `vsplab.openflow.decode` from the raw
+classes: flow-mods and bundles are built by `openflow.encode` and written with
+`datapath.send(bytes)`, and flow-stats replies are decoded by `openflow.decode` from the raw
 buffer (os-ken's own parsing of a 20,000-flow dump would cost about a second per VRS and drops a
 reply it cannot parse).
 """
@@ -16,8 +16,8 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
+from openflow import decode
 from vsc.core import Vsc
-from vsplab.openflow import decode
 
 log = logging.getLogger("vsc.app")
 

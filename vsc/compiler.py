@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openflow.flow import OFPP_IN_PORT, Ct, Flow, MatchField, Move, Output, SetField, match
 from vsc.acl import acl_flows, non_ip_allowed
 from vsc.locations import Host, Locations
 from vsc.pipeline import (
@@ -34,7 +35,6 @@ from vsc.pipeline import (
     flow_key,
 )
 from vsc.view import View
-from vsplab.openflow.flow import OFPP_IN_PORT, Ct, Flow, MatchField, Move, Output, SetField, match
 
 ARP = 0x0806
 IPV4 = 0x0800

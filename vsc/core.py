@@ -17,13 +17,13 @@ from pathlib import Path
 
 import orjson
 
+from openflow import encode
+from openflow.consts import OFPFC_ADD, OFPFC_DELETE, OFPFC_MODIFY
+from openflow.flow import Flow
 from vsc.locations import AgentError, Locations
 from vsc.pipeline import KIND_MASK, Kind, cookie, cookie_kind, flow_key
 from vsc.programmer import FlowOps, Programmer, diff
 from vsc.view import View, ViewError
-from vsplab.openflow import encode
-from vsplab.openflow.consts import OFPFC_ADD, OFPFC_DELETE, OFPFC_MODIFY
-from vsplab.openflow.flow import Flow
 
 log = logging.getLogger("vsc")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from enum import IntEnum
 
-from vsplab.openflow.fields import FIELD_ORDER, FIELDS
-from vsplab.openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_TRK, Flow, MatchField
+from openflow.fields import FIELD_ORDER, FIELDS
+from openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_TRK, Flow, MatchField
 
 
 class Table(IntEnum):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openflow.flow import Flow
 from vsc.acl import non_ip_allowed
 from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
 from vsc.locations import Locations
 from vsc.pipeline import flow_key
 from vsc.view import View
-from vsplab.openflow.flow import Flow
 
 Key = tuple
 _ABSENT = object()

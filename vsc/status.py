@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from openflow.text import format_flow
 from vsc.core import Vsc
-from vsplab.openflow.text import format_flow
 
 
 class _Handler(BaseHTTPRequestHandler):

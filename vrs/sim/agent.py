@@ -8,8 +8,8 @@ import asyncio
 import json
 import logging
 
+from openflow import text
 from vrs.sim.switch import Port, SimSwitch
-from vsplab.openflow import text
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 8.0

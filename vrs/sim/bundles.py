@@ -11,9 +11,9 @@ import struct
 import time
 from dataclasses import dataclass
 
-from vsplab.openflow import consts as C
-from vsplab.openflow import fastdecode, switchmsg
-from vsplab.openflow.decode import OFPError
+from openflow import consts as C
+from openflow import fastdecode, switchmsg
+from openflow.decode import OFPError
 
 _CTRL = struct.Struct("!IIIHH")
 _ADD = struct.Struct("!IIIxxH")
@@ -162,9 +162,9 @@ def rollback(undo: list) -> None:
 
 def _reencode(fm: tuple) -> bytes:
     """The flow-mod a decoded tuple came from (same meaning; match fields in canonical order)."""
-    from vsplab.openflow import encode
-    from vsplab.openflow.fields import FIELDS
-    from vsplab.openflow.flow import Flow, MatchField
+    from openflow import encode
+    from openflow.fields import FIELDS
+    from openflow.flow import Flow, MatchField
 
     xid, cookie, cmask, table, cmd, idle, hard, prio, oport, ogroup, flags, names, masks, values, instr = fm
     full = {n: (1 << FIELDS[n].bits) - 1 for n in names}

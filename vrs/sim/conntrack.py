@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vsplab.openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, CT_TRK
+from openflow.flow import CT_EST, CT_INV, CT_NEW, CT_REL, CT_RPL, CT_TRK
 
 _ICMP_REPLY = {8: 0, 13: 14, 15: 16, 17: 18}  # echo, timestamp, info, mask request -> reply type
 _ICMP_ERRORS = {3, 4, 5, 11, 12}  # unreachable, source quench, redirect, time exceeded, parameter problem

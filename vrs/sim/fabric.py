@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from openflow import text
 from vrs.sim import pipeline
 from vrs.sim.packet import Packet, ip_int, mac_int
 from vrs.sim.switch import Port, SimSwitch
-from vsplab.openflow import text
 
 MAX_HOPS = 8
 BROADCAST = 0xFFFFFFFFFFFF

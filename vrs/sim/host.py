@@ -7,13 +7,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from openflow import switchmsg, text
+from openflow.consts import OFPPR_ADD, OFPPR_DELETE
+from openflow.flow import FlowStats
 from vrs.sim.agent import AgentClient, port_down, port_up
 from vrs.sim.ofconn import OpenFlowClient
 from vrs.sim.packet import ip_int, mac_int
 from vrs.sim.switch import Port, SimSwitch
-from vsplab.openflow import switchmsg, text
-from vsplab.openflow.consts import OFPPR_ADD, OFPPR_DELETE
-from vsplab.openflow.flow import FlowStats
 
 
 @dataclass
@@ -117,7 +117,7 @@ class SimVrs:
 
     def load_dump(self, dump: str) -> int:
         """Load `ovs-ofctl dump-flows` text (e.g. from a real OVS) into this switch's tables."""
-        from vsplab.openflow.textparse import parse_dump
+        from openflow.textparse import parse_dump
 
         return self.switch.load_flows(parse_dump(dump))
 

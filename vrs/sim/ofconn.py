@@ -9,9 +9,9 @@ import asyncio
 import gc
 import logging
 
+from openflow import encode
 from vrs.sim import bundles
 from vrs.sim.switch import SimSwitch
-from vsplab.openflow import encode
 
 log = logging.getLogger(__name__)
 

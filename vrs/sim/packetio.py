@@ -7,10 +7,10 @@ from __future__ import annotations
 import collections
 import struct
 
+from openflow import switchmsg
+from openflow.consts import OFP_NO_BUFFER, OFPBRC_BAD_LEN, OFPET_BAD_REQUEST
+from openflow.decode import OFPError, decode_actions
 from vrs.sim.packet import Packet, fields_to_bytes, ip_int, mac_int
-from vsplab.openflow import switchmsg
-from vsplab.openflow.consts import OFP_NO_BUFFER, OFPBRC_BAD_LEN, OFPET_BAD_REQUEST
-from vsplab.openflow.decode import OFPError, decode_actions
 
 OFPBRC_BUFFER_UNKNOWN = 8
 OFPR_ACTION = 1

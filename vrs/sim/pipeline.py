@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vrs.sim.switch import SimSwitch
-from vsplab.openflow import text
-from vsplab.openflow.flow import (
+from openflow import text
+from openflow.flow import (
     OFPP_ALL,
     OFPP_CONTROLLER,
     OFPP_FLOOD,
@@ -22,6 +21,7 @@ from vsplab.openflow.flow import (
     Output,
     SetField,
 )
+from vrs.sim.switch import SimSwitch
 
 MAX_STEPS = 1024  # OVS gives up on a translation after a few thousand resubmits; so do we, sooner
 MAX_RECIRC = 8

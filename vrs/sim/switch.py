@@ -14,13 +14,13 @@ import struct
 import time
 from dataclasses import dataclass
 
+from openflow import consts as C
+from openflow import encode, fastdecode, switchmsg
+from openflow.decode import OFPError, check_prereqs, match_items
+from openflow.flow import OFPP_LOCAL
 from vrs.sim import bundles, packetio, timeouts
 from vrs.sim.conntrack import Conntrack
 from vrs.sim.table import FlowTable, Rule
-from vsplab.openflow import consts as C
-from vsplab.openflow import encode, fastdecode, switchmsg
-from vsplab.openflow.decode import OFPError, check_prereqs, match_items
-from vsplab.openflow.flow import OFPP_LOCAL
 
 log = logging.getLogger(__name__)
 _MP = struct.Struct("!HH4x")
@@ -341,7 +341,7 @@ class SimSwitch:
         table, oport, _og, cookie, cmask = _FLOW_STATS_REQ.unpack_from(msg, 16)
         items, _ = match_items(msg, 48)
         check_prereqs(items)
-        from vsplab.openflow.fields import FIELD_ORDER, FIELDS
+        from openflow.fields import FIELD_ORDER, FIELDS
 
         items.sort(key=lambda i: FIELD_ORDER[i[0]])
         names = tuple(n for n, _, _ in items)

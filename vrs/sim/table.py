@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from vsplab.openflow.flow import Flow, MatchField, Output
+from openflow.flow import Flow, MatchField, Output
 
 Instructions = tuple  # decode.Instructions: (actions, goto, metadata, prerequisites), shared between flows
 
@@ -127,7 +127,7 @@ class FlowTable:
         key = (names, masks)
         st = self.subtables.get(key)
         if st is None and create:
-            from vsplab.openflow.fields import FIELDS
+            from openflow.fields import FIELDS
 
             full = tuple((1 << FIELDS[n].bits) - 1 for n in names)
             st = self.subtables[key] = Subtable(names, masks, full)

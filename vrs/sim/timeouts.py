@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from vsplab.openflow import switchmsg
-from vsplab.openflow.consts import OFPFF_SEND_FLOW_REM
+from openflow import switchmsg
+from openflow.consts import OFPFF_SEND_FLOW_REM
 
 OFPRR_IDLE_TIMEOUT, OFPRR_HARD_TIMEOUT, OFPRR_DELETE = 0, 1, 2
 

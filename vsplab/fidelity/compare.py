@@ -18,13 +18,13 @@ import ipaddress
 import itertools
 from dataclasses import dataclass, field
 
+from openflow import text
 from vrs.sim.conntrack import Conntrack
 from vrs.sim.fabric import BROADCAST
 from vrs.sim.packet import Packet
 from vsplab.fidelity.cases import Case
 from vsplab.fidelity.ofptrace import OvsTrace, OvsTracer
 from vsplab.fidelity.simcopy import SimTwin
-from vsplab.openflow import text
 
 _sports = itertools.count(42000)  # a fresh source port per case: each is a new connection in both
 _REQ = {"tcp": ("tcp_flags=syn", "S"), "udp": ("", None), "icmp": ("icmp_type=8,icmp_code=0", None)}

@@ -1,6 +1,6 @@
 """A simulated twin of a running emu lab: one simulated VRS per emulated host with the same name,
 datapath id, VTEP, tunnel ofport and container ports (ofport, MAC, IP), holding exactly the flows the
-real OVS holds (its `ovs-ofctl dump-flows` text, loaded through vsplab/openflow/textparse.py).
+real OVS holds (its `ovs-ofctl dump-flows` text, loaded through openflow/textparse.py).
 
 The twin has no controller and no agent: nothing may change its tables behind the comparison."""
 

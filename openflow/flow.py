@@ -2,10 +2,10 @@
 (which install them: the simulated VRS decodes the wire bytes back into this form).
 
 Values are plain integers (a MAC is a 48-bit int, an IPv4 address a 32-bit int) so that flows hash,
-compare and encode cheaply; `vsplab.openflow.text` renders them the way `ovs-ofctl dump-flows` does.
+compare and encode cheaply; `openflow.text` renders them the way `ovs-ofctl dump-flows` does.
 
 Field names are the ones `ovs-ofctl` uses (in_port, eth_dst, ipv4_dst, tcp_dst, reg0, tun_id,
-tun_ipv4_dst, ct_state, metadata, ...). `vsplab.openflow.fields` maps each to its OXM class/field/width.
+tun_ipv4_dst, ct_state, metadata, ...). `openflow.fields` maps each to its OXM class/field/width.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Flow:
         """The same flow with its match in the codec's canonical field order and all-ones masks
         dropped, which is how a switch reports it: two flows equal as OpenFlow flows compare equal
         after this, whatever order their match fields were listed in."""
-        from vsplab.openflow.fields import FIELD_ORDER, FIELDS
+        from openflow.fields import FIELD_ORDER, FIELDS
 
         fields = []
         for f in sorted(self.match, key=lambda f: FIELD_ORDER.get(f.name, 1 << 16)):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from vsplab.openflow.fields import FIELDS
-from vsplab.openflow.flow import Ct, DecTtl, Flow, MatchField, Move, Output, SetField
-from vsplab.openflow.text import CT_FLAGS, MATCH_NAMES, NXM_NAMES, PORT_NAMES, SET_NAMES
+from openflow.fields import FIELDS
+from openflow.flow import Ct, DecTtl, Flow, MatchField, Move, Output, SetField
+from openflow.text import CT_FLAGS, MATCH_NAMES, NXM_NAMES, PORT_NAMES, SET_NAMES
 
 _SHORTHAND = {"ip": (0x0800, None), "icmp": (0x0800, 1), "tcp": (0x0800, 6), "udp": (0x0800, 17),
               "sctp": (0x0800, 132), "arp": (0x0806, None), "ipv6": (0x86DD, None), "rarp": (0x8035, None)}

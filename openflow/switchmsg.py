@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vsplab.openflow.consts import (
+from openflow.consts import (
     MULTIPART_BODY_LIMIT,
     OFP_VERSION,
     OFPMP_FLOW,
@@ -24,8 +24,8 @@ from vsplab.openflow.consts import (
     ONF_ET_BUNDLE_CONTROL,
     ONF_EXPERIMENTER_ID,
 )
-from vsplab.openflow.encode import flow_mod, header
-from vsplab.openflow.flow import Flow
+from openflow.encode import flow_mod, header
+from openflow.flow import Flow
 
 _FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")
 _PORT = struct.Struct("!I4x6s2x16sIIIIIIII")

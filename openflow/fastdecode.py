@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from vsplab.openflow.consts import (
+from openflow.consts import (
     OFPBMC_BAD_PREREQ,
     OFPBMC_BAD_WILDCARDS,
     OFPBMC_DUP_FIELD,
@@ -22,7 +22,7 @@ from vsplab.openflow.consts import (
     OFPET_BAD_REQUEST,
     OFPT_FLOW_MOD,
 )
-from vsplab.openflow.decode import (
+from openflow.decode import (
     NO_INSTRUCTIONS,
     OFPError,
     check_action_prereqs,
@@ -30,7 +30,7 @@ from vsplab.openflow.decode import (
     decode_instructions,
     match_items,
 )
-from vsplab.openflow.fields import FIELD_ORDER, FIELDS, FIELDS_BY_TYPE
+from openflow.fields import FIELD_ORDER, FIELDS, FIELDS_BY_TYPE
 
 _FIXED = "!BBHIQQBBHHHIIIH2xHH"  # flow-mod fixed part + ofp_match type/length
 _FIXED_N = 17  # number of values it yields

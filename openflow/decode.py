@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from vsplab.openflow.consts import (
+from openflow.consts import (
     NX_CT_F_COMMIT,
     NX_CT_RECIRC_NONE,
     NX_VENDOR_ID,
@@ -50,8 +50,8 @@ from vsplab.openflow.consts import (
     OFPIT_WRITE_METADATA,
     OFPT_FLOW_MOD,
 )
-from vsplab.openflow.fields import FIELDS, FIELDS_BY_TYPE
-from vsplab.openflow.flow import Action, Ct, DecTtl, Flow, FlowStats, MatchField, Move, Output, SetField
+from openflow.fields import FIELDS, FIELDS_BY_TYPE
+from openflow.flow import Action, Ct, DecTtl, Flow, FlowStats, MatchField, Move, Output, SetField
 
 OFPBIC_UNSUP_INST = 1
 

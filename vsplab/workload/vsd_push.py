@@ -1,10 +1,10 @@
-"""Create a `vsc.workload.Tree` in a VSD through its REST API, in bulk where the API allows it (one
+"""Create a `vsplab.workload.tree.Tree` in a VSD through its REST API, in bulk where the API allows it (one
 POST per kind and parent, one PUT per membership list), and report the VSD's IDs. Used by the
 whole-control-plane benchmark and the VSD integration tests."""
 
 from __future__ import annotations
 
-from vsc.workload import Placement, Tree
+from vsplab.workload.tree import Placement, Tree
 
 # Creation order: every object's parent (and every ID an entry names) exists before it.
 _ORDER = ["enterprise", "enterprisenetwork", "networkmacrogroup", "domain", "zone", "subnet", "policygroup",

@@ -3,7 +3,7 @@ ONF EXT-230 extensions as OVS and os-ken number them)."""
 
 from __future__ import annotations
 
-from vsplab.openflow.flow import (  # noqa: F401  (re-exported: callers import every number from here)
+from openflow.flow import (  # noqa: F401  (re-exported: callers import every number from here)
     OFPP_ALL,
     OFPP_ANY,
     OFPP_CONTROLLER,

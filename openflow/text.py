@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from vsplab.openflow.flow import (
+from openflow.flow import (
     OFPP_ALL,
     OFPP_CONTROLLER,
     OFPP_FLOOD,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
-from vsplab.openflow.consts import (
+from openflow.consts import (
     NX_CT_RECIRC_NONE,
     NX_VENDOR_ID,
     NXAST_CT,
@@ -52,8 +52,8 @@ from vsplab.openflow.consts import (
     ONF_ET_BUNDLE_CONTROL,
     ONF_EXPERIMENTER_ID,
 )
-from vsplab.openflow.fields import FieldSpec, spec
-from vsplab.openflow.flow import Ct, DecTtl, Flow, Move, Output, SetField
+from openflow.fields import FieldSpec, spec
+from openflow.flow import Ct, DecTtl, Flow, Move, Output, SetField
 
 _HEADER = struct.Struct("!BBHI")
 DEFAULT_BUNDLE_FLAGS = OFPBF_ATOMIC | OFPBF_ORDERED
