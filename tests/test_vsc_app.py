@@ -11,12 +11,11 @@ import time
 
 import pytest
 
+from vrs.sim.host import Container
+from vrs.sim.packet import Packet
+from vrs.sim.runtime import SimRuntime
 from vsc.process import VscProcess
 from vsplab.workload.tree import Placement, Tree, nfd8
-
-sim_runtime = pytest.importorskip("vrs.sim.runtime")
-from vrs.sim.host import Container  # noqa: E402
-from vrs.sim.packet import Packet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +51,7 @@ class Lab:
         of, agent = free_port(), free_port()
         self.vsc = VscProcess(vsd_url=vsd_url, view_file=view_file, of_port=of, agent_port=agent,
                               status_port=free_port(), state_dir=tmp / "state", log_file=tmp / "vsc.log", **vsd_auth)
-        self.rt = sim_runtime.SimRuntime(controller=("127.0.0.1", of), agent=("127.0.0.1", agent))
+        self.rt = SimRuntime(controller=("127.0.0.1", of), agent=("127.0.0.1", agent))
 
     def __enter__(self) -> Lab:
         self.vsc.start()

@@ -8,11 +8,10 @@ import pytest
 import vsc.core as core_mod
 from openflow import consts as C
 from openflow import decode
+from vrs.sim.switch import SimSwitch
 from vsc.core import Vsc
 from vsc.pipeline import flow_key
 from vsplab.workload.tree import nfd8
-
-switch_mod = pytest.importorskip("vrs.sim.switch")
 
 
 class Wire:
@@ -20,7 +19,7 @@ class Wire:
 
     def __init__(self, core: Vsc, dpid: int, vtep: int) -> None:
         self.core, self.dpid = core, dpid
-        self.switch = switch_mod.SimSwitch(f"vl-s{dpid}", dpid, vtep)
+        self.switch = SimSwitch(f"vl-s{dpid}", dpid, vtep)
         self.fail_next_commit = False
         self.messages = 0
 

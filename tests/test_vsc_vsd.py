@@ -10,18 +10,17 @@ import pytest
 
 from tests.test_vsc_app import Lab, assert_nfd8_policy
 from vsc.pipeline import Kind, cookie
+from vsd.client import VsdClient
+from vsd.server import EmbeddedVsd
 from vsplab.workload.tree import Tree, nfd8
 from vsplab.workload.vsd_push import push, relabel
-
-server = pytest.importorskip("vsd.server")
-from vsd.client import VsdClient  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def vsd(tmp_path):
-    v = server.EmbeddedVsd(log_path=str(tmp_path / "vsd.log")).start()
+    v = EmbeddedVsd(log_path=str(tmp_path / "vsd.log")).start()
     try:
         yield v
     finally:
