@@ -11,6 +11,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from vsplab.scenario.check import load_scenario
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 pytestmark = pytest.mark.slow
@@ -40,7 +42,9 @@ def test_shipped_scenario_passes(tmp_path, name):
     assert "reachability" in out.stdout and "all expectations hold" in out.stdout
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["ok"] and all(x["passed"] for x in result["expectations"])
-    assert set(result["flows_per_host"]) == {h for h in result["flows_per_host"]} and result["flows_per_host"]
+    # every host of the scenario reports its flow count, and each got flows from the VSC
+    assert set(result["flows_per_host"]) == {h.name for h in load_scenario(SCENARIOS / f"{name}.yaml").hosts}
+    assert all(n > 0 for n in result["flows_per_host"].values()), result["flows_per_host"]
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert int(suite.get("tests")) == len(result["expectations"]) and suite.get("failures") == "0"
 
