@@ -1,135 +1,76 @@
-"""A tiny OpenFlow evaluator for the VSC's own flows (match, set-field, reg-move, ct, goto, output,
-VXLAN between hosts) and the pipeline semantics checked with it: tagged ACLs in both directions,
-stateful replies, default drop between domains, ARP answered locally.
+"""The VSC compiler's flows loaded into simulated VRSs (the one packet evaluator, whose fidelity
+against real OVS test_simvrs_trace_vs_ovs.py measures) and traced packet by packet: tagged ACLs in
+both directions, stateful replies, default drop between domains, ARP and ping answered locally.
 
-It is deliberately small and independent of the simulated VRS, so the compiler can be tested alone;
-the integration tests (test_vsc_app.py) check the same things against the real simulated VRS.
+No VSC process and no OpenFlow connection: the compiler is tested alone, the switches get its flows
+through `SimSwitch.load_flows` (the same flow-mod decoding a controller's messages go through).
+test_vsc_app.py checks the same policy with the VSC programming the switches over TCP.
 """
 
 from __future__ import annotations
 
-from openflow.fields import FIELDS
-from openflow.flow import CT_EST, CT_NEW, CT_RPL, CT_TRK, OFPP_IN_PORT, Ct, Move, Output, SetField
+from vrs.sim.fabric import BROADCAST, SimFabric, TraceResult
+from vrs.sim.host import Container, SimVrs
+from vrs.sim.packet import Packet
+from vrs.sim.switch import Port, SimSwitch
 from vsc.compiler import compile_host, endpoints_by_domain
 from vsc.locations import Locations
 from vsc.pipeline import ROUTER_MAC, Table
 from vsc.view import View, ip_int, mac_int
 from vsplab.workload.tree import Placement, Tree, vtep_of
 
-
-class Host:
-    def __init__(self, dpid: int, flows: dict, vtep: int, tunnel_ofport: int) -> None:
-        self.dpid, self.vtep, self.tunnel_ofport = dpid, vtep, tunnel_ofport
-        self.tables: dict[int, list] = {}
-        for f in flows.values():
-            self.tables.setdefault(f.table, []).append(f)
-        for t in self.tables.values():
-            t.sort(key=lambda f: -f.priority)
-        self.conns: set[tuple] = set()
-
-    def lookup(self, table: int, pkt: dict):
-        for f in self.tables.get(table, ()):
-            if all((pkt.get(m.name, 0) & (m.mask if m.mask is not None else -1)) ==
-                   (m.value & (m.mask if m.mask is not None else -1)) for m in f.match):
-                return f
-        return None
-
-    def _tuple(self, pkt: dict) -> tuple:
-        p = pkt.get("ip_proto", 0)
-        sp = pkt.get("tcp_src", pkt.get("udp_src", 0))
-        dp = pkt.get("tcp_dst", pkt.get("udp_dst", 0))
-        return (pkt["ipv4_src"], pkt["ipv4_dst"], p, sp, dp)
-
-    def run(self, pkt: dict, table: int = 0, depth: int = 0) -> list[tuple[int, dict]]:
-        """Outputs (port, packet) of one packet entering at `table`."""
-        out: list[tuple[int, dict]] = []
-        assert depth < 64
-        while True:
-            f = self.lookup(table, pkt)
-            if f is None:
-                return out
-            if f.write_metadata:
-                v, m = f.write_metadata
-                pkt["metadata"] = (pkt.get("metadata", 0) & ~m) | (v & m)
-            for a in f.actions:
-                if isinstance(a, SetField):
-                    pkt[a.name] = a.value
-                elif isinstance(a, Move):
-                    v = (pkt.get(a.src, 0) >> a.src_ofs) & ((1 << a.n_bits) - 1)
-                    keep = pkt.get(a.dst, 0) & ~(((1 << a.n_bits) - 1) << a.dst_ofs)
-                    pkt[a.dst] = keep | (v << a.dst_ofs)
-                elif isinstance(a, Output):
-                    out.append((pkt["in_port"] if a.port == OFPP_IN_PORT else a.port, dict(pkt)))
-                elif isinstance(a, Ct):
-                    t = self._tuple(pkt)
-                    rev = (t[1], t[0], t[2], t[4], t[3])
-                    key, rkey = (a.zone, *t), (a.zone, *rev)
-                    state = CT_TRK | (CT_EST if key in self.conns else CT_EST | CT_RPL if rkey in self.conns
-                                      else CT_NEW)
-                    if a.commit and not state & CT_EST:
-                        self.conns.add(key)
-                    if a.table is not None:
-                        out += self.run({**pkt, "ct_state": state}, a.table, depth + 1)
-                    return out
-            if f.goto is None:
-                return out
-            table = f.goto
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
 
 class Lab:
-    """Hosts joined by VXLAN: output to a tunnel port delivers to the host owning tun_ipv4_dst."""
+    """One simulated VRS per placed host, holding the compiler's flows for it, joined by VXLAN."""
 
     def __init__(self, tree: Tree, placement: Placement) -> None:
-        self.view = View()
-        self.view.load_snapshot(1, tree.objects)
-        self.locs = Locations()
+        view = View()
+        view.load_snapshot(1, tree.objects)
+        locs = Locations()
         for m in placement.messages():
-            self.locs.apply(m)
-        self.rebuild()
-
-    def rebuild(self) -> None:
-        bd = endpoints_by_domain(self.view, self.locs)
-        self.hosts = {}
-        for dpid, h in self.locs.hosts.items():
-            flows, problems = compile_host(self.view, self.locs, dpid, bd)
+            locs.apply(m)
+        by_domain = endpoints_by_domain(view, locs)
+        self.fabric = SimFabric()
+        for dpid, h in locs.hosts.items():
+            containers = [Container(p.name, p.mac, p.ip, p.vport_id, p.ofport) for p in h.ports.values()]
+            vrs = SimVrs(h.name, dpid, h.vtep_ip, containers, controller=None, agent=None,
+                         tunnel_ofport=h.tunnel_ofport)
+            self.fabric.add(vrs.switch)
+            flows, problems = compile_host(view, locs, dpid, by_domain)
             assert not problems, problems
-            self.hosts[dpid] = Host(dpid, flows, h.vtep_ip, h.tunnel_ofport)
+            assert vrs.switch.load_flows(flows.values()) == len(flows)
 
-    def where(self, ip: str) -> tuple[int, int, int]:
-        for dpid, h in self.locs.hosts.items():
-            for p in h.ports.values():
-                if p.ip == ip_int(ip):
-                    return dpid, p.ofport, p.mac
-        raise KeyError(ip)
+    def where(self, ip: str) -> tuple[SimSwitch, Port]:
+        found = self.fabric.container_by_ip(ip_int(ip))
+        if found is None:
+            raise KeyError(ip)
+        return found
 
-    def send(self, src: str, dst: str, proto: int = 6, sport: int = 40000, dport: int = 80) -> bool:
-        """Does an IPv4 packet from endpoint `src` reach endpoint `dst` (at its port, right MACs)?"""
-        dpid, port, mac = self.where(src)
-        ddpid, dport_of, dmac = self.where(dst)
-        pkt = {"in_port": port, "eth_src": mac, "eth_dst": ROUTER_MAC, "eth_type": 0x0800,
-               "ipv4_src": ip_int(src), "ipv4_dst": ip_int(dst), "ip_proto": proto}
-        if proto in (6, 17):
-            pre = "tcp" if proto == 6 else "udp"
-            pkt[f"{pre}_src"], pkt[f"{pre}_dst"] = sport, dport
-        for _hop in range(3):
-            host = self.hosts[dpid]
-            outs = host.run(dict(pkt))
-            if not outs:
-                return False
-            (oport, opkt), = outs
-            if oport == host.tunnel_ofport:
-                nxt = next(h for h in self.hosts.values() if h.vtep == opkt["tun_ipv4_dst"])
-                pkt = {k: v for k, v in opkt.items() if k in FIELDS and not k.startswith(("reg", "ct_", "metadata"))}
-                pkt["in_port"] = nxt.tunnel_ofport
-                dpid = nxt.dpid
-                continue
-            return (dpid, oport) == (ddpid, dport_of) and opkt["eth_dst"] == dmac and opkt["eth_src"] == ROUTER_MAC
-        return False
+    def send(self, src: str, dst: str, proto: int = 6, sport: int = 40000, dport: int = 80,
+             flags: str | None = None) -> bool:
+        """Does an IPv4 packet from endpoint `src` (to the router MAC, as after proxy-ARP) reach
+        endpoint `dst`, and only it, routed (source MAC the router's, destination MAC dst's)?"""
+        _, sp = self.where(src)
+        _, dp = self.where(dst)
+        r = self.fabric.trace(Packet(source=sp.name, proto=PROTO_NAMES[proto], dst_ip=dst, dst_port=dport,
+                                     src_port=sport, eth_dst=ROUTER_MAC, tcp_flags=flags))
+        return [(d.container, d.packet["eth_src"], d.packet["eth_dst"]) for d in r.delivered] == [
+            (dp.name, ROUTER_MAC, dp.mac)]
 
     def connect(self, a: str, b: str, proto: int = 6, port: int = 80) -> tuple[bool, bool]:
         """(request a->b passes, its reply b->a passes)."""
         fwd = self.send(a, b, proto, 40000, port)
-        return fwd, self.send(b, a, proto, port, 40000)
+        return fwd, self.send(b, a, proto, port, 40000, flags="SA" if proto == 6 else None)
+
+    def tables(self) -> set[int]:
+        return {tid for sw in self.fabric.switches.values() for tid, _ in sw.flows()}
+
+
+def nothing_out(r: TraceResult) -> bool:
+    """Dropped in the pipeline: delivered nowhere, not even to the controller."""
+    return not r.delivered and not r.to_controller
 
 
 def two_tier(stateful: bool = True, allow_ip: bool = False, hosts: int = 2) -> tuple[Tree, Placement, dict]:
@@ -169,17 +110,20 @@ def two_tier(stateful: bool = True, allow_ip: bool = False, hosts: int = 2) -> t
 def test_stateful_allow_passes_replies_but_not_new_flows_back():
     t, p, _ = two_tier(stateful=True)
     lab = Lab(t, p)
-    assert lab.connect("10.1.0.10", "10.2.0.10", port=5432) == (True, True)
-    # The reverse direction as a new connection is not allowed by any rule.
-    assert lab.send("10.2.0.10", "10.1.0.10", 6, 40001, 5432) is False
-    # Other ports are dropped (no default allow).
-    assert lab.send("10.1.0.10", "10.2.0.10", 6, 40000, 5433) is False
+    # web1 and db1 share host 1; web2 is on host 2, so its packets cross VXLAN.
+    for web in ("10.1.0.10", "10.1.0.11"):
+        assert lab.connect(web, "10.2.0.10", port=5432) == (True, True)
+        # The reverse direction as a new connection is not allowed by any rule.
+        assert lab.send("10.2.0.10", web, 6, 40001, 5432) is False
+        # Other ports are dropped (no default allow).
+        assert lab.send(web, "10.2.0.10", 6, 40000, 5433) is False
 
 
 def test_stateless_allow_does_not_pass_replies():
     t, p, _ = two_tier(stateful=False)
     lab = Lab(t, p)
     assert lab.connect("10.1.0.10", "10.2.0.10", port=5432) == (True, False)
+    assert lab.connect("10.1.0.11", "10.2.0.10", port=5432) == (True, False)  # across hosts
 
 
 def test_same_host_traffic_follows_the_same_policy():
@@ -232,32 +176,34 @@ def test_drop_entry_beats_lower_priority_allow():
 def test_arp_is_answered_locally_with_the_router_mac():
     t, p, _ = two_tier()
     lab = Lab(t, p)
-    dpid, port, mac = lab.where("10.1.0.10")
-    req = {"in_port": port, "eth_src": mac, "eth_dst": 0xFFFFFFFFFFFF, "eth_type": 0x0806, "arp_op": 1,
-           "arp_sha": mac, "arp_spa": ip_int("10.1.0.10"), "arp_tha": 0, "arp_tpa": ip_int("10.2.0.10")}
-    (oport, rep), = lab.hosts[dpid].run(dict(req))
-    assert oport == port
+    sw, port = lab.where("10.1.0.10")
+    req = Packet(source=port.name, proto="arp", arp_op=1, dst_ip="10.2.0.10", eth_dst=BROADCAST)
+    r = lab.fabric.trace(req)
+    (d,) = r.delivered
+    rep = d.packet
+    assert (d.switch, d.port) == (sw.name, port.ofport)
     assert (rep["arp_op"], rep["arp_sha"], rep["arp_spa"]) == (2, ROUTER_MAC, ip_int("10.2.0.10"))
-    assert (rep["arp_tha"], rep["arp_tpa"], rep["eth_dst"]) == (mac, ip_int("10.1.0.10"), mac)
+    assert (rep["arp_tha"], rep["arp_tpa"], rep["eth_dst"]) == (port.mac, ip_int("10.1.0.10"), port.mac)
     # A gratuitous ARP for its own address gets no answer; a spoofed sender address is dropped.
-    assert lab.hosts[dpid].run({**req, "arp_tpa": ip_int("10.1.0.10")}) == []
-    assert lab.hosts[dpid].run({**req, "arp_spa": ip_int("10.1.0.77")}) == []
+    assert nothing_out(lab.fabric.trace(req.with_(dst_ip="10.1.0.10")))
+    assert nothing_out(lab.fabric.trace(req.with_(src_ip="10.1.0.77")))
 
 
 def test_spoofed_source_is_dropped():
     t, p, _ = two_tier(allow_ip=True)
     lab = Lab(t, p)
-    dpid, port, mac = lab.where("10.1.0.10")
-    pkt = {"in_port": port, "eth_src": mac, "eth_type": 0x0800, "ipv4_src": ip_int("10.1.0.11"),
-           "ipv4_dst": ip_int("10.2.0.10"), "ip_proto": 17, "udp_src": 1, "udp_dst": 2}
-    assert lab.hosts[dpid].run(pkt) == []
-    assert lab.hosts[dpid].run({**pkt, "ipv4_src": ip_int("10.1.0.10"), "eth_src": mac_int("02:00:00:00:00:09")}) == []
+    _, port = lab.where("10.1.0.10")
+    pkt = Packet(source=port.name, proto="udp", src_ip="10.1.0.11", dst_ip="10.2.0.10", src_port=1, dst_port=2,
+                 eth_dst=ROUTER_MAC)
+    assert nothing_out(lab.fabric.trace(pkt))
+    assert nothing_out(lab.fabric.trace(pkt.with_(src_ip="10.1.0.10", eth_src="02:00:00:00:00:09")))
+    assert lab.fabric.trace(pkt.with_(src_ip="10.1.0.10")).delivered  # the same packet, not spoofed
 
 
 def test_tables_are_the_documented_ones():
     t, p, _ = two_tier()
     lab = Lab(t, p)
-    assert {tb for h in lab.hosts.values() for tb in h.tables} <= {int(x) for x in Table}
+    assert lab.tables() and lab.tables() <= {int(x) for x in Table}
 
 
 def test_endpoint_subnet_and_zone_entries():
@@ -290,27 +236,27 @@ def test_network_macro_as_the_source_of_traffic_from_the_overlay():
     t.entry(ids["teg"], "egress", 5, location=("POLICYGROUP", ids["db"]), network=("ENTERPRISE_NETWORK", mgmt),
             protocol="6", dport="22", stateful=True)
     lab = Lab(t, p)
-    dpid, port, mac = lab.where("10.2.0.10")
-    host = lab.hosts[dpid]
+    sw, port = lab.where("10.2.0.10")
 
-    def from_tunnel(src: str) -> list:
-        pkt = {"in_port": host.tunnel_ofport, "tun_id": 5001, "eth_type": 0x0800, "eth_src": 0x02AA00000001,
-               "eth_dst": ROUTER_MAC, "ipv4_src": ip_int(src), "ipv4_dst": ip_int("10.2.0.10"), "ip_proto": 6,
-               "tcp_src": 40000, "tcp_dst": 22}
-        return host.run(pkt)
+    def from_tunnel(src: str) -> TraceResult:
+        """A packet a gateway VTEP sends into the domain's VNI (5001) for db1 over VXLAN."""
+        pkt = Packet(proto="tcp", src_ip=src, dst_ip="10.2.0.10", src_port=40000, dst_port=22)
+        f = pkt.fields(sw.tunnel_ofport, mac_int("02:aa:00:00:00:01"), ROUTER_MAC, ip_int(src))
+        f.update(tun_id=5001, tun_ipv4_src=ip_int("192.168.100.1"), tun_ipv4_dst=sw.vtep_ip)
+        return lab.fabric.trace_fields(sw, f)
 
-    assert [o for o, _ in from_tunnel("192.168.100.7")] == [port]
-    assert from_tunnel("192.168.101.7") == []
+    assert [(d.switch, d.port) for d in from_tunnel("192.168.100.7").delivered] == [(sw.name, port.ofport)]
+    assert nothing_out(from_tunnel("192.168.101.7"))
 
 
 def test_the_gateway_answers_ping():
     t, p, _ = two_tier()
     lab = Lab(t, p)
-    dpid, port, mac = lab.where("10.1.0.10")
-    req = {"in_port": port, "eth_src": mac, "eth_dst": ROUTER_MAC, "eth_type": 0x0800, "ip_proto": 1,
-           "ipv4_src": ip_int("10.1.0.10"), "ipv4_dst": ip_int("10.1.0.1"), "icmpv4_type": 8, "icmpv4_code": 0}
-    (oport, rep), = lab.hosts[dpid].run(dict(req))
-    assert oport == port and rep["icmpv4_type"] == 0
-    assert (rep["ipv4_src"], rep["ipv4_dst"], rep["eth_dst"]) == (ip_int("10.1.0.1"), ip_int("10.1.0.10"), mac)
+    sw, port = lab.where("10.1.0.10")
+    req = Packet(source=port.name, proto="icmp", icmp_type=8, dst_ip="10.1.0.1", eth_dst=ROUTER_MAC)
+    (d,) = lab.fabric.trace(req).delivered
+    rep = d.packet
+    assert (d.switch, d.port) == (sw.name, port.ofport) and rep["icmpv4_type"] == 0
+    assert (rep["ipv4_src"], rep["ipv4_dst"], rep["eth_dst"]) == (ip_int("10.1.0.1"), ip_int("10.1.0.10"), port.mac)
     # Only the gateway of a subnet answers; another address in it is simply unknown.
-    assert lab.hosts[dpid].run({**req, "ipv4_dst": ip_int("10.1.0.2")}) == []
+    assert nothing_out(lab.fabric.trace(req.with_(dst_ip="10.1.0.2")))
