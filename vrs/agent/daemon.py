@@ -28,6 +28,11 @@ class AgentConfig:
     datapath_id: int = 1
     name: str = ""
     extra_controllers: list[str] = field(default_factory=list)  # more VSCs: "tcp:IP:PORT"
+    # Where another tool owns the bridge (Mininet: one ovs-vswitchd for every switch, bridges made with
+    # the VSC as controller), the agent must not create or correct it, and the VXLAN port needs a name
+    # of its own per bridge because interface names are unique per vswitchd.
+    own_bridge: bool = True
+    tunnel_port: str = TUNNEL_PORT
 
     @property
     def spec(self) -> BridgeSpec:
@@ -77,27 +82,29 @@ class VrsAgent:
 
     def start(self) -> None:
         self.db = Ovsdb(self.config.db)
-        self.db.ensure_bridge(self.config.spec)
+        if self.config.own_bridge:
+            self.db.ensure_bridge(self.config.spec)
         self.channel = AgentChannel(self.config.vsc_host, self.config.agent_port, self._snapshot).start()
 
     def step(self) -> None:
         """Bring OVS and the VSC's picture up to date with the replica; cheap when nothing changed."""
         c, db = self.config, self.db
-        db.ensure_bridge(c.spec)
-        tunnel = db.ofport(c.bridge, TUNNEL_PORT)
+        if c.own_bridge:
+            db.ensure_bridge(c.spec)
+        tunnel = db.ofport(c.bridge, c.tunnel_port)
         ports = {p.name: p for p in db.container_ports(c.bridge)}
         with self._state_lock:
             first = self.tunnel_ofport is None and tunnel is not None
             tunnel_moved = tunnel is not None and self.tunnel_ofport not in (None, tunnel)
             msgs = port_changes(self.reported, ports, c.datapath_id)
             self.tunnel_ofport, self.reported = tunnel, ports
-        if first:
+        if first:  # hello + tunnel + every port, as after a reconnect
             self.channel.send(self._snapshot())
             return
         if tunnel_moved:
             msgs.insert(0, {"op": "tunnel", "datapath_id": c.datapath_id, "ofport": tunnel})
         for m in msgs:
-            log.info("%s %s ofport %s", m["op"], m.get("name", TUNNEL_PORT), m["ofport"])
+            log.info("%s %s ofport %s", m["op"], m.get("name", c.tunnel_port), m["ofport"])
         self.channel.send(msgs)
 
     def run(self) -> None:
