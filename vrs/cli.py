@@ -44,7 +44,8 @@ def generated_hosts(count: int, containers: int, vtep_base: str, prefix: str) ->
 
 
 async def _sim(args) -> int:
-    from vrs.sim.runtime import SimRuntime, _host_args
+    from vrs.sim.host import host_args
+    from vrs.sim.runtime import SimRuntime
 
     rt = SimRuntime(args.controller, None if args.no_agent else args.agent, gc_freeze=True)
     rt.attach(asyncio.get_running_loop())
@@ -52,7 +53,7 @@ async def _sim(args) -> int:
     specs += generated_hosts(args.count, args.containers, args.vtep_base, args.prefix)
     for n, spec in enumerate(specs, 1):
         try:
-            rt.add_host_now(**_host_args(spec))
+            rt.add_host_now(**host_args(spec))
         except (ValueError, KeyError, TypeError) as e:
             print(f"vrs sim: host #{n} ({spec.get('name', '?')}): {e}", file=sys.stderr)
             return 2

@@ -10,29 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
-import os
-import secrets
 
 from vsd.directory import Directory, Principal
 from vsd.errors import VsdError
+from vsd.passwords import password_ok
 
 ROOT_ORG = "csp"
-_ITERATIONS = 20_000
-
-
-def _hash(password: str, salt: bytes) -> str:
-    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _ITERATIONS).hex()
-
-
-def new_secret(password: str) -> dict:
-    salt = os.urandom(16)
-    return {"salt": salt.hex(), "hash": _hash(password, salt), "apikey": str(secrets.token_hex(16))}
-
-
-def password_ok(secret: dict, password: str) -> bool:
-    return hmac.compare_digest(secret["hash"], _hash(password, bytes.fromhex(secret["salt"])))
 
 
 def unauthorized(description: str) -> VsdError:

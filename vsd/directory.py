@@ -15,6 +15,7 @@ import orjson
 
 from vsd.errors import VsdError, bad, conflict, forbidden, not_found
 from vsd.indexes import Indexes
+from vsd.passwords import new_secret
 from vsd.rules import PREPARE, check_members, place, place_interface, place_vm
 from vsd.schema import ALLOCATED, MEMBERS, PARENTS, clean_input
 from vsd.tree import Obj, Tree, Txn, successor
@@ -133,8 +134,6 @@ class Directory:
         elif not who.root:
             self._writable(who, obj.enterprise)
         if kind == "user":
-            from vsd.auth import new_secret
-
             obj.secret = new_secret(data.get("password") or "")
             data["password"] = None
         if kind in MEMBERS:
@@ -220,8 +219,6 @@ class Directory:
         self._stamp(who, data, str(int(time.time() * 1000)), False)
         new = successor(obj, data)
         if obj.kind == "user" and attrs.get("password"):
-            from vsd.auth import new_secret
-
             new.secret = new_secret(attrs["password"])
             data["password"] = None
         txn = Txn()

@@ -19,8 +19,9 @@ import httpx
 import orjson
 
 from vsd.api import PREFIX, VsdApp
-from vsd.auth import ROOT_ORG, Auth, new_secret
+from vsd.auth import ROOT_ORG, Auth
 from vsd.directory import Directory
+from vsd.passwords import new_secret
 from vsd.store import Store
 
 DEFAULT_ROOT = "csproot"

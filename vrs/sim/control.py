@@ -23,7 +23,7 @@ import ipaddress
 import json
 import os
 
-from vrs.sim.host import Container
+from vrs.sim.host import Container, host_args
 from vrs.sim.packet import Packet
 
 
@@ -49,7 +49,7 @@ def handle(rt, req: dict) -> dict:
     if op == "hosts":
         return {"hosts": list(rt.hosts)}
     if op == "create":
-        return {"created": [h.name for h in (rt.add_host_now(**_args(s)) for s in req.get("hosts", []))]}
+        return {"created": [h.name for h in (rt.add_host_now(**host_args(s)) for s in req.get("hosts", []))]}
     if op == "add_port":
         return {"ofport": rt.hosts[req["host"]].add_port(Container.from_dict(req["container"])).ofport}
     if op == "remove_port":
@@ -76,12 +76,6 @@ def _host(rt, req: dict):
     if name not in rt.hosts:
         raise KeyError(f"no simulated host {name!r} (have: {', '.join(rt.hosts) or 'none'})")
     return rt.hosts[name]
-
-
-def _args(spec: dict) -> dict:
-    from vrs.sim.runtime import _host_args
-
-    return _host_args(spec)
 
 
 def parse_line(line: str) -> dict:

@@ -130,3 +130,15 @@ class SimVrs:
             "agent_connected": bool(self.agent and self.agent.connected.is_set()),
             "connects": self.of.connects if self.of else 0, "conntrack": len(sw.conntrack), **sw.stats,
         }
+
+
+def host_args(spec: dict) -> dict:
+    """A host spec (control protocol or lab) checked and turned into SimVrs keyword arguments."""
+    bad = set(spec) - {"name", "datapath_id", "vtep_ip", "containers"}
+    if bad:
+        raise ValueError(f"unknown host field(s): {', '.join(sorted(bad))}")
+    missing = {"name", "datapath_id", "vtep_ip"} - set(spec)
+    if missing:
+        raise ValueError(f"host needs {', '.join(sorted(missing))}")
+    return {**spec, "containers": [c if isinstance(c, Container) else Container.from_dict(c)
+                                   for c in spec.get("containers", ())]}

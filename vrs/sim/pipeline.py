@@ -6,6 +6,7 @@ filled in once the current pass is done ("recirc")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from openflow import text
 from openflow.flow import (
@@ -21,7 +22,9 @@ from openflow.flow import (
     Output,
     SetField,
 )
-from vrs.sim.switch import SimSwitch
+
+if TYPE_CHECKING:  # only annotations: the switch itself runs this walker for its packet-outs
+    from vrs.sim.switch import SimSwitch
 
 MAX_STEPS = 1024  # OVS gives up on a translation after a few thousand resubmits; so do we, sooner
 MAX_RECIRC = 8

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from vrs.sim.fabric import SimFabric, TraceResult
-from vrs.sim.host import Container, SimVrs
+from vrs.sim.host import Container, SimVrs, host_args
 from vrs.sim.packet import Packet
 
 
@@ -122,7 +122,7 @@ class SimRuntime:
 
     def add_hosts(self, specs: Iterable[dict]) -> list[SimVrs]:
         """Many hosts at once: dicts with name, datapath_id, vtep_ip and containers (list of dicts)."""
-        return self.call(lambda: [self.add_host_now(**_host_args(s)) for s in specs])
+        return self.call(lambda: [self.add_host_now(**host_args(s)) for s in specs])
 
     async def remove_host_now(self, name: str) -> None:
         h = self.hosts.pop(name)
@@ -176,17 +176,6 @@ class SimRuntime:
 
     def start_control(self, address: str) -> str:
         return self.call(self.serve_control, address)
-
-
-def _host_args(spec: dict) -> dict:
-    bad = set(spec) - {"name", "datapath_id", "vtep_ip", "containers"}
-    if bad:
-        raise ValueError(f"unknown host field(s): {', '.join(sorted(bad))}")
-    missing = {"name", "datapath_id", "vtep_ip"} - set(spec)
-    if missing:
-        raise ValueError(f"host needs {', '.join(sorted(missing))}")
-    return {**spec, "containers": [c if isinstance(c, Container) else Container.from_dict(c)
-                                   for c in spec.get("containers", ())]}
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
