@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 THREE_TIER = ROOT / "scenarios" / "three-tier.yaml"
-pytestmark = [pytest.mark.slow, pytest.mark.root]
+pytestmark = pytest.mark.slow
 
 
 def vsplab(*args):
@@ -24,6 +24,7 @@ def nothing_left() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.startswith("vl-")]
 
 
+@pytest.mark.root
 def test_emu_mode_from_the_command_line_with_revocation(tmp_path):
     out = vsplab("run", str(THREE_TIER), "--mode", "emu", "--revoke", "--json", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stdout + out.stderr
@@ -35,6 +36,7 @@ def test_emu_mode_from_the_command_line_with_revocation(tmp_path):
     assert nothing_left() == []
 
 
+@pytest.mark.root
 def test_mininet_mode_from_the_command_line():
     out = vsplab("run", str(THREE_TIER), "--mode", "mininet")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -42,6 +44,6 @@ def test_mininet_mode_from_the_command_line():
     assert nothing_left() == []
 
 
-def test_revoke_is_refused_outside_emu():
+def test_revoke_is_refused_outside_emu():  # refused before anything starts: no root needed
     out = vsplab("run", str(THREE_TIER), "--revoke")
     assert out.returncode == 2 and "emu mode only" in out.stdout
