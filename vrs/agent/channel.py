@@ -12,8 +12,9 @@ import socket
 import threading
 from collections.abc import Callable
 
+from vrs.reconnect import Backoff
+
 log = logging.getLogger("vrs.agent.channel")
-MAX_BACKOFF = 8.0
 
 
 class AgentChannel:
@@ -57,18 +58,17 @@ class AgentChannel:
             return False
 
     def _run(self) -> None:
-        backoff = 0.5
+        delays = Backoff(first=0.5)
         while not self._stop.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=5)
             except OSError as e:
                 log.debug("VSC agent port %s:%d unreachable: %s", self.host, self.port, e)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                self._stop.wait(delays.next())
                 continue
             sock.settimeout(None)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            backoff = 0.5
+            delays.reset()
             with self._lock:
                 self._sock = sock
                 # replay under the lock so no incremental message overtakes the snapshot
@@ -86,4 +86,4 @@ class AgentChannel:
             sock.close()
             if not self._stop.is_set():
                 log.info("agent channel to %s:%d lost; reconnecting", self.host, self.port)
-                self._stop.wait(backoff)
+                self._stop.wait(delays.next())

@@ -9,10 +9,10 @@ import json
 import logging
 
 from openflow import text
+from vrs.reconnect import Backoff
 from vrs.sim.switch import Port, SimSwitch
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = 8.0
 
 
 def port_up(sw: SimSwitch, p: Port) -> dict:
@@ -62,16 +62,15 @@ class AgentClient:
         return msgs + [port_up(sw, p) for p in sorted(sw.container_ports(), key=lambda p: p.ofport)]
 
     async def _run(self) -> None:
-        backoff = 1.0
+        delays = Backoff()
         while not self._stopping:
             try:
                 reader, writer = await asyncio.open_connection(self.host, self.port)
             except OSError as e:
                 log.debug("%s: agent port %s:%d unreachable (%s)", self.switch.name, self.host, self.port, e)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                await asyncio.sleep(delays.next())
                 continue
-            backoff = 1.0
+            delays.reset()
             self.writer = writer
             for m in self._hello():
                 self.send(m)
@@ -85,4 +84,4 @@ class AgentClient:
             self.writer = None
             writer.close()
             if not self._stopping:
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(delays.next())

@@ -10,12 +10,12 @@ import gc
 import logging
 
 from openflow import encode
+from vrs.reconnect import MAX_WAIT, Backoff
 from vrs.sim import bundles
 from vrs.sim.switch import SimSwitch
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 8.0
 INACTIVITY_PROBE = 5.0  # OVS's default controller inactivity probe, seconds
 # With N > 0, freeze the garbage collector's view of every object alive after each N flow-mods
 # received in this process: installed flows live until deleted (freed by refcount, not by the cycle
@@ -124,16 +124,16 @@ class OpenFlowClient:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        backoff = 1.0
+        delays = Backoff()
         while not self._stopping:
             closed = loop.create_future()
             try:
                 _, proto = await loop.create_connection(lambda c=closed: _Protocol(self.switch, c), self.host, self.port)
             except OSError as e:
+                wait = delays.next()
                 log.debug("%s: controller %s:%d unreachable (%s), retry in %.0fs", self.switch.name, self.host,
-                          self.port, e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                          self.port, e, wait)
+                await asyncio.sleep(wait)
                 continue
             self.proto = proto
             self.connects += 1
@@ -144,11 +144,11 @@ class OpenFlowClient:
             self.proto = None
             if self._stopping:
                 return
-            if loop.time() - started > MAX_BACKOFF:
-                backoff = 1.0  # it had been up a while: start the backoff over
-            log.info("%s: controller connection lost, reconnecting in %.0fs", self.switch.name, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            if loop.time() - started > MAX_WAIT:
+                delays.reset()  # it had been up a while: start the backoff over
+            wait = delays.next()
+            log.info("%s: controller connection lost, reconnecting in %.0fs", self.switch.name, wait)
+            await asyncio.sleep(wait)
 
     async def _watch(self, proto: _Protocol, closed: asyncio.Future) -> None:
         """Wait for the connection to end; probe it when idle and give up on a silent controller."""
