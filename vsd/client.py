@@ -1,16 +1,27 @@
-"""A small VSD API client for vsplab's own tooling (vspk remains the reference SDK; this one adds the
-bulk form and the change stream). Paths are relative to the API root: `enterprises`,
-`enterprises/{id}/domains`, `policygroups/{id}/vports`..."""
+"""A small VSD API client for vsplab's own tooling and the VSC's stream follower (vspk remains the
+reference SDK; this one adds the bulk form and the change stream). Paths are relative to the API root:
+`enterprises`, `enterprises/{id}/domains`, `policygroups/{id}/vports`...
+
+Authentication is Nuage's: `GET /me` with the password (basic-style `XREST` token, the organization in
+`X-Nuage-Organization`) returns an API key that every later request carries in place of the password."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import orjson
 
 BULK_CHUNK = 5000  # objects per bulk POST: big enough to amortise a request, small enough to stream
+API_PATH = "/nuage/api/v6"
+
+
+def api_root(url: str) -> str:
+    """The API root for a VSD given either as its base URL (`http://host:8443`) or as the root itself."""
+    url = url.rstrip("/")
+    return url if url.endswith(API_PATH) else url + API_PATH
 
 
 class VsdApiError(Exception):
@@ -35,7 +46,11 @@ class VsdClient:
         self.api = api_url.rstrip("/")
         self.user, self.organization = user, organization
         self.http = httpx.Client(timeout=timeout, verify=verify)
-        self.api_key = self._login(password)
+        try:
+            self.api_key = self._login(password)
+        except BaseException:
+            self.http.close()
+            raise
 
     def _headers(self, secret: str) -> dict:
         token = base64.b64encode(f"{self.user}:{secret}".encode()).decode()
@@ -104,17 +119,23 @@ class VsdClient:
     def audit(self, limit: int = 100) -> list[dict]:
         return self._check("GET", "vsplab/audit", self.request("GET", f"vsplab/audit?limit={limit}"))
 
-    def changes(self, since: int = 0, read_timeout: float = 15.0) -> Iterator[dict]:
-        """The change stream from `since` (snapshot, event and heartbeat lines), until the caller stops."""
+    @contextmanager
+    def change_stream(self, since: int = 0, read_timeout: float = 15.0) -> Iterator[Iterator[dict]]:
+        """Opens the change stream from `since` (a VsdApiError if the VSD refuses it) and gives its
+        snapshot, event and heartbeat lines; the VSD sends a heartbeat every 5 s of silence, so a read
+        that waits `read_timeout` for one means the connection is dead (httpx.ReadTimeout)."""
         timeout = httpx.Timeout(10.0, read=read_timeout)
         with self.http.stream("GET", f"{self.api}/vsplab/changes", params={"since": since},
                               headers=self._headers(self.api_key), timeout=timeout) as r:
             if r.status_code != 200:
                 r.read()
                 self._check("GET", "vsplab/changes", r)
-            for line in r.iter_lines():
-                if line:
-                    yield orjson.loads(line)
+            yield ndjson(r.iter_bytes())
+
+    def changes(self, since: int = 0, read_timeout: float = 15.0) -> Iterator[dict]:
+        """The change stream's lines from `since`, until the caller stops or the VSD closes it."""
+        with self.change_stream(since, read_timeout) as lines:
+            yield from lines
 
     def close(self) -> None:
         self.http.close()
@@ -124,3 +145,22 @@ class VsdClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def ndjson(chunks: Iterable[bytes]) -> Iterator[dict]:
+    """JSON documents, one per `\\n`-terminated line. Split as bytes, not with httpx's `iter_lines`: that
+    decodes to text and splits on every Unicode line break too, and orjson leaves U+2028 or U+0085 inside a
+    string unescaped. A snapshot is one line of megabytes, so its pieces are joined once, not re-copied
+    per chunk. A last line without its newline was cut off with the connection and is dropped."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        *complete, rest = chunk.split(b"\n")
+        if complete:
+            pending.append(complete[0])
+            complete[0] = b"".join(pending)
+            pending = []
+            for line in complete:
+                if line.strip():
+                    yield orjson.loads(line)
+        if rest:
+            pending.append(rest)
