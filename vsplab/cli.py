@@ -28,13 +28,23 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from vsplab.lab.run import run_scenario
-
     if args.revoke and args.mode != "emu":
         console.print("[red]error[/] --revoke is measured in emu mode only (add --mode emu)")
         return 2
-    report = run_scenario(args.scenario, mode=args.mode, vsd_url=args.vsd, keep=args.keep, revoke=args.revoke,
-                          console=console)
+    # the command line picks the mode's lab: vsplab.lab (the shared steps) knows none of them
+    options = dict(vsd_url=args.vsd, keep=args.keep, console=console)
+    if args.mode == "emu":
+        from vsplab.emu.lab import run_emu_scenario
+
+        report = run_emu_scenario(args.scenario, revoke=args.revoke, **options)
+    elif args.mode == "mininet":
+        from vsplab.mininet.lab import run_mininet_scenario
+
+        report = run_mininet_scenario(args.scenario, **options)
+    else:
+        from vsplab.lab.run import run_sim_scenario
+
+        report = run_sim_scenario(args.scenario, **options)
     if args.json:
         report.write_json(args.json)
     if args.junit:

@@ -8,14 +8,13 @@
       | VXLAN over the vl-underlay Linux bridge
     vl-c-<container> namespaces, plugged by `vrs plug`; probes are real sockets inside them
 
-Same public surface as `SimLab` (start, push, plug, wait_converged, check, close, report, placed).
+A `vsplab.lab.base.Lab` (start, push, plug, wait_converged, check, close, report, placed).
 Everything is recorded in a manifest before it is made and removed in `close()` (success, failure,
 Ctrl-C); a lab refuses to start over another's leftovers (vsplab/emu/leftovers.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import signal
@@ -30,7 +29,7 @@ from vsplab.emu.check import check_expectations, container_netns, probe, rtt_sum
 from vsplab.emu.host import EmuFabric, EmuHost
 from vsplab.emu.netns import ifname, netns_delete
 from vsplab.emu.probes import Listeners, ping
-from vsplab.lab.run import SimLab
+from vsplab.lab.base import Lab, drive
 from vsplab.report import LabReport
 from vsplab.scenario.model import Scenario
 
@@ -45,21 +44,10 @@ class EmuError(RuntimeError):
     pass
 
 
-def subnet_addressing(scenario: Scenario) -> dict[tuple[str, str], tuple[int, str]]:
-    """(enterprise, subnet) -> (prefix length, gateway) for configuring a container's eth0."""
-    out = {}
-    for ent in scenario.enterprises:
-        for dom in ent.domains:
-            for zone in dom.zones:
-                for sn in zone.subnets:
-                    net = ipaddress.IPv4Network(sn.address)
-                    out[(ent.name, sn.name)] = (net.prefixlen, sn.gateway or str(next(net.hosts())))
-    return out
-
-
-class EmuLab(SimLab):
+class EmuLab(Lab):
     """One scenario's lab in emu mode. Use as a context manager; `close()` removes everything."""
 
+    MODE = "emu"
     STEPS = {"start": "starting the VSD, the VSC and the emulated hosts (OVS, vrs)",
              "plug": "plugging containers (vrs plug) and waiting for the VSC to program every host",
              "check": "probing with real packets", "switches": "emulated hosts (flows in OVS)"}
@@ -75,13 +63,10 @@ class EmuLab(SimLab):
             raise EmuError(f"underlay MTU {underlay_mtu}: expected 1280..9216")
         self.underlay_mtu = underlay_mtu
         self.container_mtu = underlay_mtu - VXLAN_OVERHEAD
-        self.report = LabReport(scenario=scenario.name, mode="emu", hosts=len(scenario.hosts),
-                                containers=len(scenario.containers))
         self.fabric = EmuFabric()
         self.hosts: dict[str, EmuHost] = {}
         self.listeners = Listeners()
         self.manifest: leftovers.Manifest | None = None
-        self.figures: dict[str, str] = {}  # measured numbers worth printing (RTT, memory)
 
     # --- bring-up -------------------------------------------------------------------------------
 
@@ -120,9 +105,8 @@ class EmuLab(SimLab):
         self.start_vscs(base, listen=self.fabric.mgmt_ip)
         for vsc in self.vscs.values():
             self.manifest.add_process(vsc.proc.pid, "vsc.cli")
-        default_vsc = self.scenario.controllers[0].name
         for h in self.scenario.hosts:
-            vsc = self.vscs[h.vsc or default_vsc]
+            vsc = self.vscs[self.vsc_name(h)]
             self.hosts[h.name].start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
         self.stack.callback(self._quietly, self._stop_agents)
         self.stack.callback(self._quietly, self._remove_containers)
@@ -144,42 +128,28 @@ class EmuLab(SimLab):
     def plug(self) -> None:
         """`vrs plug` every container on its host (hosts in parallel)."""
         t0 = time.perf_counter()
-        addressing = subnet_addressing(self.scenario)
 
         def plug_host(host: EmuHost) -> None:
             for p in self.placed.values():
                 if p.host != host.name:
                     continue
-                plen, gateway = addressing[(p.enterprise, p.subnet)]
+                sn = self.scenario.subnet(p.enterprise, p.subnet)
                 host.vrs("plug", p.name, "--netns", container_netns(p.name), "--port", ifname("vl-", p.name),
-                         "--mac", p.mac, "--ip", f"{p.ip}/{plen}", "--gateway", gateway, "--vport-id", p.vport_id,
-                         "--vm-id", p.vm_id, "--mtu", str(self.container_mtu))
+                         "--mac", p.mac, "--ip", f"{p.ip}/{sn.network.prefixlen}", "--gateway", sn.gateway_ip,
+                         "--vport-id", p.vport_id, "--vm-id", p.vm_id, "--mtu", str(self.container_mtu))
 
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="plug") as ex:
             list(ex.map(plug_host, self.hosts.values()))
         self._phase("plug", t0)
 
-    def wait_converged(self, timeout: float = 120.0) -> None:
-        t0 = time.perf_counter()
-        end = time.monotonic() + timeout
-        default_vsc = self.scenario.controllers[0].name
-        for name, vsc in self.vscs.items():
-            hosts = [h.name for h in self.scenario.hosts if (h.vsc or default_vsc) == name]
-            endpoints = sum(1 for p in self.placed.values() if p.host in hosts)
-            while True:
-                dead = [h for h in hosts if not self.hosts[h].agent_alive()]
-                if dead:
-                    host = self.hosts[dead[0]]
-                    raise EmuError(f"vrs agent on {host.name} exited: {host.agent_output()[-2000:]}")
-                try:
-                    vsc.wait_converged(timeout=min(1.0, max(end - time.monotonic(), 0.01)),
-                                       datapaths=len(hosts), endpoints=endpoints)
-                    break
-                except TimeoutError:
-                    if time.monotonic() > end:
-                        raise
-        self._phase("converge", t0)
-        self.report.flows_per_host = {name: h.flow_count() for name, h in self.hosts.items()}
+    def _check_running(self, hosts: list[str]) -> None:
+        dead = [h for h in hosts if not self.hosts[h].agent_alive()]
+        if dead:
+            host = self.hosts[dead[0]]
+            raise EmuError(f"vrs agent on {host.name} exited: {host.agent_output()[-2000:]}")
+
+    def _flows_per_host(self) -> dict[str, int]:
+        return {name: h.flow_count() for name, h in self.hosts.items()}
 
     def check(self) -> LabReport:
         t0 = time.perf_counter()
@@ -210,10 +180,6 @@ class EmuLab(SimLab):
         if rss:
             self.figures["OVS memory"] = f"{max(rss) / 1024:.1f} MB RSS per host (ovsdb-server + ovs-vswitchd)"
 
-    def print_figures(self) -> None:
-        for name, text in self.figures.items():
-            self.console.print(f"{name}: {text}")
-
     def measure_revocation(self, timeout: float = 5.0) -> float:
         """Delete from the VSD the ingress entry behind the scenario's first allowed TCP expectation
         while connections run; seconds until they stop passing (vsplab/emu/revoke.py). Call after
@@ -230,13 +196,9 @@ class EmuLab(SimLab):
 
     # --- disruptions: what a host's operator does to it while the lab runs -----------------------
 
-    def _vsc_of(self, host: str):
-        default_vsc = self.scenario.controllers[0].name
-        return self.vscs[next(h.vsc for h in self.scenario.hosts if h.name == host) or default_vsc]
-
     def restart_agent(self, host: str) -> None:
         """Stop `vrs run` on `host` and start it again against the same VSC, as an upgrade would."""
-        h, vsc = self.hosts[host], self._vsc_of(host)
+        h, vsc = self.hosts[host], self.vsc_of(host)
         h.stop_agent()
         h.start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
 
@@ -303,8 +265,6 @@ def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, 
                      console: Console | None = None) -> LabReport:
     """`vsplab run PATH --mode emu`, the same steps and table as sim mode; with `revoke`, afterwards
     delete one allowing ACL entry and print how fast real connections stop."""
-    from vsplab.lab.run import drive
-
     def revocation(lab: EmuLab) -> None:
         with lab.console.status("removing an ACL entry while connections run"):
             lab.measure_revocation()

@@ -14,7 +14,6 @@ same way in the simulator and in OVS."""
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from vrs.sim.packet import Packet
 from vsplab.fidelity.cases import Case
 from vsplab.fidelity.ofptrace import OvsTrace, OvsTracer
 from vsplab.fidelity.simcopy import SimTwin
+from vsplab.lab.probe import next_hop_ip
 
 _sports = itertools.count(42000)  # a fresh source port per case: each is a new connection in both
 _REQ = {"tcp": ("tcp_flags=syn", "S"), "udp": ("", None), "icmp": ("icmp_type=8,icmp_code=0", None)}
@@ -147,28 +147,18 @@ def _where(d: list[tuple[str, int]]) -> str:
     return ", ".join(f"{h} port {p}" for h, p in sorted(d)) or "nowhere"
 
 
-def gateways(scenario) -> dict[tuple[str, str], str]:
-    return {(ent.name, sn.name): sn.gateway or str(next(ipaddress.IPv4Network(sn.address).hosts()))
-            for ent in scenario.enterprises for dom in ent.domains for zone in dom.zones for sn in zone.subnets}
-
-
 class Comparator:
     """Traces cases on the twin and on the lab's real switches. `lab` is a converged EmuLab."""
 
     def __init__(self, lab, twin: SimTwin) -> None:
         self.lab, self.twin = lab, twin
         self.placed = lab.placed
-        self.gateways = gateways(lab.scenario)
+        self.gateways = lab.scenario.gateways()
         self.ovs = OvsTracer(lab.hosts, {h: p.tunnel for h, p in twin.ports.items()})
 
     def _port(self, name: str) -> tuple[str, int]:
         p = self.placed[name]
         return p.host, self.twin.ports[p.host].containers[name]
-
-    def _next_hop(self, src, dst) -> str:
-        if (src.enterprise, src.subnet) == (dst.enterprise, dst.subnet):
-            return dst.ip
-        return self.gateways[(src.enterprise, src.subnet)]
 
     def _sim_path(self, res) -> dict[str, list]:
         out: dict[str, list] = {}
@@ -236,7 +226,7 @@ class Comparator:
             vrs.switch.conntrack = Conntrack()
         src, dst = self.placed[case.src], self.placed[case.dst]
         want_dst, want_src = self._port(case.dst), self._port(case.src)
-        arp, sim_mac, ovs_mac = self.arp("ARP request", case.src, self._next_hop(src, dst))
+        arp, sim_mac, ovs_mac = self.arp("ARP request", case.src, next_hop_ip(src, dst, self.gateways))
         r.packets.append(arp)
         if sim_mac is None or ovs_mac is None:
             return r  # no next hop on one side: both stay "deny", the ARP view says which
@@ -247,7 +237,7 @@ class Comparator:
         sim_ok = want_dst in req.sim_delivered
         ovs_ok = want_dst in req.ovs_delivered
         if case.protocol in _REPLY and sim_ok and ovs_ok:
-            back, sim_back, ovs_back = self.arp("ARP for the reply", case.dst, self._next_hop(dst, src))
+            back, sim_back, ovs_back = self.arp("ARP for the reply", case.dst, next_hop_ip(dst, src, self.gateways))
             r.packets.append(back)
             if sim_back is None or ovs_back is None:
                 sim_ok, ovs_ok = sim_back is not None and sim_ok, ovs_back is not None and ovs_ok

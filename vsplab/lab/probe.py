@@ -6,7 +6,6 @@ was dropped as the detail."""
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import time
 
@@ -77,12 +76,7 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
 
 
 def check_expectations(fabric: SimFabric, scenario, placed: dict[str, PlacedContainer]) -> list[ExpectationResult]:
-    gateways = {}
-    for ent in scenario.enterprises:
-        for dom in ent.domains:
-            for zone in dom.zones:
-                for sn in zone.subnets:
-                    gateways[(ent.name, sn.name)] = sn.gateway or str(next(ipaddress.IPv4Network(sn.address).hosts()))
+    gateways = scenario.gateways()
     results = []
     for x in scenario.expect:
         t0 = time.perf_counter()

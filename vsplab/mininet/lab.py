@@ -38,10 +38,9 @@ from rich.console import Console
 from vrs.agent.daemon import AgentConfig
 from vrs.agent.ovsdb import IP_KEY, MAC_KEY, OWNER_KEY, VM_KEY, VPORT_KEY
 from vsplab.emu.check import rtt_summary
-from vsplab.emu.lab import subnet_addressing
 from vsplab.emu.netns import ifname, run
 from vsplab.emu.probes import Listeners, ping, tcp_connect
-from vsplab.lab.run import SimLab
+from vsplab.lab.base import Lab, drive
 from vsplab.mininet import leftovers
 from vsplab.mininet.agent import MininetVrs
 from vsplab.mininet.check import check_expectations
@@ -74,9 +73,10 @@ def conntrack_caveats(scenario: Scenario) -> list[str]:
     return out
 
 
-class MininetLab(SimLab):
+class MininetLab(Lab):
     """One scenario's lab on Mininet. Use as a context manager; `close()` removes everything."""
 
+    MODE = "mininet"
     STEPS = {"start": "starting the VSD, the VSC and the lab's Open vSwitch",
              "plug": "building the Mininet network and waiting for the VSC to program every switch",
              "check": "probing with real packets from the Mininet hosts", "switches": "Mininet switches"}
@@ -87,14 +87,11 @@ class MininetLab(SimLab):
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
                  workdir: Path | None = None):
         super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
-        self.report = LabReport(scenario=scenario.name, mode="mininet", hosts=len(scenario.hosts),
-                                containers=len(scenario.containers))
         self.fabric: MininetFabric | None = None
         self.driver: subprocess.Popen | None = None
         self.agents: dict[str, MininetVrs] = {}
         self.host_pids: dict[str, int] = {}
         self.listeners = Listeners()
-        self.figures: dict[str, str] = {}
         self.recorded = False  # the manifest names this lab (vsplab/mininet/leftovers.py)
 
     # --- bring-up -------------------------------------------------------------------------------
@@ -135,21 +132,18 @@ class MininetLab(SimLab):
         self.stack.callback(self._quietly, self.listeners.close)
         self._phase("start", t0)
 
-    def _host_vsc(self, host) -> str:
-        return host.vsc or self.scenario.controllers[0].name
-
     def topology(self) -> dict:
         """What the Mininet driver builds (see driver.py)."""
-        addressing = subnet_addressing(self.scenario)
         index = {h.name: i + 1 for i, h in enumerate(self.scenario.hosts)}
         hosts = []
         for p in self.placed.values():
-            plen, gateway = addressing[(p.enterprise, p.subnet)]
+            sn = self.scenario.subnet(p.enterprise, p.subnet)
             hosts.append({"name": p.name, "switch": switch_name(index[p.host]), "port": ifname("vl-p-", p.name),
-                          "mac": p.mac, "ip": f"{p.ip}/{plen}", "gateway": gateway, "mtu": CONTAINER_MTU})
+                          "mac": p.mac, "ip": f"{p.ip}/{sn.network.prefixlen}", "gateway": sn.gateway_ip,
+                          "mtu": CONTAINER_MTU})
         return {"controllers": [{"name": n, "ip": VSC_IP, "port": v.ports["of_port"]} for n, v in self.vscs.items()],
                 "switches": [{"name": switch_name(index[h.name]), "dpid": index[h.name],
-                              "controller": self._host_vsc(h)} for h in self.scenario.hosts],
+                              "controller": self.vsc_name(h)} for h in self.scenario.hosts],
                 "hosts": hosts}
 
     def plug(self, timeout: float = 60.0) -> None:
@@ -172,7 +166,7 @@ class MininetLab(SimLab):
         identities = [(h["port"], self._identity(self.placed[h["name"]])) for h in topo["hosts"]]
         self.fabric.add_tunnels_and_identities(identities)
         for i, h in enumerate(self.scenario.hosts, start=1):
-            vsc = self.vscs[self._host_vsc(h)]
+            vsc = self.vscs[self.vsc_name(h)]
             config = AgentConfig(db=self.fabric.ovs.db_remote, vsc_host=VSC_IP, of_port=vsc.ports["of_port"],
                                  agent_port=vsc.ports["agent_port"], bridge=switch_name(i), vtep_ip=vtep_ip(i),
                                  datapath_id=i, name=h.name)
@@ -197,30 +191,16 @@ class MininetLab(SimLab):
             raise MininetError(f"Mininet: {msg.get('error')}\n{msg.get('trace', '')}{log}")
         raise MininetError(f"Mininet did not start the network in {timeout:.0f}s (log: {self.workdir / 'mininet.log'})")
 
-    def wait_converged(self, timeout: float = 120.0) -> None:
-        t0 = time.perf_counter()
-        end = time.monotonic() + timeout
-        revision = self.client.request("GET", "vsplab/health").json()["committed"]
-        for name, vsc in self.vscs.items():
-            hosts = [h.name for h in self.scenario.hosts if self._host_vsc(h) == name]
-            endpoints = sum(1 for p in self.placed.values() if p.host in hosts)
-            while True:
-                if self.driver.poll() is not None:
-                    raise MininetError(f"the Mininet driver exited ({self.driver.returncode}); see "
-                                       f"{self.workdir / 'mininet.log'}")
-                dead = [h for h in hosts if not self.agents[h].alive()]
-                if dead:
-                    raise MininetError(f"VRS agent of {dead[0]} stopped: {self.agents[dead[0]].error}")
-                try:
-                    vsc.wait_converged(timeout=min(1.0, max(end - time.monotonic(), 0.01)), min_revision=revision,
-                                       datapaths=len(hosts), endpoints=endpoints)
-                    break
-                except TimeoutError:
-                    if time.monotonic() > end:
-                        raise
-        self._phase("converge", t0)
-        self.report.flows_per_host = {h.name: self.fabric.flow_count(switch_name(i))
-                                      for i, h in enumerate(self.scenario.hosts, start=1)}
+    def _check_running(self, hosts: list[str]) -> None:
+        if self.driver.poll() is not None:
+            raise MininetError(f"the Mininet driver exited ({self.driver.returncode}); see "
+                               f"{self.workdir / 'mininet.log'}")
+        dead = [h for h in hosts if not self.agents[h].alive()]
+        if dead:
+            raise MininetError(f"VRS agent of {dead[0]} stopped: {self.agents[dead[0]].error}")
+
+    def _flows_per_host(self) -> dict[str, int]:
+        return {h.name: self.fabric.flow_count(switch_name(i)) for i, h in enumerate(self.scenario.hosts, start=1)}
 
     def check(self) -> LabReport:
         t0 = time.perf_counter()
@@ -248,10 +228,6 @@ class MininetLab(SimLab):
         rss = sum(self.fabric.ovs.rss_kb().values())
         self.figures["OVS memory"] = (f"{rss / 1024:.1f} MB RSS for all {len(self.scenario.hosts)} switches "
                                       "(one ovsdb-server + ovs-vswitchd)")
-
-    def print_figures(self) -> None:
-        for name, text in self.figures.items():
-            self.console.print(f"{name}: {text}")
 
     # --- a kept lab answers `vsplab flows` / `vsplab trace` ----------------------------------------
 
@@ -316,6 +292,4 @@ class MininetLab(SimLab):
 def run_mininet_scenario(path: str, vsd_url: str | None = None, keep: bool = False,
                          console: Console | None = None) -> LabReport:
     """`vsplab run PATH --mode mininet`: the same steps and table as the other modes."""
-    from vsplab.lab.run import drive
-
     return drive(MininetLab, path, vsd_url=vsd_url, keep=keep, console=console)

@@ -193,7 +193,7 @@ def _check_addresses(c: Container, ref: SubnetRef, cp, lm, err, ips, macs):
     if c.ip is not None:
         if not _host_in(c.ip, ref.subnet.network):
             err(lm.error(cp + ("ip",), f"{c.ip} is not a host address of subnet {ref.subnet.name} ({ref.subnet.address})"))
-        elif c.ip == (ref.subnet.gateway or str(next(ref.subnet.network.hosts()))):
+        elif c.ip == ref.subnet.gateway_ip:
             err(lm.error(cp + ("ip",), f"{c.ip} is the gateway of subnet {ref.subnet.name}"))
         else:
             key = (ref.enterprise.name, ref.domain.name, c.ip)

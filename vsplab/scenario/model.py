@@ -13,6 +13,7 @@ A rule end is a policy group name, `any`, or `subnet:NAME`, `zone:NAME`, `macro:
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -50,6 +51,11 @@ class Subnet(_Strict):
     @property
     def network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.address)
+
+    @property
+    def gateway_ip(self) -> str:
+        """The gateway as the VSD assigns it: the one the file names, else the first host address."""
+        return self.gateway or str(next(self.network.hosts()))
 
 
 class Zone(_Strict):
@@ -156,3 +162,18 @@ class Scenario(_Strict):
     enterprises: list[Enterprise] = Field(min_length=1)
     containers: list[Container] = []
     expect: list[Expectation] = []
+
+    def subnets(self) -> Iterator[tuple[Enterprise, Subnet]]:
+        """Every subnet with its enterprise (a subnet's name is unique within its enterprise)."""
+        for ent in self.enterprises:
+            for dom in ent.domains:
+                for zone in dom.zones:
+                    for sn in zone.subnets:
+                        yield ent, sn
+
+    def subnet(self, enterprise: str, name: str) -> Subnet:
+        return next(sn for ent, sn in self.subnets() if (ent.name, sn.name) == (enterprise, name))
+
+    def gateways(self) -> dict[tuple[str, str], str]:
+        """(enterprise, subnet) -> the subnet's gateway address: where a container sends off-subnet traffic."""
+        return {(ent.name, sn.name): sn.gateway_ip for ent, sn in self.subnets()}

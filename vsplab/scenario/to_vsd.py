@@ -131,7 +131,7 @@ def _push_domain(client, enterprise_id: str, ent: str, dom, ids: _Ids) -> int:
         ids.zones[(ent, dom.name, zone.name)] = zobj["ID"]
         net_objs = client.create(f"zones/{zobj['ID']}", "subnets", [
             {"name": sn.name, "address": str(sn.network.network_address), "netmask": str(sn.network.netmask),
-             "gateway": sn.gateway or str(next(sn.network.hosts()))} for sn in zone.subnets])
+             "gateway": sn.gateway_ip} for sn in zone.subnets])
         created += len(net_objs)
         for sn, sobj in zip(zone.subnets, net_objs, strict=True):
             ids.subnets[(ent, sn.name)] = sobj["ID"]

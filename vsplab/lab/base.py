@@ -1,0 +1,240 @@
+"""What every lab mode shares (sim in vsplab/lab/run.py, emu in vsplab/emu, Mininet in
+vsplab/mininet): a work directory, the VSD (embedded on SQLite in the lab directory, or the user's
+`--vsd`), one VSC process per controller of the scenario, the push of the scenario through the VSD's
+REST API, the wait until every VSC has programmed its hosts, a control socket for a kept lab, and
+teardown in reverse order of bring-up. `drive()` takes any mode's lab through the same steps.
+
+A mode subclasses `Lab` and supplies start, plug, check, the control answers and two convergence
+hooks; this package never imports a mode (the command line picks the lab class)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from abc import ABC, abstractmethod
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+
+from vsplab.lab.control import LABS_DIR, LabControlServer
+from vsplab.lab.ports import free_port
+from vsplab.report import LabReport
+from vsplab.scenario.check import load_scenario
+from vsplab.scenario.model import Host, Scenario
+from vsplab.scenario.to_vsd import PlacedContainer, push_scenario
+
+
+class Lab(ABC):
+    """One scenario's lab. Use as a context manager; `close()` stops everything that was started."""
+
+    MODE = ""
+    # what `drive` shows while each step runs
+    STEPS = {"start": "starting VSD and VSC", "push": "pushing the scenario to the VSD",
+             "plug": "plugging containers and waiting for the VSC to program every host",
+             "check": "checking every expectation", "switches": "hosts"}
+
+    def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
+                 workdir: Path | None = None):
+        self.scenario = scenario
+        self.console = console or Console(stderr=True)
+        self.external_vsd = vsd_url
+        self.workdir = workdir or LABS_DIR / f"{scenario.name}-{os.getpid()}"
+        self.stack = ExitStack()
+        self.vsd = None
+        self.client = None
+        self.vscs: dict[str, object] = {}
+        self.placed: dict[str, PlacedContainer] = {}
+        self.report = LabReport(scenario=scenario.name, mode=self.MODE, hosts=len(scenario.hosts),
+                                containers=len(scenario.containers))
+        self.figures: dict[str, str] = {}  # measured numbers worth printing after the table (RTT, memory)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _phase(self, name: str, t0: float) -> None:
+        self.report.timings[name] = time.perf_counter() - t0
+
+    # --- what each mode does its own way ----------------------------------------------------------
+
+    @abstractmethod
+    def start(self) -> None:
+        """Bring up the VSD, the VSCs and the hosts; `_phase("start", ...)`."""
+
+    @abstractmethod
+    def plug(self) -> None:
+        """Connect every placed container (`self.placed`) to its host; `_phase("plug", ...)`."""
+
+    @abstractmethod
+    def check(self) -> LabReport:
+        """Check every expectation of the scenario into `self.report.results`."""
+
+    @abstractmethod
+    def _control(self, req: dict) -> dict:
+        """The answer to one `vsplab flows` / `vsplab trace` request (vsplab/lab/control.py)."""
+
+    @abstractmethod
+    def _check_running(self, hosts: list[str]) -> None:
+        """Raise if a part these hosts need has died: waiting for convergence would then only time out."""
+
+    @abstractmethod
+    def _flows_per_host(self) -> dict[str, int]:
+        """Host name -> flows its switch holds, for the report once converged."""
+
+    # --- the scenario's layout ----------------------------------------------------------------------
+
+    def vsc_name(self, host: Host) -> str:
+        return host.vsc or self.scenario.controllers[0].name
+
+    def vsc_of(self, host: str):
+        return self.vscs[self.vsc_name(next(h for h in self.scenario.hosts if h.name == host))]
+
+    def hosts_of(self, vsc: str) -> list[str]:
+        return [h.name for h in self.scenario.hosts if self.vsc_name(h) == vsc]
+
+    # --- pieces every mode's start-up shares ------------------------------------------------------
+
+    def _fresh_workdir(self) -> None:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+
+    def start_vsd(self) -> str:
+        """The embedded VSD on SQLite in the lab dir, or the user's (`--vsd`); returns its base URL."""
+        from vsd.client import VsdClient
+        from vsd.server import EmbeddedVsd
+
+        if self.external_vsd:
+            api = self.external_vsd.rstrip("/")
+            base = api.split("/nuage/api/")[0]
+            self.client = VsdClient(api)
+        else:
+            self.vsd = self.stack.enter_context(EmbeddedVsd(db_url=f"sqlite:///{self.workdir / 'vsd.db'}",
+                                                            log_path=str(self.workdir / "vsd.log")))
+            base = self.vsd.url
+            self.client = VsdClient(self.vsd.api, self.vsd.user, self.vsd.password, self.vsd.enterprise)
+        self.console.print(f"VSD at {base}")
+        return base
+
+    def start_vscs(self, vsd_base: str, listen: str = "127.0.0.1", note: str = "") -> None:
+        """One VSC subprocess per controller of the scenario, on free ports of `listen`."""
+        from vsc.process import VscProcess
+
+        for c in self.scenario.controllers:
+            ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
+            vsc = VscProcess(vsd_url=vsd_base, state_dir=self.workdir / c.name,
+                             log_file=self.workdir / f"{c.name}.log", listen=listen, **ports)
+            self.stack.callback(self._quietly, vsc.stop)
+            vsc.start()
+            vsc.ports = ports
+            self.vscs[c.name] = vsc
+            self.console.print(f"VSC {c.name}: OpenFlow on {listen}:{ports['of_port']}{note}")
+
+    def _quietly(self, fn) -> None:
+        """Teardown goes on past a failing step: the next steps still remove their part."""
+        try:
+            fn()
+        except Exception as e:
+            self.console.print(f"[yellow]cleanup: {getattr(fn, '__qualname__', fn)}: {e}[/]")
+
+    def push(self) -> None:
+        t0 = time.perf_counter()
+        result = push_scenario(self.client, self.scenario)
+        self.placed = result.containers
+        self.report.objects = result.objects
+        self._phase("push to VSD", t0)
+        self.console.print(f"pushed {result.objects} objects to the VSD in {self.report.timings['push to VSD']:.2f}s")
+
+    # --- convergence --------------------------------------------------------------------------------
+
+    def vsd_revision(self) -> int:
+        """The revision the VSD committed last: every change made so far, the push's included."""
+        return self.client.request("GET", "vsplab/health").json()["committed"]
+
+    def wait_converged(self, timeout: float = 120.0) -> None:
+        """Until every VSC has applied the VSD's revision as it is now (so at least what the push
+        produced: a VSC still on an older view would count as converged on stale policy) and programmed
+        each of its hosts with all of their endpoints. Asked in slices of a second, so that a part of the
+        lab that died (`_check_running`) ends the wait at once instead of at the timeout."""
+        t0 = time.perf_counter()
+        end = time.monotonic() + timeout
+        revision = self.vsd_revision()
+        for name, vsc in self.vscs.items():
+            hosts = self.hosts_of(name)
+            endpoints = sum(1 for p in self.placed.values() if p.host in hosts)
+            while True:
+                self._check_running(hosts)
+                try:
+                    vsc.wait_converged(timeout=min(1.0, max(end - time.monotonic(), 0.01)), min_revision=revision,
+                                       datapaths=len(hosts), endpoints=endpoints)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > end:
+                        raise
+        self._phase("converge", t0)
+        self.report.flows_per_host = self._flows_per_host()
+
+    # --- after the checks -------------------------------------------------------------------------
+
+    def print_figures(self) -> None:
+        for name, text in self.figures.items():
+            self.console.print(f"{name}: {text}")
+
+    def keep_hint(self) -> str:
+        return ""
+
+    def serve_control(self) -> Path:
+        """A kept lab answers `vsplab flows` / `vsplab trace` on a socket in its directory."""
+        path = self.workdir / "control.sock"
+        server = LabControlServer(path, self._control)
+        self.stack.callback(server.close)
+        return path
+
+    def close(self) -> None:
+        self.stack.close()
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def drive(lab_class: type[Lab], path: str, vsd_url: str | None = None, keep: bool = False,
+          console: Console | None = None, after_check=None) -> LabReport:
+    """The steps every mode takes, with the words of its lab class (`STEPS`): start, push, plug and
+    converge, check, print; then `after_check(lab)`, the lab's figures, and with `keep` serve the lab
+    until Ctrl-C."""
+    console = console or Console()
+    scenario = load_scenario(path)
+    steps = {**Lab.STEPS, **lab_class.STEPS}
+    # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with lab_class(scenario, vsd_url=vsd_url, console=console) as lab:
+            with console.status(steps["start"]):
+                lab.start()
+            with console.status(steps["push"]):
+                lab.push()
+            with console.status(steps["plug"]):
+                lab.plug()
+                lab.wait_converged()
+            console.print(f"converged in {lab.report.timings['plug'] + lab.report.timings['converge']:.2f}s "
+                          f"after the push ({sum(lab.report.flows_per_host.values())} flows on "
+                          f"{len(lab.report.flows_per_host)} {steps['switches']})")
+            with console.status(steps["check"]):
+                report = lab.check()
+            report.print(console)
+            if after_check is not None:
+                after_check(lab)
+            lab.print_figures()
+            if keep:
+                sock = lab.serve_control()
+                console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}`"
+                              f"{lab.keep_hint()}. Ctrl-C stops it.")
+                while True:
+                    time.sleep(3600)
+            return report
+    finally:
+        signal.signal(signal.SIGTERM, previous)
