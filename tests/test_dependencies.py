@@ -4,7 +4,8 @@ imports are found with `ast`, so a name in a comment or docstring does not count
 
 Runtime dependencies must be used outside tests/ (the packages and benchmarks); the `test` extra must
 be used by tests/ or by the Makefile targets that run them. A few dependencies are used without an
-import statement, each through one documented door (`USED_WITHOUT_IMPORT`)."""
+import statement, each through one documented door (`USED_WITHOUT_IMPORT`). The README's dependency
+table names exactly the declared distributions."""
 
 from __future__ import annotations
 
@@ -119,3 +120,12 @@ def test_every_third_party_import_is_declared():
     imported = _imported(_trees(*PACKAGES, "tests"))
     undeclared = sorted(imported - declared - ours - set(PROVIDED) - set(sys.stdlib_module_names))
     assert undeclared == []
+
+
+def test_the_readme_explains_exactly_the_declared_dependencies():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| ")][1:]  # no header
+    explained = {name.strip() for row in rows for name in re.sub(r"\(.*?\)", "", row).split(",")}
+    declared = {_dist(r) for reqs in _declared().values() for r in reqs}
+    assert explained == declared
