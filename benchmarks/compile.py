@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
@@ -34,15 +33,10 @@ from vsc.locations import Locations  # noqa: E402
 from vsc.process import VscProcess  # noqa: E402
 from vsc.programmer import Programmer  # noqa: E402
 from vsc.view import View  # noqa: E402
+from vsplab.lab.ports import free_port  # noqa: E402
 from vsplab.workload.tree import nfd8  # noqa: E402
 
 TARGET_FLOW_MODS_PER_S = 50_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

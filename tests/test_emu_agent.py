@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from vsc.process import VscProcess
 from vsplab.emu.host import EmuFabric, EmuHost
 from vsplab.emu.netns import netns_delete, netns_exists
 from vsplab.emu.probes import ping
+from vsplab.lab.ports import free_port
 from vsplab.workload.tree import Tree
 
 pytestmark = [
@@ -26,12 +26,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ovs-vswitchd") is None,
                        reason="needs root and Open vSwitch (scripts/system-deps)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def view() -> tuple[Tree, dict]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ import time
 import pytest
 
 from vrs.sim import Container, Packet, SimRuntime
+from vsplab.lab.ports import free_port
 
 APP = textwrap.dedent('''
     import json, os, sys
@@ -80,12 +80,6 @@ LAUNCH = textwrap.dedent('''
     cfg.CONF(args=sys.argv[1:], project="os_ken")
     AppManager.run_apps(["simvrs_osken_app"])
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(path, pred, timeout: float = 30):

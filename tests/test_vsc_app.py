@@ -6,7 +6,6 @@ The VSD here is a saved snapshot (`vsc run --view`); test_vsc_vsd.py runs the sa
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
@@ -15,15 +14,10 @@ from vrs.sim.host import Container
 from vrs.sim.packet import Packet
 from vrs.sim.runtime import SimRuntime
 from vsc.process import VscProcess
+from vsplab.lab.ports import free_port
 from vsplab.workload.tree import Placement, Tree, nfd8
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def host_specs(placement: Placement, names: dict[str, str]) -> list[dict]:

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from vsc.process import VscProcess
+from vsplab.lab.ports import free_port
 from vsplab.workload.tree import Tree
 
 pytestmark = [
@@ -69,12 +70,6 @@ def ping(ns: str, dst: str, tries: int = 3) -> bool:
 
     return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PING, dst, str(tries)],
                           capture_output=True).returncode == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OvsHost:

@@ -16,7 +16,8 @@ import yaml
 
 from vsd.client import VsdClient
 from vsd.example import build_three_tier
-from vsd.server import EmbeddedVsd, free_port
+from vsd.server import EmbeddedVsd
+from vsplab.lab.ports import free_port
 
 
 def vsd_cmd(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -17,7 +17,8 @@ import httpx
 import orjson
 
 from vsd.client import VsdApiError, VsdClient
-from vsd.server import EmbeddedVsd, free_port
+from vsd.server import EmbeddedVsd
+from vsplab.lab.ports import free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 WRITERS = 4  # concurrent clients in the restart tests

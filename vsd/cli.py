@@ -45,7 +45,7 @@ def _cmd_serve(args) -> int:
         print("vsd serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     serve(args.host, args.port, args.db, args.tls_cert, args.tls_key, args.root_password, args.retention,
-          args.root_user)
+          args.root_user, fd=args.fd)
     return 0
 
 
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--root-password", help="the CSP root's password when the database is new "
                    "(default $VSD_ROOT_PASSWORD, else the lab default 'csproot')")
     s.add_argument("--retention", type=int, default=1_000_000, help="change-stream events kept")
+    s.add_argument("--fd", type=int, help="serve on this inherited listening socket instead of --host/--port")
     s.set_defaults(func=_cmd_serve)
 
     def client_args(q):

@@ -1,6 +1,8 @@
 """Running a VSD: `build_app` (store + directory + API), `serve` (uvicorn with uvloop and httptools,
 plain HTTP or HTTPS) and `EmbeddedVsd`, which runs `python -m vsd serve` as a child process on a free
-loopback port so that the caller's interpreter (and GIL) stays free."""
+loopback port so that the caller's interpreter (and GIL) stays free. EmbeddedVsd binds that port
+itself (port 0: the kernel picks) and hands the listening socket to the child, so the port is known
+before the child starts and no other process can take it in between."""
 
 from __future__ import annotations
 
@@ -59,8 +61,16 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
 
 
 def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_key: str | None = None,
-          root_password: str | None = None, retention: int = 1_000_000, root_user: str = DEFAULT_ROOT) -> None:
+          root_password: str | None = None, retention: int = 1_000_000, root_user: str = DEFAULT_ROOT,
+          fd: int | None = None) -> None:
+    """Serve on host:port, or with `fd` on that inherited listening socket (host and port then unused)."""
     import uvicorn
+
+    sockets = None
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+        host, port = sock.getsockname()[:2]
+        sockets = [sock]
 
     app = build_app(db_url, root_user=root_user, root_password=root_password, retention=retention)
     # The tree is large and long-lived: keep the cyclic collector from rescanning it on every burst of
@@ -82,17 +92,19 @@ def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_ke
                 asyncio.get_event_loop().call_soon_threadsafe(app.hub.close)
             super().handle_exit(sig, frame)
 
-    Server(config).run()
+    Server(config).run(sockets=sockets)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _listening_socket(port: int) -> socket.socket:
+    sock = socket.socket()
+    # a restarted VSD binds its port again while the last one's connections linger in TIME_WAIT
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 class EmbeddedVsd:
-    """A VSD child process on 127.0.0.1 (a free port unless given) and a database (by default a SQLite
+    """A VSD child process on 127.0.0.1 (a free port the kernel picks unless given) and a database (by default a SQLite
     file in a temporary directory that lives as long as this object). `stop()`, `kill()` (SIGKILL) and
     `start()` again reuse the same database."""
 
@@ -102,7 +114,10 @@ class EmbeddedVsd:
         if db_url is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="vl-vsd-")
             db_url = default_db_url(os.path.join(self._tmp.name, "vsd.db"))
-        self.db_url, self.port = db_url, port or free_port()
+        # bound now, listening once started: the port is this VSD's from here on (connections are
+        # refused until the child serves)
+        self._socket: socket.socket | None = _listening_socket(port or 0)
+        self.db_url, self.port = db_url, self._socket.getsockname()[1]
         self.user, self.password, self.enterprise = user, password, ROOT_ORG
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}{PREFIX}"
@@ -111,15 +126,20 @@ class EmbeddedVsd:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> EmbeddedVsd:
-        cmd = [sys.executable, "-m", "vsd", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--db", self.db_url, "--root-user", self.user]
+        sock, self._socket = self._socket or _listening_socket(self.port), None
+        sock.listen(2048)
+        cmd = [sys.executable, "-m", "vsd", "serve", "--fd", str(sock.fileno()), "--db", self.db_url,
+               "--root-user", self.user]
         if self.retention:
             cmd += ["--retention", str(self.retention)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         # the password travels in the environment, not on the command line other users can read
         env = {**os.environ, "VSD_ROOT_PASSWORD": self.password}
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log_path else None,
-                                     start_new_session=True, env=env)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log_path else None,
+                                         start_new_session=True, env=env, pass_fds=(sock.fileno(),))
+        finally:
+            sock.close()  # the child has its own copy; ours would keep the port open after the child dies
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -156,6 +176,9 @@ class EmbeddedVsd:
 
     def close(self) -> None:
         self.stop()
+        if self._socket is not None:  # never started
+            self._socket.close()
+            self._socket = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
