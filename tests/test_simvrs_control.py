@@ -12,6 +12,7 @@ import pytest
 
 from vrs.sim import Packet, SimRuntime
 from vrs.sim.host import Container
+from vsplab.lab.ports import free_port
 
 DUMP = """\
  cookie=0x5, duration=1.000s, table=0, n_packets=0, n_bytes=0, priority=100,ip,in_port=1 actions=goto_table:20
@@ -38,9 +39,7 @@ class Client:
 
 @pytest.fixture
 def sim(tmp_path):
-    with socket.socket() as s:  # a controller port nobody listens on: the switches keep retrying
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a controller port nobody listens on: the switches keep retrying
     sock = tmp_path / "sim.sock"
     proc = subprocess.Popen([sys.executable, "-m", "vrs.cli", "sim", "--controller", f"127.0.0.1:{port}",
                              "--no-agent", "--control", f"unix:{sock}", "--count", "2", "--containers", "2"],
