@@ -66,7 +66,7 @@ def test_restart_vrs_then_vswitchd_under_traffic():
         host = src.host
         assert host != dst.host  # the probe crosses the tunnel out of the restarted host
         lab.listeners.tcp_on(container_netns(dst.name), dst.ip, 8080)
-        vsc = lab._vsc_of(host)
+        vsc = lab.vsc_of(host)
         dpid = str(lab.hosts[host].datapath_id)
         local = sum(1 for p in lab.placed.values() if p.host == host)
         flows_before = lab.host_flows(host)
