@@ -12,6 +12,7 @@ from vsc.compiler import compile_host, endpoints_by_domain
 from vsc.locations import Locations
 from vsc.pipeline import Kind, cookie, cookie_kind, flow_key
 from vsc.programmer import Programmer, diff
+from vsc.tables import check_flows
 from vsc.view import View
 from vsplab.workload.tree import nfd8, tiered
 
@@ -109,6 +110,7 @@ def assert_matches_full_compile(prog: Programmer) -> None:
     for dpid in prog.locs.hosts:
         full, _ = compile_host(prog.view, prog.locs, dpid, bd)
         assert prog.host_desired(dpid) == full, dpid
+        check_flows(full.values())  # every flow within its table's declaration (vsc/tables.py)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

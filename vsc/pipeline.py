@@ -1,7 +1,8 @@
 """The physical pipeline every VRS gets: table numbers, registers and cookie layout.
 
 `vsc/pipeline.md` is the prose reference (read it beside a flow dump); this module is the single
-place the numbers live, so the compiler, the tests and anyone decoding a cookie agree.
+place the numbers live, so the compiler, the tests and anyone decoding a cookie agree. What each table
+may match, write and continue to is declared, and checked flow by flow, in `vsc/tables.py`.
 """
 
 from __future__ import annotations
