@@ -1,0 +1,113 @@
+"""ExaBGP as a child process: started in its own session (so one signal to its process group
+reaches it and whatever it forks), its log lines passed to Python logging, stopped with SIGTERM
+then SIGKILL. The API relay it runs puts itself in another process group (ExaBGP calls setpgrp
+for its helpers), so the speaker ends the relay by its own PID as well.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("vsc.bgp.exabgp")
+
+
+def exabgp_command(config_file: str | Path) -> list[str]:
+    """ExaBGP from the virtualenv this Python runs in."""
+    script = Path(sys.executable).parent / "exabgp"
+    if script.exists():
+        return [str(script), str(config_file)]
+    return [sys.executable, "-m", "exabgp", str(config_file)]
+
+
+class ExabgpProcess:
+    def __init__(self, argv: Sequence[str], env: dict[str, str], cwd: str | Path) -> None:
+        self.argv, self.env, self.cwd = list(argv), env, str(cwd)
+        self.proc: subprocess.Popen | None = None
+        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+
+    def start(self) -> int:
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        threading.Thread(target=self._log_stderr, args=(self.proc,), name=f"exabgp-log-{self.proc.pid}",
+                         daemon=True).start()
+        return self.proc.pid
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def last_lines(self) -> str:
+        return "\n".join(self.tail)
+
+    def _log_stderr(self, proc: subprocess.Popen) -> None:
+        for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self.tail.append(line)
+                log.debug("[%d] %s", proc.pid, line)
+        proc.stderr.close()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("ExaBGP %d ignored SIGTERM for %.0f s, killing it", proc.pid, timeout)
+        # Whatever is left of its group (a helper that did not follow), and the zombie reaped.
+        _signal_group(proc.pid, signal.SIGKILL)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("ExaBGP %d survived SIGKILL", proc.pid)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def process_identity(pid: int) -> tuple[int, int] | None:
+    """(pid, start time in clock ticks since boot): names one process even after its PID is reused."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return pid, int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_identified(identity: tuple[int, int] | None) -> None:
+    """SIGKILL the process `identity` names, if it is still that process."""
+    if identity is None or process_identity(identity[0]) != identity:
+        return
+    try:
+        os.kill(identity[0], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
