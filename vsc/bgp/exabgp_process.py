@@ -32,13 +32,15 @@ class ExabgpProcess:
         self.argv, self.env, self.cwd = list(argv), env, str(cwd)
         self.proc: subprocess.Popen | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._logger: threading.Thread | None = None
 
     def start(self) -> int:
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
-        threading.Thread(target=self._log_stderr, args=(self.proc,), name=f"exabgp-log-{self.proc.pid}",
-                         daemon=True).start()
+        self._logger = threading.Thread(target=self._log_stderr, args=(self.proc,),
+                                        name=f"exabgp-log-{self.proc.pid}", daemon=True)
+        self._logger.start()
         return self.proc.pid
 
     @property
@@ -78,6 +80,8 @@ class ExabgpProcess:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             log.error("ExaBGP %d survived SIGKILL", proc.pid)
+        if self._logger is not None:
+            self._logger.join(1.0)  # its last words, for whoever reports the exit
 
 
 def _signal_group(pgid: int, sig: int) -> None:

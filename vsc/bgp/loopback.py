@@ -7,12 +7,14 @@ Sim mode needs no root: Linux answers all of 127.0.0.0/8 on `lo`, so the speaker
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vsc.bgp.exabgp_config import Peer, SpeakerConfig
 from vsc.bgp.route import MacIpRoute
@@ -131,3 +133,29 @@ def transfer(sender: Side, receiver: Side, routes: list[MacIpRoute], timeout: fl
     receiver.recorder.wait(lambda r: expected <= r.routes.get(sender.address, {}).keys(), timeout,
                            f"{len(routes)} routes from {sender.address}")
     return time.monotonic() - start
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(count: int, name: str = "vl-bgp", timeout: float | None = None) -> dict:
+    """`count` routes from one speaker to the other, then as many back: seconds, routes/s, and the
+    CPU each ExaBGP and this process (both speakers) spent, per direction."""
+    timeout = timeout or max(60.0, count / 100)
+    result = {"routes": count}
+    with loopback_pair(name=name, timeout=60) as (a, b):
+        for label, sender, receiver in (("a_to_b", a, b), ("b_to_a", b, a)):
+            routes = make_routes(count, sender.address, f"{sender.address}:5001")
+            pids = {"sender_exabgp": sender.speaker.exabgp_pid, "receiver_exabgp": receiver.speaker.exabgp_pid}
+            before = {k: cpu_seconds(p) for k, p in pids.items()} | {"speakers": time.process_time()}
+            seconds = transfer(sender, receiver, routes, timeout)
+            after = {k: cpu_seconds(p) for k, p in pids.items()} | {"speakers": time.process_time()}
+            result[label] = {"seconds": round(seconds, 3), "routes_per_s": round(count / seconds),
+                             "cpu_s": {k: round(after[k] - before[k], 2) for k in before}}
+    return result

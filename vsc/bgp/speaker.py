@@ -83,6 +83,7 @@ class Speaker:
         self._threads: list[threading.Thread] = []
         self._dir: Path | None = None
         self._listener: socket.socket | None = None
+        self._start_failure: tuple[str, str] | None = None
         self.restarts = 0
         self.refused_commands = 0
 
@@ -104,14 +105,15 @@ class Speaker:
             thread = threading.Thread(target=target, name=f"{self.config.name}-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
-        if not self._connected.wait(timeout):
-            exabgp = self._exabgp
-            detail = exabgp.last_lines() if exabgp else ""
-            code = exabgp.returncode() if exabgp else None
-            self.stop()
-            raise RuntimeError(f"ExaBGP's API relay did not connect within {timeout:.0f} s "
-                               f"(ExaBGP {'exited with ' + str(code) if code is not None else 'still running'})"
-                               f"; ExaBGP said:\n{detail}")
+        deadline = time.monotonic() + timeout
+        while not self._connected.wait(0.1):
+            if self._start_failure is not None or time.monotonic() > deadline:
+                exabgp = self._exabgp
+                failure = self._start_failure or (
+                    f"its API relay did not connect within {timeout:.0f} s",
+                    exabgp.last_lines() if exabgp else "")
+                self.stop()
+                raise RuntimeError(f"{self._tag}: ExaBGP {failure[0]}; ExaBGP said:\n{failure[1]}")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -194,6 +196,12 @@ class Speaker:
             if self._stopping.is_set():
                 break
             exabgp = self._exabgp
+            if not self._connected.is_set():
+                # Never got as far as its relay: a configuration or an address it cannot have.
+                # Retrying would only hide that from start(), which reports it.
+                self._start_failure = (f"exited with {exabgp.returncode() if exabgp else None} before "
+                                       "connecting its API relay", exabgp.last_lines() if exabgp else "")
+                return
             log.warning("%s: ExaBGP (pid %s) exited with %s; restarting it in %.1f s. Last words:\n%s",
                         self._tag, exabgp.pid if exabgp else None,
                         exabgp.returncode() if exabgp else None, delay,
