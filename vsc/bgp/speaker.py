@@ -86,6 +86,7 @@ class Speaker:
         self._start_failure: tuple[str, str] | None = None
         self.restarts = 0
         self.refused_commands = 0
+        self.ignored_routes = 0  # received, and ours: our RD, or our AS on the path
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -312,6 +313,7 @@ class Speaker:
             for route in update.announced:
                 if loop or self.config.rd_is_own(route.rd):
                     # Our own route come back; if it replaces one of the peer's, that one is gone.
+                    self.ignored_routes += 1
                     if peer.received.pop(route.key, None) is not None:
                         withdrawn.append(route.key)
                     continue
