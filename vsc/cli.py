@@ -1,4 +1,5 @@
-"""`vsc` console script: `vsc run --vsd URL --user U --password P --org csp --state-dir DIR`.
+"""`vsc` console script: `vsc run --vsd URL --user U --password P --org csp --state-dir DIR`, and for
+EVPN federation with other VSCs `--bgp-asn N --router-id A.B.C.D --bgp-peer ADDR[:PORT]:ASN ...`.
 
 os-ken 4.x ships no osken-manager, so this starts the app manager itself (import order matters:
 app_manager before controller, or os-ken hits a circular import)."""
@@ -35,17 +36,82 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--state-dir", help="keeps the view and its revision across restarts")
     r.add_argument("--view", help="a VSD snapshot (JSON: {revision, objects}) to serve without a VSD")
     r.add_argument("--log-level", default="INFO")
+    b = r.add_argument_group("EVPN federation (MP-BGP through ExaBGP; none of these: no BGP at all)")
+    b.add_argument("--bgp-asn", type=int, help="this VSC's AS number")
+    b.add_argument("--router-id", help="BGP router id, IPv4; also the first half of this VSC's RDs")
+    b.add_argument("--bgp-listen", metavar="ADDR[:PORT]",
+                   help="where ExaBGP listens and connects from (default: the router id, port 179)")
+    b.add_argument("--bgp-peer", action="append", default=[], metavar="ADDR[:PORT]:ASN",
+                   help="a VSC or route reflector to peer with (repeatable; port default 179)")
+    b.add_argument("--bgp-hold-time", type=int, default=9, help="seconds (default 9)")
+    b.add_argument("--bgp-md5", help="TCP MD5 password for every peer")
     return p
+
+
+def _address_port(text: str, what: str) -> tuple[str, int]:
+    addr, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 179
+    if not port.isdigit():
+        raise ValueError(f"{what} {text!r}: the port must be a number")
+    return addr, int(port)
+
+
+def bgp_config(args: argparse.Namespace):
+    """The speaker's configuration from the command line, None when no BGP option is given. Raises
+    ValueError naming the option at fault."""
+    from vsc.bgp.speaker import Peer, SpeakerConfig  # only a VSC that speaks BGP pays for it
+
+    given = args.bgp_asn is not None or args.router_id or args.bgp_listen or args.bgp_peer or args.bgp_md5
+    if not given:
+        return None
+    if args.bgp_asn is None or not args.router_id:
+        raise ValueError("--bgp-asn and --router-id are both needed for BGP")
+    address, port = _address_port(args.bgp_listen or args.router_id, "--bgp-listen")
+    peers = []
+    for spec in args.bgp_peer:
+        head, sep, asn = spec.rpartition(":")
+        if not sep or not asn.isdigit():
+            raise ValueError(f"--bgp-peer {spec!r}: expected ADDR[:PORT]:ASN")
+        paddr, pport = _address_port(head, "--bgp-peer")
+        try:
+            peers.append(Peer(paddr, int(asn), pport, md5=args.bgp_md5, hold_time=args.bgp_hold_time))
+        except ValueError as e:
+            raise ValueError(f"--bgp-peer {spec!r}: {e}") from None
+    rid = args.router_id
+    try:
+        # Our own routes coming back (over eBGP or through a reflector) carry our RDs: "<router id>:n".
+        return SpeakerConfig(router_id=rid, local_as=args.bgp_asn, listen_address=address, listen_port=port,
+                             peers=peers, is_own_rd=lambda rd: rd.startswith(f"{rid}:"))
+    except ValueError as e:
+        raise ValueError(f"BGP options: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        bgp = bgp_config(args)
+    except ValueError as e:
+        print(f"vsc: {e}", file=sys.stderr)
+        return 2
     tune_gc()
     core = Vsc(args.state_dir)
     core.start()
     agent = AgentServer(core, args.listen, args.agent_port)
     threading.Thread(target=agent.serve_forever, name="vsc-agent", daemon=True).start()
     StatusServer(core, args.listen, args.status_port).start()
+    if bgp is not None:
+        from vsc.bgp.peering import Peering
+
+        try:
+            Peering(core, bgp).start()
+        except RuntimeError as e:  # ExaBGP did not come up: say why rather than run unfederated
+            log.error("BGP speaker: %s", e)
+            core.stop()
+            return 1
+        log.info("BGP: AS %d, router id %s, listening on %s:%d, peers %s", bgp.local_as, bgp.router_id,
+                 bgp.listen_address, bgp.listen_port,
+                 ", ".join(f"{p.address}:{p.port} AS {p.asn}" for p in bgp.peers) or "none")
     follower = None
     if args.vsd:
         follower = StreamFollower(core, args.vsd, args.user, args.password, args.org)

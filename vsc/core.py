@@ -80,6 +80,7 @@ class Vsc:
         self.agent_reconfirm: dict[int, set[int]] = {}  # ports to drop if a reconnected VRS does not re-report them
         self.input_errors: list[str] = []
         self.state_dir = Path(state_dir) if state_dir else None
+        self.peering = None  # vsc.bgp.peering.Peering once BGP is configured
         self._saved_revision = -1
         self._last_save = 0.0
         self._stop = threading.Event()
@@ -156,6 +157,18 @@ class Vsc:
                 self.agent_last[dpid] = time.monotonic()
             except (AgentError, KeyError, TypeError, ValueError) as e:
                 self.input_error(f"agent message {msg!r}: {e}")
+        self.wake.set()
+
+    def on_bgp_routes(self, peer: str, announced: list, withdrawn: list) -> None:
+        """An EVPN update from a federated VSC (vsc/bgp/federation.py)."""
+        with self.lock:
+            for problem in self.prog.fed.on_routes(peer, announced, withdrawn):
+                self.input_error(f"BGP {peer}: {problem}")
+        self.wake.set()
+
+    def on_bgp_down(self, peer: str) -> None:
+        with self.lock:
+            self.prog.fed.drop_peer(peer)
         self.wake.set()
 
     def input_error(self, text: str) -> None:
@@ -261,6 +274,8 @@ class Vsc:
                     todo.append((link, self._finish_sync(link)))
                 elif link.sync_xid is None and self._may_sync(dpid, now) and now >= link.resync_after:
                     self._start_sync(link)
+            if self.peering is not None and self.prog.fed.dirty:
+                self.peering.kick.set()
         for link, ops in todo:
             self._send_ops(link, ops)
 
@@ -295,11 +310,14 @@ class Vsc:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.peering is not None:
+            self.peering.stop()  # a clean NOTIFICATION: peers withdraw our routes now, not at hold time
         self.save_state(force=True)
 
     # --- status ----------------------------------------------------------------------------------
 
     def status(self) -> dict:
+        bgp = self.peering.status() if self.peering is not None else None  # asks the speaker: not locked
         with self.lock:
             now = time.monotonic()
             dps = {}
@@ -317,12 +335,14 @@ class Vsc:
             converged = (stream_ok and self.view_ready and self.view.revision >= self.vsd_revision
                          and not self.agent_reconfirm
                          and all(d["synced"] and not d["pending"] and not d["inflight"] for d in dps.values())
-                         and all(self._may_sync(dpid, now) for dpid in self.locs.hosts))
+                         and all(self._may_sync(dpid, now) for dpid in self.locs.hosts)
+                         and (bgp is None or bgp["converged"]))
             return {
                 "revision": self.view.revision, "vsd_revision": self.vsd_revision, "view_ready": self.view_ready,
                 "stream_connected": self.stream_connected, "converged": converged,
                 "endpoints": len(self.prog.eps), "datapaths": dps,
                 "problems": {d: p for d, p in self.prog.problems.items() if p}, "input_errors": list(self.input_errors),
+                "bgp": bgp,
             }
 
     def explain(self, value: int) -> dict:

@@ -6,7 +6,8 @@ the benchmarks and the tests use.
 
 `status()` is GET /status (see vsc/status.py); converged means: the view is at the VSD's revision,
 every VRS that reported on the agent channel is connected over OpenFlow, synced, and has no flow-mods
-pending or unacknowledged.
+pending or unacknowledged; and with BGP (`bgp=BgpOptions(...)`), every configured session is up,
+every route the peers sent is programmed and every local endpoint's route handed to the speaker.
 """
 
 from __future__ import annotations
@@ -18,7 +19,32 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass
+class BgpOptions:
+    """`vsc run`'s BGP options: EVPN federation with other VSCs (see vsc/bgp/federation.py)."""
+
+    asn: int
+    router_id: str
+    listen: str | None = None  # "ADDR[:PORT]"; default the router id, port 179
+    peers: list[str] = field(default_factory=list)  # "ADDR[:PORT]:ASN"
+    hold_time: int | None = None
+    md5: str | None = None
+
+    def argv(self) -> list[str]:
+        out = ["--bgp-asn", str(self.asn), "--router-id", self.router_id]
+        if self.listen:
+            out += ["--bgp-listen", self.listen]
+        for p in self.peers:
+            out += ["--bgp-peer", p]
+        if self.hold_time is not None:
+            out += ["--bgp-hold-time", str(self.hold_time)]
+        if self.md5:
+            out += ["--bgp-md5", self.md5]
+        return out
 
 
 class VscProcess:
@@ -26,7 +52,7 @@ class VscProcess:
                  org: str = "csp", state_dir: str | Path | None = None, listen: str = "127.0.0.1",
                  of_port: int = 6653, agent_port: int = 6634, status_port: int = 6635,
                  log_file: str | Path | None = None, log_level: str = "INFO",
-                 view_file: str | Path | None = None) -> None:
+                 view_file: str | Path | None = None, bgp: BgpOptions | None = None) -> None:
         self.args = ["run", "--listen", listen, "--of-port", str(of_port), "--agent-port", str(agent_port),
                      "--status-port", str(status_port), "--user", user, "--password", password, "--org", org,
                      "--log-level", log_level]
@@ -36,6 +62,8 @@ class VscProcess:
             self.args += ["--state-dir", str(state_dir)]
         if view_file:
             self.args += ["--view", str(view_file)]
+        if bgp is not None:
+            self.args += bgp.argv()
         # Listening on every address: ask over loopback.
         self.listen, self.status_port = ("127.0.0.1" if listen == "0.0.0.0" else listen), status_port
         self.log_file = Path(log_file) if log_file else None
@@ -62,16 +90,18 @@ class VscProcess:
             return json.loads(r.read())
 
     def wait_converged(self, timeout: float = 60.0, min_revision: int = 0, datapaths: int = 0,
-                       endpoints: int = 0) -> dict:
-        """Until converged with at least `datapaths` synced VRSs and `endpoints` placed endpoints (the
-        caller knows what it started; an idle VSC with nothing connected is trivially converged)."""
+                       endpoints: int = 0, bgp_received: int = 0) -> dict:
+        """Until converged with at least `datapaths` synced VRSs, `endpoints` placed endpoints and
+        `bgp_received` routes from BGP peers (the caller knows what it started; an idle VSC with
+        nothing connected is trivially converged)."""
         end = time.monotonic() + timeout
         st: dict = {}
         while time.monotonic() < end:
             try:
                 st = self.status()
                 if (st["converged"] and st["revision"] >= min_revision and st["endpoints"] >= endpoints
-                        and sum(d["synced"] for d in st["datapaths"].values()) >= datapaths):
+                        and sum(d["synced"] for d in st["datapaths"].values()) >= datapaths
+                        and (st.get("bgp") or {}).get("received", 0) >= bgp_received):
                     return st
             except OSError:
                 pass

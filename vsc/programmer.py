@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from openflow.flow import Flow
 from vsc.acl import non_ip_allowed
+from vsc.bgp.federation import Federation
 from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
 from vsc.locations import Locations
 from vsc.pipeline import flow_key
@@ -78,11 +79,15 @@ class Programmer:
         self.local: dict[int, dict[str, set[str]]] = {}  # dpid -> domain -> its local vports
         self.units: dict[tuple, list[tuple[Key, Flow]]] = {}  # (dpid, unit) -> flows; remote ones: `remote`
         self.remote: dict[str, tuple[Key, Flow]] = {}
+        # BGP-learned remote endpoints, one per address slot (domain, IP) (see vsc.bgp.federation).
+        self.learned: dict[tuple[str, int], tuple[Endpoint, Key, Flow]] = {}
+        self.learned_in: dict[str, set[tuple[str, int]]] = {}  # domain -> its learned slots
         self.tracked: set[int] = set()
         self.domain_state: dict[str, tuple] = {}  # domain -> (vni, index, non_ip) last compiled
         self.problems: dict[str, list[str]] = {}
         # dpid -> key -> value before its first change since the last take (tracked VRSs only).
         self._log: dict[int, dict[Key, object]] = {}
+        self.fed = Federation(self)
 
     # --- desired-state bookkeeping --------------------------------------------------------------
 
@@ -175,6 +180,7 @@ class Programmer:
             self._endpoint(v, v in relocal)
         for dom in domains:
             self._compile_domain(dom)
+        self.fed.refreshed(domains)
 
     def _compile_domain(self, dom: str) -> None:
         hosts = [h for h, doms in self.local.items() if dom in doms]
@@ -198,6 +204,7 @@ class Programmer:
         old = self.eps.get(vport_id)
         if new == old and not force:
             return
+        self.fed.local_changed(vport_id, old, new)
         if old is not None and new is not None and (old.dpid, old.domain_id) == (new.dpid, new.domain_id):
             self.eps[vport_id] = new
             self._place(new)
@@ -223,13 +230,16 @@ class Programmer:
         old = self.remote.get(ep.vport_id)
         rk = flow_key(rf)
         self.remote[ep.vport_id] = (rk, rf)
-        moved = old is not None and old[0] != rk
-        tracked, desired, dom, home = self.tracked, self.desired, ep.domain_id, ep.dpid
+        if old is not None and old[0] != rk:
+            self._unspread(*old, ep.domain_id, None)
+        self._spread(rk, rf, ep.domain_id, ep.dpid)
+
+    def _spread(self, rk: Key, rf: Flow, dom: str, home: int | None) -> None:
+        """A remote endpoint's flow onto every VRS of its domain but its own."""
+        tracked, desired = self.tracked, self.desired
         for h, doms in self.local.items():
             if h == home or dom not in doms:
                 continue
-            if moved:
-                self._unset(h, old[0])
             d = desired[h]
             if h in tracked:  # inlined _set: this loop runs (endpoints x hosts) times
                 prev = d.get(rk, _ABSENT)
@@ -237,8 +247,13 @@ class Programmer:
                 if rk not in log:
                     log[rk] = prev
             d[rk] = rf
-        if moved:
-            self._unset(home, old[0])
+
+    def _unspread(self, rk: Key, rf: Flow, dom: str, home: int | None) -> None:
+        # Only where the flow is still this one: a local endpoint and a learned one may take turns at
+        # an address (vsc.bgp.federation), and the newcomer's flow must survive the old one's removal.
+        for h, doms in self.local.items():
+            if h != home and dom in doms and self.desired[h].get(rk) is rf:
+                self._unset(h, rk)
 
     def _remove(self, ep: Endpoint) -> None:
         del self.eps[ep.vport_id]
@@ -252,9 +267,21 @@ class Programmer:
             doms.pop(ep.domain_id, None)
             self._leave(ep.dpid, ep.domain_id)
         if rf is not None:
-            for h, hd in self.local.items():
-                if h != ep.dpid and ep.domain_id in hd:
-                    self._unset(h, rf[0])
+            self._unspread(*rf, ep.domain_id, ep.dpid)
+
+    def set_learned(self, slot: tuple[str, int], ep: Endpoint | None) -> None:
+        """The BGP-learned endpoint that owns an address slot now (or none): its table-20 flow on every
+        VRS of the domain, exactly as for a remote endpoint this VSC's own VRSs reported."""
+        old = self.learned.pop(slot, None)
+        if old is not None:
+            self.learned_in[slot[0]].discard(slot)
+            self._unspread(old[1], old[2], slot[0], None)
+        if ep is not None:
+            rf = remote_flow(ep)
+            rk = flow_key(rf)
+            self.learned[slot] = (ep, rk, rf)
+            self.learned_in.setdefault(slot[0], set()).add(slot)
+            self._spread(rk, rf, slot[0], None)
 
     def _join(self, dpid: int, dom: str) -> None:
         """First local endpoint of `dom` on `dpid`: the VRS now needs the domain and all its peers."""
@@ -263,12 +290,16 @@ class Programmer:
         self._set_unit(dpid, ("domain", dom), flows)
         if (dpid, ("pipeline",)) not in self.units:
             self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
+        for slot in self.learned_in.get(dom, ()):  # first, so a local endpoint at the same address wins
+            self._set(dpid, *self.learned[slot][1:])
         for v in self.members.get(dom, ()):
             if self.eps[v].dpid != dpid:
                 self._set(dpid, *self.remote[v])
 
     def _leave(self, dpid: int, dom: str) -> None:
         self._set_unit(dpid, ("domain", dom), [])
+        for slot in self.learned_in.get(dom, ()):
+            self._unset(dpid, self.learned[slot][1])
         for v in self.members.get(dom, ()):
             rf = self.remote.get(v)
             if rf is not None and self.eps[v].dpid != dpid:
@@ -290,6 +321,7 @@ class Programmer:
     # --- inputs ----------------------------------------------------------------------------------
 
     def on_vsd(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> None:
+        self.fed.vsd_change(op, kind, entity)
         touched = self.view.apply(op, kind, entity, assoc)
         self.refresh({i for k, i in touched if k == "vport"}, {i for k, i in touched if k == "domain"})
 

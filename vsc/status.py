@@ -2,7 +2,8 @@
 
     GET /status            revision applied, VSD revision, datapaths (connected, synced, flows desired,
                            pending, in flight, flow-mods sent, last sync's add/modify/delete), endpoints,
-                           problems, and `converged`
+                           problems, `bgp` (null without BGP; else the speaker's sessions and the routes
+                           advertised, received, imported and pending), and `converged`
     GET /flows?dpid=N      the desired flows of a VRS, one per line (ovs-ofctl style)
     GET /explain?cookie=C  which VSD object a cookie names
 """
