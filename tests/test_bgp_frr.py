@@ -102,6 +102,7 @@ router bgp {asn}
  neighbor {neighbor} update-source {router_id}
  neighbor {neighbor} timers 3 9
  neighbor {neighbor} timers connect 1
+ neighbor {neighbor} advertisement-interval 0
 {extra_bgp} address-family ipv4 unicast
   neighbor {neighbor} activate
  exit-address-family
@@ -191,6 +192,9 @@ def test_frr_shows_what_we_advertise_and_drops_what_we_withdraw(frr_and_speaker)
         assert got["encapsulation"] == ["ET:8"]  # RFC 9012 tunnel type 8, VXLAN
         assert got["communities"] == sorted(route.communities)
         assert got["as_path"] == str(OUR_AS)
+    # FRR sends them all back over eBGP; not one is taken for a route of FRR's.
+    wait_for(lambda: speaker.ignored_routes >= len(ROUTES), 10, "our routes back from FRR")
+    assert speaker.received()[FRR_ADDRESS] == {}
 
     speaker.withdraw([ROUTES[1].key, ROUTES[3].key])
     wait_for(lambda: set(evpn_routes(frr)) == {ROUTES[0].key, ROUTES[2].key}, 10, "withdrawals in FRR")
@@ -198,7 +202,4 @@ def test_frr_shows_what_we_advertise_and_drops_what_we_withdraw(frr_and_speaker)
     speaker.advertise([moved])
     wait_for(lambda: evpn_routes(frr)[moved.key]["next_hop"] == "192.168.77.9", 10, "replaced route in FRR")
 
-    # FRR sends them all back over eBGP; not one is taken for a route of FRR's.
-    wait_for(lambda: speaker.ignored_routes >= len(ROUTES), 10, "our routes back from FRR")
-    assert speaker.received()[FRR_ADDRESS] == {}
     assert speaker.refused_commands == 0
