@@ -1,9 +1,11 @@
 """`vsplab`: the lab front end.
 
     vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
-    vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab left behind
+    vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab (or a lab's route
+                                           reflector) left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
     vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
+    vsplab bgp [--lab DIR]                 show a running federated lab's BGP sessions and routes
     vsplab check SCENARIO                  only validate a scenario file
     vsplab demo                            the VSD alone: build the three-tier example through its API
 """
@@ -22,6 +24,8 @@ def _cmd_check(args) -> int:
     from vsplab.scenario.check import load_scenario
 
     s = load_scenario(args.scenario)
+    for warning in s.warnings:
+        console.print(f"[yellow]warning[/] {warning}", highlight=False)
     console.print(f"{args.scenario}: ok ({len(s.hosts)} hosts, {len(s.containers)} containers, "
                   f"{len(s.expect)} expectations)")
     return 0
@@ -53,12 +57,14 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_clean(args) -> int:
+    from vsplab.bgp import leftovers as bgp_leftovers
     from vsplab.emu import leftovers as emu_leftovers
     from vsplab.lab.leftovers_cli import leftovers_main
     from vsplab.mininet import leftovers as mininet_leftovers
 
     cmd = ["leftovers" if args.dry_run else "cleanup"]
-    codes = [leftovers_main(cmd, emu_leftovers, "vsplab.emu"), leftovers_main(cmd, mininet_leftovers, "vsplab.mininet")]
+    codes = [leftovers_main(cmd, emu_leftovers, "vsplab.emu"), leftovers_main(cmd, mininet_leftovers, "vsplab.mininet"),
+             leftovers_main(cmd, bgp_leftovers, "vsplab.bgp")]
     return max(codes)
 
 
@@ -75,6 +81,13 @@ def _cmd_trace(args) -> int:
     text, verdict = LabControl.find(args.lab).trace(args.source, args.destination, args.proto, args.port)
     print(text)
     return 0 if verdict == "allow" else 2
+
+
+def _cmd_bgp(args) -> int:
+    from vsplab.lab.control import LabControl
+
+    print(LabControl.find(args.lab).request(op="bgp")["text"], end="")
+    return 0
 
 
 def _cmd_fidelity(args) -> int:
@@ -137,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lab")
     t.set_defaults(func=_cmd_trace)
 
+    b = sub.add_parser("bgp", help="show a running lab's BGP sessions, route counts and reflectors' routes")
+    b.add_argument("--lab", help="the lab's directory (default: the most recent running lab)")
+    b.set_defaults(func=_cmd_bgp)
+
     fi = sub.add_parser("fidelity", help="emu lab: compare the simulator's traces of the real flows with "
                         "ofproto/trace and real packets (root)")
     fi.add_argument("scenario")
@@ -150,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(func=_cmd_demo)
 
     args = p.parse_args(argv)
+    from vsplab.bgp.frr import FrrError
     from vsplab.scenario.loader import ScenarioError
 
     try:
         return args.func(args)
     except ScenarioError as e:
         console.print(f"[red]scenario error[/]\n{e}", highlight=False)
+        return 2
+    except FrrError as e:
+        console.print(f"[red]error[/] {e}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted; everything this run started has been stopped")

@@ -1,5 +1,6 @@
 """What a lab run found, and its three renderings: a terminal table, JSON, and JUnit XML (one test case
-per expectation, so CI systems and lab graders can read it)."""
+per expectation, so CI systems and lab graders can read it). A federated lab adds its BGP sessions, as
+each speaker reports them (a table beside the reachability table, `bgp.sessions` in the JSON)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,32 @@ class ExpectationResult:
         return f"{self.source} -> {self.destination} {self.protocol}{port}"
 
 
+ESTABLISHED = "up"  # what the VSC's status says of an established session; a reflector's is read as the same
+
+
+@dataclass
+class BgpSession:
+    vsc: str  # the speaker reporting it: a VSC, or a route reflector of the lab
+    peer: str
+    state: str
+    routes_received: int
+    routes_advertised: int
+
+    @property
+    def up(self) -> bool:
+        return self.state == ESTABLISHED
+
+
+def bgp_table(sessions: list[BgpSession], title: str = "BGP sessions") -> Table:
+    table = Table(title=title)
+    for col in ("speaker", "peer", "state", "routes received", "routes advertised"):
+        table.add_column(col)
+    for s in sessions:
+        state = f"[green]{s.state}[/]" if s.up else f"[bold red]{s.state}[/]"
+        table.add_row(s.vsc, s.peer, state, str(s.routes_received), str(s.routes_advertised))
+    return table
+
+
 @dataclass
 class LabReport:
     scenario: str
@@ -51,22 +78,30 @@ class LabReport:
     flows_per_host: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     started: float = field(default_factory=time.time)
+    bgp_sessions: list[BgpSession] | None = None  # None: the scenario has no BGP
 
     @property
     def failures(self) -> list[ExpectationResult]:
         return [r for r in self.results if not r.passed]
 
     @property
+    def sessions_down(self) -> list[BgpSession]:
+        return [s for s in self.bgp_sessions or [] if not s.up]
+
+    @property
     def ok(self) -> bool:
-        return bool(self.results) and not self.failures
+        return bool(self.results) and not self.failures and not self.sessions_down
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "scenario": self.scenario, "mode": self.mode, "ok": self.ok,
             "objects": self.objects, "containers": self.containers, "hosts": self.hosts,
             "flows_per_host": self.flows_per_host, "timings": self.timings,
             "expectations": [{**asdict(r), "passed": r.passed} for r in self.results],
         }
+        if self.bgp_sessions is not None:
+            out["bgp"] = {"sessions": [asdict(s) for s in self.bgp_sessions]}
+        return out
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
@@ -93,6 +128,8 @@ class LabReport:
             table.add_row(r.source, r.destination, r.protocol, str(r.port or ""), r.expected,
                           r.observed, mark, r.where)
         console.print(table)
+        if self.bgp_sessions is not None:
+            console.print(bgp_table(self.bgp_sessions))
         flows = ", ".join(f"{h}={n}" for h, n in sorted(self.flows_per_host.items()))
         phases = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
         console.print(f"objects: {self.objects} VSD objects, {self.containers} containers on {self.hosts} hosts")
@@ -102,3 +139,5 @@ class LabReport:
         console.print(f"{len(self.results) - len(self.failures)}/{len(self.results)} passed: {verdict}")
         for r in self.failures:
             console.print(f"[red]FAILED[/] {r.label}: expected {r.expected}, observed {r.observed} {r.detail}")
+        for s in self.sessions_down:
+            console.print(f"[red]BGP DOWN[/] {s.vsc} -> {s.peer}: {s.state}")

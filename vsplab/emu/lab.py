@@ -105,6 +105,8 @@ class EmuLab(Lab):
         self.start_vscs(base, listen=self.fabric.mgmt_ip)
         for vsc in self.vscs.values():
             self.manifest.add_process(vsc.proc.pid, "vsc.cli")
+        for rr in (self.federation.reflectors.values() if self.federation else ()):
+            self.manifest.add_process(rr.proc.pid, "bgpd")
         for h in self.scenario.hosts:
             vsc = self.vscs[self.vsc_name(h)]
             self.hosts[h.name].start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])

@@ -2,7 +2,9 @@
 vsplab/mininet): a work directory, the VSD (embedded on SQLite in the lab directory, or the user's
 `--vsd`), one VSC process per controller of the scenario, the push of the scenario through the VSD's
 REST API, the wait until every VSC has programmed its hosts, a control socket for a kept lab, and
-teardown in reverse order of bring-up. `drive()` takes any mode's lab through the same steps.
+teardown in reverse order of bring-up. `drive()` takes any mode's lab through the same steps. With a
+`bgp:` section the VSCs federate over MP-BGP EVPN (vsplab/bgp/federation.py): each VSC's speaker on
+its own loopback address, route reflectors on FRR, convergence that waits for every VSC's routes.
 
 A mode subclasses `Lab` and supplies start, plug, check, the control answers and two convergence
 hooks; this package never imports a mode (the command line picks the lab class)."""
@@ -19,8 +21,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from vsplab.bgp.federation import LabFederation
 from vsplab.lab.control import LABS_DIR, LabControlServer
-from vsplab.lab.ports import free_port
+from vsplab.lab.ports import free_port, free_port_on
 from vsplab.report import LabReport
 from vsplab.scenario.check import load_scenario
 from vsplab.scenario.model import Host, Scenario
@@ -46,6 +49,7 @@ class Lab(ABC):
         self.vsd = None
         self.client = None
         self.vscs: dict[str, object] = {}
+        self.federation: LabFederation | None = None  # BGP between the VSCs, if the scenario has it
         self.placed: dict[str, PlacedContainer] = {}
         self.report = LabReport(scenario=scenario.name, mode=self.MODE, hosts=len(scenario.hosts),
                                 containers=len(scenario.containers))
@@ -122,18 +126,24 @@ class Lab(ABC):
         return base
 
     def start_vscs(self, vsd_base: str, listen: str = "127.0.0.1", note: str = "") -> None:
-        """One VSC subprocess per controller of the scenario, on free ports of `listen`."""
+        """One VSC subprocess per controller of the scenario, on free ports of `listen`; with BGP, the
+        route reflectors first and each VSC with its speaker's options."""
         from vsc.process import VscProcess
 
+        self.federation = LabFederation.of(self.scenario, self.workdir, free_port_on)
+        if self.federation is not None:
+            self.federation.start_reflectors(self.stack, self.console)
         for c in self.scenario.controllers:
             ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
+            bgp = self.federation.vsc_options(c.name) if self.federation else None
             vsc = VscProcess(vsd_url=vsd_base, state_dir=self.workdir / c.name,
-                             log_file=self.workdir / f"{c.name}.log", listen=listen, **ports)
+                             log_file=self.workdir / f"{c.name}.log", listen=listen, bgp=bgp, **ports)
             self.stack.callback(self._quietly, vsc.stop)
             vsc.start()
             vsc.ports = ports
             self.vscs[c.name] = vsc
-            self.console.print(f"VSC {c.name}: OpenFlow on {listen}:{ports['of_port']}{note}")
+            federated = f"; {self.federation.describe(c.name)}" if self.federation else ""
+            self.console.print(f"VSC {c.name}: OpenFlow on {listen}:{ports['of_port']}{note}{federated}")
 
     def _quietly(self, fn) -> None:
         """Teardown goes on past a failing step: the next steps still remove their part."""
@@ -164,14 +174,19 @@ class Lab(ABC):
         t0 = time.perf_counter()
         end = time.monotonic() + timeout
         revision = self.vsd_revision()
+        local = {name: sum(1 for p in self.placed.values() if p.host in self.hosts_of(name)) for name in self.vscs}
         for name, vsc in self.vscs.items():
             hosts = self.hosts_of(name)
-            endpoints = sum(1 for p in self.placed.values() if p.host in hosts)
+            # with BGP, also every route its peers owe it: a VSC converged on its own hosts alone still
+            # has no tunnel to the other VSCs' endpoints
+            federated = {"bgp_received": self.federation.routes_expected(name, local)} if self.federation else {}
             while True:
                 self._check_running(hosts)
+                if self.federation is not None:
+                    self.federation.check_running()
                 try:
                     vsc.wait_converged(timeout=min(1.0, max(end - time.monotonic(), 0.01)), min_revision=revision,
-                                       datapaths=len(hosts), endpoints=endpoints)
+                                       datapaths=len(hosts), endpoints=local[name], **federated)
                     break
                 except TimeoutError:
                     if time.monotonic() > end:
@@ -188,10 +203,22 @@ class Lab(ABC):
     def keep_hint(self) -> str:
         return ""
 
+    def record_bgp(self) -> None:
+        """The BGP sessions as the speakers report them now, into the report (after the checks)."""
+        if self.federation is not None:
+            self.report.bgp_sessions = self.federation.sessions({n: v.status() for n, v in self.vscs.items()})
+
+    def _answer(self, req: dict) -> dict:
+        if req.get("op") == "bgp":
+            if self.federation is None:
+                raise ValueError(f"scenario {self.scenario.name} has no bgp: section; its VSCs do not federate")
+            return {"text": self.federation.report_text({n: v.status() for n, v in self.vscs.items()})}
+        return self._control(req)
+
     def serve_control(self) -> Path:
-        """A kept lab answers `vsplab flows` / `vsplab trace` on a socket in its directory."""
+        """A kept lab answers `vsplab flows` / `trace` / `bgp` on a socket in its directory."""
         path = self.workdir / "control.sock"
-        server = LabControlServer(path, self._control)
+        server = LabControlServer(path, self._answer)
         self.stack.callback(server.close)
         return path
 
@@ -208,6 +235,8 @@ def drive(lab_class: type[Lab], path: str, vsd_url: str | None = None, keep: boo
     until Ctrl-C."""
     console = console or Console()
     scenario = load_scenario(path)
+    for warning in scenario.warnings:
+        console.print(f"[yellow]warning[/] {warning}", highlight=False)
     steps = {**Lab.STEPS, **lab_class.STEPS}
     # SIGTERM takes the same way out as Ctrl-C, so the lab is torn down either way
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -225,6 +254,7 @@ def drive(lab_class: type[Lab], path: str, vsd_url: str | None = None, keep: boo
                           f"{len(lab.report.flows_per_host)} {steps['switches']})")
             with console.status(steps["check"]):
                 report = lab.check()
+                lab.record_bgp()
             report.print(console)
             if after_check is not None:
                 after_check(lab)
@@ -232,7 +262,7 @@ def drive(lab_class: type[Lab], path: str, vsd_url: str | None = None, keep: boo
             if keep:
                 sock = lab.serve_control()
                 console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}`"
-                              f"{lab.keep_hint()}. Ctrl-C stops it.")
+                              f"{lab.keep_hint()}{', `vsplab bgp`' if lab.federation else ''}. Ctrl-C stops it.")
                 while True:
                     time.sleep(3600)
             return report

@@ -1,5 +1,6 @@
 """Load a scenario file and check it as a whole: every reference resolves, names are unique, addresses
-fit their subnets. Every problem names the file, the line and the field."""
+fit their subnets, BGP peerings make sense (vsplab/scenario/bgp_check.py). Every problem names the
+file, the line and the field; what is legal but questionable lands in `Scenario.warnings`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .bgp_check import check_bgp
 from .loader import LineMap, ScenarioError, load_yaml
 from .model import Container, Domain, Enterprise, Scenario, Subnet, Zone
 
@@ -162,6 +164,9 @@ def check(s: Scenario, lm: LineMap) -> list:
             err(lm.error(xp + ("port",), f"{x.protocol} needs a port"))
         if x.protocol == "icmp" and x.port is not None:
             err(lm.error(xp + ("port",), "icmp has no port"))
+    bgp_problems, warnings = check_bgp(s, lm)
+    problems += bgp_problems
+    s.warnings.extend(warnings)
     return problems
 
 

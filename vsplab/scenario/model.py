@@ -16,15 +16,31 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _ipv4(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 address (a router id is written A.B.C.D)") from None
+    return v
+
+
 class Controller(_Strict):
     name: str
+    asn: int | None = Field(default=None, ge=1, le=0xFFFFFFFF)  # 4-byte AS numbers; needed with `bgp:`
+    router_id: str | None = None  # also the first half of the VSC's route distinguishers
+
+    @field_validator("router_id")
+    @classmethod
+    def _router_id(cls, v: str | None) -> str | None:
+        return _ipv4(v)
 
 
 class Host(_Strict):
@@ -154,6 +170,42 @@ class Expectation(_Strict):
     expect: Literal["allow", "deny"]
 
 
+class RouteReflector(_Strict):
+    """An external route reflector the lab runs (FRR's bgpd); VSCs in its AS peering with it are its clients."""
+
+    name: str
+    asn: int = Field(ge=1, le=0xFFFFFFFF)
+    router_id: str
+
+    @field_validator("router_id")
+    @classmethod
+    def _router_id(cls, v: str | None) -> str | None:
+        return _ipv4(v)
+
+
+class Bgp(_Strict):
+    """MP-BGP EVPN between the scenario's VSCs: who peers with whom, the route reflectors to run."""
+
+    peerings: list[tuple[str, str]] = []  # [A, B]: two controllers, or a controller and a route reflector
+    route_reflectors: list[RouteReflector] = []
+    hold_time: int = 9  # seconds, for every session; keepalives every third of it
+    md5: str | None = None  # TCP MD5 password for every session
+
+    @field_validator("hold_time")
+    @classmethod
+    def _hold(cls, v: int) -> int:
+        if v != 0 and not 3 <= v <= 65535:  # RFC 4271 4.2
+            raise ValueError("hold time must be 0 or 3..65535 seconds")
+        return v
+
+    @field_validator("md5")
+    @classmethod
+    def _md5(cls, v: str | None) -> str | None:
+        if v is not None and (not 0 < len(v) <= 80 or '"' in v):
+            raise ValueError("an MD5 password is 1-80 characters without quotes")
+        return v
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -162,6 +214,13 @@ class Scenario(_Strict):
     enterprises: list[Enterprise] = Field(min_length=1)
     containers: list[Container] = []
     expect: list[Expectation] = []
+    bgp: Bgp | None = None
+    # what the checks found questionable but not wrong (vsplab/scenario/check.py), for the user to read
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._warnings
 
     def subnets(self) -> Iterator[tuple[Enterprise, Subnet]]:
         """Every subnet with its enterprise (a subnet's name is unique within its enterprise)."""

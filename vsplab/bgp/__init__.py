@@ -1,0 +1,3 @@
+"""The lab's side of EVPN federation: where each BGP speaker of a scenario listens (plan), FRR route
+reflectors (frr), the sessions as the speakers report them (sessions), and what a killed lab's
+reflectors leave behind (leftovers)."""
