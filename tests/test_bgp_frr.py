@@ -203,3 +203,92 @@ def test_frr_shows_what_we_advertise_and_drops_what_we_withdraw(frr_and_speaker)
     wait_for(lambda: evpn_routes(frr)[moved.key]["next_hop"] == "192.168.77.9", 10, "replaced route in FRR")
 
     assert speaker.refused_commands == 0
+
+
+# ---------------------------------------------------------------- the other way: FRR originates
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def frr_vtep():
+    """FRR as a VTEP: zebra + bgpd in a namespace of their own, VNI 5001 as a kernel VXLAN device in
+    a bridge (zebra learns it, bgpd `advertise-all-vni` makes type-2/3 routes of what the bridge
+    holds), a veth as the access port, a veth pair to the root namespace where the speaker runs."""
+    suffix = os.urandom(2).hex()
+    ns, host_if, ns_if = f"vl-bgpfrr-{suffix}", f"vl-bf{suffix}h", f"vl-bf{suffix}n"
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    octet = next(n for n in range(16, 250) if f"10.251.{n}." not in used)
+    ours, theirs, vtep = f"10.251.{octet}.1", f"10.251.{octet}.2", "192.168.77.10"
+    port = 17900 + octet
+    frr = FrrBgpd(bgpd_config(theirs, FRR_AS, ours, OUR_AS, port, extra_evpn="  advertise-all-vni\n"),
+                  theirs, port)
+    (frr.dir / "zebra.conf").write_text(f"hostname {NAME}-zebra\n")
+    shutil.chown(frr.dir / "zebra.conf", "frr", "frr")
+    recorder = Recorder()
+    speaker = Speaker(SpeakerConfig(router_id=ours, local_as=OUR_AS, listen_address=ours, listen_port=port,
+                                    peers=[Peer(theirs, FRR_AS, port=port)], name=NAME),
+                      recorder.on_routes, recorder.on_session)
+    zebra = None
+    try:
+        _ip("netns", "add", ns)
+        _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        _ip("link", "set", ns_if, "netns", ns)
+        _ip("addr", "add", f"{ours}/30", "dev", host_if)
+        _ip("link", "set", host_if, "up")
+        for args in (["addr", "add", f"{theirs}/30", "dev", ns_if], ["addr", "add", f"{vtep}/32", "dev", "lo"],
+                     ["link", "add", "vl-br5001", "type", "bridge"],
+                     ["link", "add", "vl-vx5001", "type", "vxlan", "id", "5001", "local", vtep,
+                      "dstport", "4789", "nolearning"],
+                     ["link", "set", "vl-vx5001", "master", "vl-br5001"],
+                     ["link", "add", "vl-acc0", "type", "veth", "peer", "name", "vl-acc1"],
+                     ["link", "set", "vl-acc0", "master", "vl-br5001"],
+                     ["addr", "add", "10.2.0.254/24", "dev", "vl-br5001"]):
+            _ip("-n", ns, *args)
+        for device in ("lo", ns_if, "vl-br5001", "vl-vx5001", "vl-acc0", "vl-acc1"):
+            _ip("-n", ns, "link", "set", device, "up")
+        zebra = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/lib/frr/zebra", "-u", "frr", "-g", "frr",
+                                  "-f", str(frr.dir / "zebra.conf"), "-i", str(frr.dir / "zebra.pid"),
+                                  "--vty_socket", str(frr.dir), "-z", str(frr.dir / "zserv.api"), "-P", "0",
+                                  "--log", f"file:{frr.dir / 'zebra.log'}"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: (frr.dir / "zserv.api").exists(), 10, "zebra's socket")
+        frr.start(["-z", str(frr.dir / "zserv.api")], prefix_argv=["ip", "netns", "exec", ns])
+        speaker.start()
+        recorder.wait_session(theirs, "up", 30)
+        yield ns, theirs, vtep, speaker, recorder
+    finally:
+        speaker.stop()
+        frr.stop()
+        if zebra is not None:
+            zebra.terminate()
+            try:
+                zebra.wait(5)
+            except subprocess.TimeoutExpired:
+                zebra.kill()
+                zebra.wait(5)
+        _ip("link", "del", host_if, check=False)  # the namespace's end goes with the namespace
+        _ip("netns", "delete", ns, check=False)
+
+
+def test_frr_originated_type2_routes_arrive_decoded(frr_vtep):
+    ns, frr_address, vtep, speaker, recorder = frr_vtep
+    mac, ip = "02:00:0b:00:00:01", "10.2.0.1"
+    subprocess.run(["bridge", "-n", ns, "fdb", "add", mac, "dev", "vl-acc0", "master", "static"], check=True)
+    _ip("-n", ns, "neigh", "add", ip, "lladdr", mac, "dev", "vl-br5001", "nud", "permanent")
+
+    def held(key_ip):
+        return [r for r in recorder.held(frr_address).values() if r.mac == mac and r.ip == key_ip]
+
+    for key_ip in (ip, None):  # the MAC/IP route and the MAC-only one
+        (route,) = wait_for(lambda k=key_ip: held(k), 20, f"FRR's type-2 route for {mac} {key_ip}")
+        assert route.rd.startswith(f"{frr_address}:")  # FRR's automatic RD, router-id:n
+        assert (route.vni, route.next_hop, route.route_targets, route.ethernet_tag) == (
+            5001, vtep, (f"{FRR_AS}:5001",), 0)
+    assert speaker.received()[frr_address] == recorder.held(frr_address)
+
+    _ip("-n", ns, "neigh", "del", ip, "dev", "vl-br5001")
+    subprocess.run(["bridge", "-n", ns, "fdb", "del", mac, "dev", "vl-acc0", "master"], check=True)
+    wait_for(lambda: not held(ip) and not held(None), 20, "FRR's withdrawals")
