@@ -114,6 +114,15 @@ class Federation:
                     for t, r in self.rt.hosts[host].switch.flows(Table.ENDPOINT) if r.priority == 100}
         return self.rt.call(grab)
 
+    def flows(self, dpids: list[int]) -> dict:
+        """host -> {flow key: (cookie, created)}: a flow re-added gets a new creation time."""
+        names = [self.placement.hosts[d][0]["name"] for d in dpids]
+
+        def grab():
+            return {n: {r.flow(t).canonical().key: (r.cookie, r.created) for t, r in self.rt.hosts[n].switch.flows()}
+                    for n in names}
+        return self.rt.call(grab)
+
     def vport_cookies(self, dpids: list[int]) -> set[int]:
         return {cookie(Kind.REMOTE_ENDPOINT, m["vport_id"]) for d in dpids for m in self.placement.hosts[d]
                 if m["op"] == "port-up"}
@@ -170,6 +179,15 @@ def test_two_vscs_federate_over_bgp_and_policy_holds_across(tmp_path):
         assert fed.trace("c2", "c8", 5433).delivered_to("vl-c8")
         assert fed.trace("c10", "c5", 5432).delivered_to("vl-c5")
         assert not fed.trace("c9", "c2", 22).delivered
+
+        # A restarts: it waits for B's routes before it resyncs its VRSs, so not one flow is touched.
+        before = fed.flows([1, 2])
+        t0 = time.monotonic()
+        fed.vscs["A"].restart()
+        st = fed.converged("A")
+        print(f"VSC A restarted -> converged with BGP: {time.monotonic() - t0:.2f} s")
+        assert {tuple(d["last_sync_ops"]) for d in st["datapaths"].values()} == {(0, 0, 0)}
+        assert fed.flows([1, 2]) == before
 
         # B's ExaBGP stops answering: A's hold timer expires and A's hosts lose B's endpoints.
         a_only = fed.vport_cookies([2])

@@ -147,13 +147,17 @@ class Side:
             self.core.flush()
 
     def table20(self, dpid: int) -> dict[int, tuple]:
-        """reg0 (IP) -> (cookie kind, actions) of the remote-endpoint flows the VRS holds."""
-        out = {}
-        for t, r in self.wires[dpid].switch.flows(Table.ENDPOINT):
-            f = r.flow(t)
-            if f.priority == 100:
-                out[dict((m.name, m.value) for m in f.match)["reg0"]] = (cookie_kind(f.cookie), f.actions, f.cookie)
-        return out
+        return table20(self.wires[dpid].switch)
+
+
+def table20(switch) -> dict[int, tuple]:
+    """reg0 (IP) -> (cookie kind, actions, cookie) of the remote-endpoint flows a VRS holds."""
+    out = {}
+    for t, r in switch.flows(Table.ENDPOINT):
+        f = r.flow(t)
+        if f.priority == 100:
+            out[dict((m.name, m.value) for m in f.match)["reg0"]] = (cookie_kind(f.cookie), f.actions, f.cookie)
+    return out
 
 
 def exchange(a: Side, b: Side) -> int:
@@ -363,26 +367,3 @@ def test_incremental_state_equals_a_full_compile_with_learned_endpoints(seed, mo
             assert prog.host_desired(d) == want
             assert side.wires[d].installed() == want
 
-
-def test_bgp_options_on_the_command_line():
-    from vsc.cli import _parser, bgp_config
-    from vsc.process import BgpOptions
-
-    def parse(*argv):
-        return bgp_config(_parser().parse_args(["run", *argv]))
-
-    assert parse() is None  # no BGP option: no speaker
-    opts = BgpOptions(65001, "127.0.0.2", "127.0.0.2:1790", ["127.0.0.3:1791:65002", "192.0.2.9:65000"],
-                      hold_time=3, md5="s3cret")
-    c = parse(*opts.argv())
-    assert (c.router_id, c.local_as, c.listen_address, c.listen_port) == ("127.0.0.2", 65001, "127.0.0.2", 1790)
-    assert [(p.address, p.port, p.asn, p.hold_time, p.md5) for p in c.peers] == [
-        ("127.0.0.3", 1791, 65002, 3, "s3cret"), ("192.0.2.9", 179, 65000, 3, "s3cret")]
-    assert c.rd_is_own("127.0.0.2:5001") and not c.rd_is_own("127.0.0.3:5001")
-    assert parse("--bgp-asn", "1", "--router-id", "10.0.0.1").listen_port == 179
-    for argv, says in ((["--bgp-peer", "10.0.0.2:65000"], "--bgp-asn and --router-id"),
-                       (["--bgp-asn", "1", "--router-id", "10.0.0.1", "--bgp-peer", "10.0.0.2"], "ADDR"),
-                       (["--bgp-asn", "1", "--router-id", "10.0.0.1", "--bgp-peer", "10.0.0.2:x:1"], "port"),
-                       (["--bgp-asn", "1", "--router-id", "nope"], "BGP options")):
-        with pytest.raises(ValueError, match=says):
-            parse(*argv)

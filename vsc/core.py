@@ -283,7 +283,8 @@ class Vsc:
         # Syncing against an incomplete picture would delete flows that are still right.
         host = self.locs.hosts.get(dpid)
         return (self.view_ready and host is not None and bool(host.vtep_ip)
-                and now - self.agent_last.get(dpid, now) >= AGENT_SETTLE)
+                and now - self.agent_last.get(dpid, now) >= AGENT_SETTLE
+                and (self.peering is None or self.peering.settled(now)))
 
     def _expire_unconfirmed(self, now: float) -> None:
         for dpid, ports in list(self.agent_reconfirm.items()):

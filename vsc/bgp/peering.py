@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,10 @@ log = logging.getLogger("vsc.bgp")
 
 RETRY = 1.0  # s before handing the speaker again what it refused
 UP = "up"  # the speaker's word for an established session
+# A VRS that syncs before the peers' routes are in would lose its BGP-learned flows until they come
+# (a restarted VSC must cost no traffic): syncs wait until every session has been up and quiet this long,
+SETTLE = 0.5  # s
+SETTLE_MAX = 10.0  # s after start at most, so a peer that never answers keeps no VRS unsynced
 
 
 class Peering:
@@ -35,6 +40,9 @@ class Peering:
         self._backlog: list[tuple[str, list]] = []  # ("withdraw" | "advertise", items) not yet taken
         self.handed = {"advertised": 0, "withdrawn": 0}
         self._thread: threading.Thread | None = None
+        self.started = time.monotonic()
+        self.first_up: dict[str, float] = {}  # peer -> when its session first came up
+        self.last_update = 0.0
 
     def start(self) -> Peering:
         with self.core.lock:
@@ -54,13 +62,24 @@ class Peering:
     # --- speaker -> core -------------------------------------------------------------------------
 
     def _on_routes(self, peer: str, announced: list, withdrawn: list) -> None:
+        self.last_update = time.monotonic()
         self.core.on_bgp_routes(peer, announced, withdrawn)
 
     def _on_session(self, peer: str, state: str) -> None:
-        if state != UP:
+        if state == UP:
+            self.first_up.setdefault(peer, time.monotonic())
+        else:
             # A session that is not up has taken back everything it sent (RFC 4271 section 8). The
             # speaker reports those routes withdrawn itself; this makes sure nothing of the peer stays.
             self.core.on_bgp_down(peer)
+
+    def settled(self, now: float) -> bool:
+        """Whether the peers' tables are in (see SETTLE); read under the core's lock, asks no one."""
+        if now - self.started >= SETTLE_MAX:
+            return True
+        if len(self.first_up) < len(self.config.peers):
+            return False
+        return now - max(self.last_update, *self.first_up.values(), 0.0) >= SETTLE
 
     # --- core -> speaker -------------------------------------------------------------------------
 
