@@ -31,8 +31,10 @@ class ExabgpProcess:
     def __init__(self, argv: Sequence[str], env: dict[str, str], cwd: str | Path) -> None:
         self.argv, self.env, self.cwd = list(argv), env, str(cwd)
         self.proc: subprocess.Popen | None = None
+        self.stopped: subprocess.Popen | None = None  # once stop() has reaped it
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         self._logger: threading.Thread | None = None
+        self._stopping = threading.Lock()
 
     def start(self) -> int:
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
@@ -45,13 +47,16 @@ class ExabgpProcess:
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+        proc = self.proc or self.stopped
+        return proc.pid if proc else None
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        proc = self.proc
+        return proc is not None and proc.poll() is None
 
     def returncode(self) -> int | None:
-        return self.proc.poll() if self.proc else None
+        proc = self.proc or self.stopped
+        return proc.poll() if proc else None
 
     def last_lines(self) -> str:
         return "\n".join(self.tail)
@@ -65,21 +70,21 @@ class ExabgpProcess:
         proc.stderr.close()
 
     def stop(self, timeout: float = 3.0) -> None:
-        proc = self.proc
-        if proc is None:
-            return
+        """SIGTERM to ExaBGP's process group, SIGKILL if it lingers; reaped. Signals go out only while
+        the leader is unreaped, so the group ID cannot have been reused by some other program."""
+        with self._stopping:  # the supervisor and Speaker.stop may both get here
+            proc, self.proc = self.proc, None
+            if proc is None:
+                return
+            self.stopped = proc
         if proc.poll() is None:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 log.warning("ExaBGP %d ignored SIGTERM for %.0f s, killing it", proc.pid, timeout)
-        # Whatever is left of its group (a helper that did not follow), and the zombie reaped.
-        _signal_group(proc.pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error("ExaBGP %d survived SIGKILL", proc.pid)
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
         if self._logger is not None:
             self._logger.join(1.0)  # its last words, for whoever reports the exit
 

@@ -102,16 +102,18 @@ class Side:
 @contextmanager
 def loopback_pair(asn_a: int = 65001, asn_b: int = 65002, hold_time: int = 9, name: str = "vl-bgp",
                   addresses: tuple[str, str] = ("127.0.0.2", "127.0.0.3"),
-                  carrier_prefix: str = "100.64.0.0/16", timeout: float = 30.0) -> Iterator[tuple[Side, Side]]:
-    """Two started speakers with their sessions up; both stopped on the way out, whatever happens."""
+                  carrier_prefix: str = "100.64.0.0/16", timeout: float = 30.0,
+                  md5: tuple[str | None, str | None] = (None, None)) -> Iterator[tuple[Side, Side]]:
+    """Two started speakers with their sessions up (each side's TCP MD5 password for its peer in
+    `md5`); both stopped on the way out, whatever happens."""
     port = free_port(*addresses)
     with ExitStack() as stack:
         sides = []
-        for me, other, asn, peer_asn in ((addresses[0], addresses[1], asn_a, asn_b),
-                                         (addresses[1], addresses[0], asn_b, asn_a)):
+        for me, other, asn, peer_asn, password in ((addresses[0], addresses[1], asn_a, asn_b, md5[0]),
+                                                   (addresses[1], addresses[0], asn_b, asn_a, md5[1])):
             recorder = Recorder()
             config = SpeakerConfig(router_id=me, local_as=asn, listen_address=me, listen_port=port,
-                                   peers=[Peer(other, peer_asn, port=port, hold_time=hold_time)],
+                                   peers=[Peer(other, peer_asn, port=port, hold_time=hold_time, md5=password)],
                                    own_rds=frozenset({f"{me}:5001"}), carrier_prefix=carrier_prefix,
                                    name=name)
             speaker = Speaker(config, recorder.on_routes, recorder.on_session)

@@ -85,6 +85,7 @@ class Speaker:
         self._listener: socket.socket | None = None
         self._start_failure: tuple[str, str] | None = None
         self.restarts = 0
+        self.commands_sent = 0
         self.refused_commands = 0
         self.ignored_routes = 0  # received, and ours: our RD, or our AS on the path
 
@@ -379,6 +380,7 @@ class Speaker:
             if self._conn is not conn:
                 return  # ExaBGP went away meanwhile; the sessions' coming up will resend
             self._unacked.extend(summaries)
+            self.commands_sent += len(lines)
         try:
             chunk: list[str] = []
             size = 0
