@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vsc.process import BgpOptions
-from vsplab.bgp.frr import DIR_PREFIX, FrrError, RouteReflector, preflight
+from vsplab.bgp.frr import DIR_PREFIX, FrrError, RouteReflector
 from vsplab.bgp.frr import ESTABLISHED as FRR_ESTABLISHED
 from vsplab.bgp.plan import BgpPlan
 from vsplab.report import ESTABLISHED, BgpSession, bgp_table
@@ -32,8 +32,6 @@ class LabFederation:
         plan = BgpPlan.of(scenario)
         if plan is None:
             return None
-        if plan.reflectors():
-            preflight()  # before anything starts: say at once that this lab cannot run here
         return cls(replace(plan, port=free_port(plan.addresses())), workdir)
 
     def start_reflectors(self, stack: ExitStack, console: Console) -> None:

@@ -98,6 +98,10 @@ class RouteReflector:
         """Write the configuration, start bgpd, return once it answers vtysh."""
         preflight()
         self.dir.mkdir(parents=True, exist_ok=True)
+        closed = next((d for d in self.dir.parents if not d.stat().st_mode & 0o001), None)
+        if closed is not None:
+            raise FrrError(f"bgpd runs as the frr user and cannot reach {self.dir}: {closed} is closed to other "
+                           "users; put the lab elsewhere (VSPLAB_LABS_DIR)")
         (self.dir / "bgpd.conf").write_text(bgpd_config(self.me, self.peers, self.plan.port, self.plan.hold_time,
                                                         self.plan.md5))
         (self.dir / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid())}))

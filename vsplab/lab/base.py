@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from vsplab.bgp import frr
 from vsplab.bgp.federation import LabFederation
 from vsplab.lab.control import LABS_DIR, LabControlServer
 from vsplab.lab.ports import free_port, free_port_on
@@ -41,6 +42,8 @@ class Lab(ABC):
 
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
                  workdir: Path | None = None):
+        if scenario.bgp is not None and scenario.bgp.route_reflectors:
+            frr.preflight()  # before anything starts: say at once that this lab cannot run here
         self.scenario = scenario
         self.console = console or Console(stderr=True)
         self.external_vsd = vsd_url
