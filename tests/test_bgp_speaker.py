@@ -132,11 +132,16 @@ def test_as_path_loop_is_ignored_and_withdraws_what_it_replaces():
                 "attribute": {"as-path": {"0": {"element": "as-sequence", "value": path}}},
                 "announce": {"l2vpn evpn": {"192.168.77.1": [{"code": 2, "raw": nlri}]}}}}}})
 
+    def receive(line: str) -> None:
+        speaker._received_update(parse_line(line))
+        speaker._callbacks.put(None)
+        speaker._deliver()  # the callbacks, here rather than on the speaker's thread
+
     speaker._peers[B].state = "up"
-    speaker._received_update(parse_line(update([65002])))
+    receive(update([65002]))
     ((announced, withdrawn),) = seen
     assert [r.rd for r in announced] == ["192.168.77.1:5001"] and withdrawn == []
-    speaker._received_update(parse_line(update([65002, 65001])))
+    receive(update([65002, 65001]))
     assert seen[1] == ([], [announced[0].key])
     assert speaker.received()[B] == {}
 

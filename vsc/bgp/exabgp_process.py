@@ -1,7 +1,9 @@
-"""ExaBGP as a child process: started in its own session (so one signal to its process group
-reaches it and whatever it forks), its log lines passed to Python logging, stopped with SIGTERM
-then SIGKILL. The API relay it runs puts itself in another process group (ExaBGP calls setpgrp
-for its helpers), so the speaker ends the relay by its own PID as well.
+"""ExaBGP as a child process, and its API relay's connection to us.
+
+ExaBGP starts in its own session (so one signal to its process group reaches it and whatever it
+forks), its log lines go to Python logging, it is stopped with SIGTERM then SIGKILL. The relay it
+runs puts itself in another process group (ExaBGP calls setpgrp for its helpers), so the speaker
+ends the relay by its own PID (and start time) as well.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import collections
 import logging
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -120,3 +124,23 @@ def kill_identified(identity: tuple[int, int] | None) -> None:
         os.kill(identity[0], signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def accept_relay(listener: socket.socket, exabgp: ExabgpProcess,
+                 stopping: threading.Event) -> tuple[socket.socket, tuple[int, int] | None] | None:
+    """The relay's connection and the relay's identity: only a child of this ExaBGP is accepted
+    (SO_PEERCRED names the connecting process). None if ExaBGP died or we are stopping first.
+    `listener` must have a timeout, so that both are noticed."""
+    while not stopping.is_set() and exabgp.alive():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        pid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        if parent_of(pid) != exabgp.pid:
+            log.warning("refused a relay connection from pid %d, not a child of ExaBGP %s", pid, exabgp.pid)
+            conn.close()
+            continue
+        conn.settimeout(None)
+        return conn, process_identity(pid)
+    return None

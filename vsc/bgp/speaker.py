@@ -21,9 +21,9 @@ reported withdrawn.
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -37,7 +37,7 @@ from vsc.bgp.announce import CarrierPool, announce_batches, withdraw_batches
 from vsc.bgp.evpn import canonical_key, canonical_route
 from vsc.bgp.exabgp_config import Peer, SpeakerConfig, exabgp_env, render_config
 from vsc.bgp.exabgp_json import Ack, EvpnUpdate, SessionState, parse_line
-from vsc.bgp.exabgp_process import ExabgpProcess, exabgp_command, kill_identified, parent_of, process_identity
+from vsc.bgp.exabgp_process import ExabgpProcess, accept_relay, exabgp_command, kill_identified
 from vsc.bgp.route import MacIpRoute
 
 __all__ = ["Peer", "Speaker", "SpeakerConfig"]
@@ -81,6 +81,7 @@ class Speaker:
         self._relay: tuple[int, int] | None = None
         self._unacked: deque[str] = deque()
         self._threads: list[threading.Thread] = []
+        self._callbacks: queue.SimpleQueue = queue.SimpleQueue()
         self._dir: Path | None = None
         self._listener: socket.socket | None = None
         self._start_failure: tuple[str, str] | None = None
@@ -103,7 +104,8 @@ class Speaker:
         self._listener.settimeout(0.2)
         relay = [sys.executable, "-m", "vsc.bgp.relay", str(sock_path)]
         (self._dir / "exabgp.conf").write_text(render_config(self.config, relay))
-        for target, name in ((self._supervise, "supervisor"), (self._write_loop, "writer")):
+        for target, name in ((self._supervise, "supervisor"), (self._write_loop, "writer"),
+                             (self._deliver, "callbacks")):
             thread = threading.Thread(target=target, name=f"{self.config.name}-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -127,8 +129,13 @@ class Speaker:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for thread in self._threads:
+        supervisor_and_writer, deliverer = self._threads[:2], self._threads[2:]
+        for thread in supervisor_and_writer:
             thread.join(10)
+        self._callbacks.put(None)  # after the last "down" the supervisor reported
+        for thread in deliverer:
+            if thread is not threading.current_thread():  # stop() called from a callback
+                thread.join(10)
         if self._exabgp is not None:  # the supervisor stops it; this covers a supervisor that hung
             self._exabgp.stop()
         kill_identified(self._relay)
@@ -221,9 +228,10 @@ class Speaker:
         exabgp.start()
         conn = None
         try:
-            conn = self._accept_relay(exabgp)
-            if conn is None:
+            accepted = accept_relay(self._listener, exabgp, self._stopping)
+            if accepted is None:
                 return
+            conn, self._relay = accepted
             with self._lock:
                 self._conn = conn
                 self._unacked.clear()
@@ -237,23 +245,6 @@ class Speaker:
                 conn.close()
             exabgp.stop()
             kill_identified(self._relay)
-
-    def _accept_relay(self, exabgp: ExabgpProcess) -> socket.socket | None:
-        """The relay's connection: from a child of this ExaBGP (SO_PEERCRED), nothing else."""
-        while not self._stopping.is_set() and exabgp.alive():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            pid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
-            if parent_of(pid) != exabgp.pid:
-                log.warning("%s: refused a relay connection from pid %d, not ExaBGP's", self._tag, pid)
-                conn.close()
-                continue
-            self._relay = process_identity(pid)
-            conn.settimeout(None)
-            return conn
-        return None
 
     def _read(self, conn: socket.socket) -> None:
         with conn.makefile("rb", buffering=1 << 20) as lines:
@@ -328,10 +319,17 @@ class Speaker:
             self._call(self._on_routes, update.peer, announced, withdrawn)
 
     def _call(self, callback: Callable, *args) -> None:
-        try:
-            callback(*args)
-        except Exception:
-            log.exception("%s: callback %s failed", self._tag, getattr(callback, "__name__", callback))
+        self._callbacks.put((callback, args))
+
+    def _deliver(self) -> None:
+        """Callbacks, in the order things happened, on a thread of their own: a slow consumer must
+        not stop us reading the relay, or ExaBGP blocks on its pipe and stops sending keepalives."""
+        while (item := self._callbacks.get()) is not None:
+            callback, args = item
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("%s: callback %s failed", self._tag, getattr(callback, "__name__", callback))
 
     # ------------------------------------------------------------------ sending
 
