@@ -142,8 +142,13 @@ def test_mac_ip_round_trip(route):
 def test_bad_routes_are_refused_naming_the_field():
     with pytest.raises(ValueError, match="VNI"):
         MacIpAdvertisement.from_route(dataclasses.replace(ROUTE, vni=1 << 24))
-    with pytest.raises(ValueError, match="MAC"):
-        MacIpAdvertisement.from_route(dataclasses.replace(ROUTE, mac="02:00:0a"))
+    for mac in ("02:00:0a", "02:00:0a:01:00:zz", "02:00:0a:01:00:1:2"):
+        with pytest.raises(ValueError, match="MAC"):
+            MacIpAdvertisement.from_route(dataclasses.replace(ROUTE, mac=mac))
+    with pytest.raises(ValueError, match="not an IPv4 or IPv6"):
+        MacIpAdvertisement.from_route(dataclasses.replace(ROUTE, ip="10.1.0"))
+    with pytest.raises(ValueError, match="next hop"):
+        canonical_route(dataclasses.replace(ROUTE, next_hop="2001:db8::1"))
     with pytest.raises(ValueError, match="MAC address length"):
         MacIpAdvertisement.unpack(bytes.fromhex(ROUTE_NLRI[:48] + "18" + ROUTE_NLRI[50:]))
 

@@ -16,12 +16,11 @@ RFC 4271 4.3), body. Both are optional non-transitive (flags 0x80).
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vsc.bgp.evpn import MacIpAdvertisement, unpack_mac_ip_routes
+from vsc.bgp.evpn import MacIpAdvertisement, ip_text, pack_ip, unpack_mac_ip_routes
 
 AFI_L2VPN = 25
 SAFI_EVPN = 70
@@ -57,7 +56,7 @@ class MpReachNlri:
     CODE = MP_REACH_NLRI
 
     def body(self) -> bytes:
-        hop = ipaddress.ip_address(self.next_hop).packed
+        hop = pack_ip(self.next_hop)
         return (struct.pack("!HBB", AFI_L2VPN, SAFI_EVPN, len(hop)) + hop + b"\x00"
                 + b"".join(n.pack() for n in self.nlris))
 
@@ -71,8 +70,8 @@ class MpReachNlri:
             raise ValueError(f"MP_REACH_NLRI for AFI {afi} SAFI {safi}, not L2VPN EVPN")
         if hop_length not in (4, 16, 32):  # RFC 2545: an IPv6 global address may come with a link-local
             raise ValueError(f"MP_REACH_NLRI next hop of {hop_length} octets")
-        hop = ipaddress.ip_address(body[4:4 + min(hop_length, 16)])
-        return cls(next_hop=str(hop), nlris=unpack_mac_ip_routes(body[4 + hop_length + 1:]))
+        hop = ip_text(body[4:4 + min(hop_length, 16)])
+        return cls(next_hop=hop, nlris=unpack_mac_ip_routes(body[4 + hop_length + 1:]))
 
 
 @dataclass(frozen=True, slots=True)
