@@ -1,5 +1,8 @@
 """OpenFlow 1.3 wire bytes -> Flow, strictly: anything the codec does not understand raises `OFPError`
-with the (type, code) a switch answers with, so the simulated VRS never silently accepts junk.
+with the (type, code) a switch answers with, so the simulated VRS never silently accepts junk. That
+holds for truncated and malformed input too: every read checks its bounds first (`unpack` for fixed
+structures, explicit length checks in the loops over matches, actions and instructions), so no
+`struct.error` or `IndexError` ever leaves the codec.
 
 The hot path (`flow_mod_parts`) avoids building dataclasses: match entries come back as plain
 (name, value, mask) tuples and instruction blocks are decoded once per distinct byte string (the
@@ -18,6 +21,7 @@ from openflow.consts import (
     NX_VENDOR_ID,
     NXAST_CT,
     NXAST_REG_MOVE,
+    OFP_VERSION,
     OFPAT_DEC_NW_TTL,
     OFPAT_EXPERIMENTER,
     OFPAT_OUTPUT,
@@ -41,6 +45,7 @@ from openflow.consts import (
     OFPBMC_BAD_WILDCARDS,
     OFPBMC_DUP_FIELD,
     OFPBRC_BAD_LEN,
+    OFPBRC_BAD_VERSION,
     OFPET_BAD_ACTION,
     OFPET_BAD_INSTRUCTION,
     OFPET_BAD_MATCH,
@@ -49,6 +54,7 @@ from openflow.consts import (
     OFPIT_GOTO_TABLE,
     OFPIT_WRITE_METADATA,
     OFPT_FLOW_MOD,
+    OFPT_MULTIPART_REPLY,
 )
 from openflow.fields import FIELDS, FIELDS_BY_TYPE
 from openflow.flow import Action, Ct, DecTtl, Flow, FlowStats, MatchField, Move, Output, SetField
@@ -76,24 +82,39 @@ _CT = struct.Struct("!HIHB3xH")
 _FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")
 
 
+_TRUNCATED = (OFPET_BAD_REQUEST, OFPBRC_BAD_LEN)
+
+
+def unpack(st: struct.Struct, buf: bytes, off: int, what: str, error: tuple[int, int] = _TRUNCATED) -> tuple:
+    """`st` read at `off`, or OFPError `error` naming `what` when the bytes end first: the one way
+    untrusted bytes are read into a fixed structure, so a short message is an OpenFlow error."""
+    if off < 0 or off + st.size > len(buf):
+        raise OFPError(*error, f"truncated {what}: {st.size} bytes at {off} of {len(buf)}")
+    return st.unpack_from(buf, off)
+
+
 def parse_header(msg: bytes, off: int = 0) -> tuple[int, int, int, int]:
     """(version, type, length, xid)."""
-    return _HEADER.unpack_from(msg, off)
+    return unpack(_HEADER, msg, off, "OpenFlow header")
 
 
 # --- match ----------------------------------------------------------------------------------------
 
 
-def match_items(buf: bytes, off: int) -> tuple[list[tuple[str, int, int | None]], int]:
-    """Decode an ofp_match at `off`: ([(name, value, mask or None)], offset after the padded match)."""
-    if len(buf) < off + 4:
+def match_items(buf: bytes, off: int, limit: int | None = None) -> tuple[list[tuple[str, int, int | None]], int]:
+    """Decode an ofp_match at `off` that must end, padding included, by `limit` (default: the end of
+    `buf`): ([(name, value, mask or None)], offset after the padded match)."""
+    if limit is None:
+        limit = len(buf)
+    if limit < off + 4:
         raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_LEN, "truncated match")
     mtype, mlen = _TL.unpack_from(buf, off)
     if mtype != 1:
         raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_TYPE, f"match type {mtype} is not OXM")
     end = off + mlen
-    if mlen < 4 or end > len(buf):
-        raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_LEN, f"match length {mlen}")
+    # OVS pulls the padded length before looking inside: a match without its padding is BAD_LEN.
+    if mlen < 4 or off + (mlen + 7) // 8 * 8 > limit:
+        raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_LEN, f"match length {mlen} (padded) beyond its message")
     items = []
     p = off + 4
     fbt = FIELDS_BY_TYPE
@@ -219,6 +240,9 @@ def _action(buf: bytes, p: int, alen: int, atype: int) -> Action:
                 raise OFPError(OFPET_BAD_ACTION, OFPBAC_BAD_ARGUMENT, "move bits out of range")
             return Move(src.name, dst.name, n_bits, src_ofs, dst_ofs)
         if subtype == NXAST_CT:
+            # Nested actions make a ct() longer than 24 bytes; a shorter one cannot hold its arguments.
+            if alen < 24:
+                raise OFPError(OFPET_BAD_ACTION, OFPBAC_BAD_LEN, "ct length")
             flags, zone_src, zone, table, alg = _CT.unpack_from(buf, p + 10)
             # Nested actions, ALGs, NAT and zones taken from fields are not simulated: refuse them
             # rather than install a flow that behaves differently from OVS.
@@ -311,14 +335,15 @@ class FlowModParts(NamedTuple):
 def flow_mod_parts(msg: bytes) -> FlowModParts:
     if len(msg) < 56:
         raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, "flow-mod too short")
-    _v, t, length, xid, cookie, cmask, table, cmd, idle, hard, prio, buf_id, oport, ogroup, flags = (
+    v, t, length, xid, cookie, cmask, table, cmd, idle, hard, prio, buf_id, oport, ogroup, flags = (
         _FLOW_MOD.unpack_from(msg)
     )
+    if v != OFP_VERSION:
+        raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_VERSION, f"flow-mod of OpenFlow version {v}")
     if t != OFPT_FLOW_MOD or length != len(msg):
         raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, "not a whole flow-mod")
     items, p = match_items(msg, 48)
-    if p > length:
-        raise OFPError(OFPET_BAD_MATCH, OFPBMC_BAD_LEN, "match padding beyond message")
+    check_prereqs(items)  # before the instructions, as OVS checks the whole match first
     instr = decode_instructions(msg[p:]) if p < length else NO_INSTRUCTIONS
     return FlowModParts(xid, cookie, cmask, table, cmd, idle, hard, prio, buf_id, oport, ogroup, flags, items, instr)
 
@@ -342,15 +367,19 @@ def _flow(table, prio, items, instr, cookie, idle, hard) -> Flow:
 
 def parse_flow_mod(msg: bytes) -> FlowModMsg:
     """(command, flags, Flow, xid, cookie_mask, out_port, out_group, buffer_id) of one flow-mod."""
-    p = flow_mod_parts(msg)
-    check_prereqs(p.match)  # action prerequisites are the switch's business (fastdecode checks them)
+    p = flow_mod_parts(msg)  # action prerequisites are the switch's business (fastdecode checks them)
     flow = _flow(p.table, p.priority, p.match, p.instructions, p.cookie, p.idle_timeout, p.hard_timeout)
     return FlowModMsg(p.command, p.flags, flow, p.xid, p.cookie_mask, p.out_port, p.out_group, p.buffer_id)
 
 
+_MULTIPART = struct.Struct("!BBHIHH4x")
+
+
 def multipart_reply(msg: bytes) -> tuple[int, int, bytes]:
-    """(multipart type, flags, body) of an OFPT_MULTIPART_REPLY message."""
-    mp_type, flags = _TL.unpack_from(msg, 8)
+    """(multipart type, flags, body) of one whole OFPT_MULTIPART_REPLY message."""
+    _v, t, length, _xid, mp_type, flags = unpack(_MULTIPART, msg, 0, "multipart reply")
+    if t != OFPT_MULTIPART_REPLY or length != len(msg):
+        raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, f"not a whole multipart reply (type {t}, length {length})")
     return mp_type, flags, msg[16:]
 
 
@@ -359,10 +388,11 @@ def flow_stats_reply(body: bytes) -> list[FlowStats]:
     out = []
     p = 0
     while p < len(body):
-        (length, table, dsec, dnsec, prio, idle, hard, flags, cookie, pkts, nbytes) = _FLOW_STATS.unpack_from(body, p)
+        (length, table, dsec, dnsec, prio, idle, hard, flags, cookie, pkts, nbytes) = unpack(
+            _FLOW_STATS, body, p, "flow stats entry")
         if length < 56 or p + length > len(body):
             raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, f"flow stats entry length {length}")
-        items, q = match_items(body, p + 48)
+        items, q = match_items(body, p + 48, p + length)  # the match belongs to this entry, not the next
         instr = decode_instructions(body[q : p + length]) if q < p + length else NO_INSTRUCTIONS
         flow = _flow(table, prio, items, instr, cookie, idle, hard)
         out.append(FlowStats(flow, dsec, dnsec, pkts, nbytes, {"flags": flags} if flags else {}))

@@ -6,6 +6,11 @@ headers are the expected ones, prerequisite checks as constant comparisons, and 
 in canonical field order with their masks - ready to be a classifier key. Decoders are found by
 (match length, first OXM header); a shape that shares that key with another one is told apart by
 the header check, so a wrong guess costs a retry, never a wrong decode.
+
+A compiled decoder makes the generic decoder's checks: the OXM headers and the match type are
+compared, a message too short for the padded match fails its unpack, and anything it does not
+accept goes to the generic decoder, which names the error. Each new shape costs a compile, so the
+decoders kept are bounded (a peer inventing shapes cannot grow them without end).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import struct
 from collections.abc import Callable
 
 from openflow.consts import (
+    OFP_VERSION,
     OFPBMC_BAD_PREREQ,
     OFPBMC_BAD_WILDCARDS,
     OFPBMC_DUP_FIELD,
@@ -26,9 +32,8 @@ from openflow.decode import (
     NO_INSTRUCTIONS,
     OFPError,
     check_action_prereqs,
-    check_prereqs,
     decode_instructions,
-    match_items,
+    flow_mod_parts,
 )
 from openflow.fields import FIELD_ORDER, FIELDS, FIELDS_BY_TYPE
 
@@ -40,7 +45,10 @@ _KEY = struct.Struct("!HI")  # (match length, first OXM header) at offset 50
 def _compile(shape: tuple[tuple[int, bool], ...], mlen: int):
     """shape: ((OXM header, masked), ...) in wire order."""
     fmt = [_FIXED]
-    checks = []
+    # Version, type and length of the message and the match type (OFPMT_OXM) here rather than before
+    # the lookup: comparing unpacked values is cheaper than slicing the header (the match length is
+    # part of the lookup key).
+    checks = [f"v[0] != {OFP_VERSION}", f"v[1] != {OFPT_FLOW_MOD}", "v[2] != len(msg)", "v[15] != 1"]
     exprs: dict[str, tuple[str, str]] = {}  # name -> (value expr, mask expr)
     idx = _FIXED_N
     wild = []  # value bits outside the mask: OFPBMC_BAD_WILDCARDS, as OVS answers
@@ -88,12 +96,12 @@ def _compile(shape: tuple[tuple[int, bool], ...], mlen: int):
     src = f"""
 def dec(msg):
     v = unpack_from(msg)
-    if {' or '.join(checks) or 'False'}:
+    if {' or '.join(checks)}:
         return None
-    if {' or '.join(pre) if pre else 'False'}:
-        raise prereq_error
     if {' or '.join(wild) if wild else 'False'}:
         raise wildcards_error
+    if {' or '.join(pre) if pre else 'False'}:
+        raise prereq_error
     instr = decode_instructions(msg[{end}:]) if len(msg) > {end} else EMPTY
     if instr[3]:
         check_action_prereqs({byname}, instr[3])
@@ -115,6 +123,13 @@ def dec(msg):
 
 
 _DECODERS: dict[tuple[int, int], list[Callable]] = {}
+# A controller uses a few dozen match shapes; past this many, start over (a peer making up shapes).
+DECODERS_MAX = 1024
+_compiled = [0]
+
+
+def compiled_decoders() -> int:
+    return _compiled[0]
 
 
 def flow_mod(msg: bytes) -> tuple:
@@ -122,9 +137,8 @@ def flow_mod(msg: bytes) -> tuple:
     (xid, cookie, cookie_mask, table, command, idle_timeout, hard_timeout, priority, out_port,
      out_group, flags, field names (canonical order), masks, masked values, (actions, goto, metadata)).
     Exact fields carry an all-ones mask so that exact and all-ones-masked matches are one flow."""
-    n = len(msg)
-    if n < 56 or msg[1] != OFPT_FLOW_MOD or int.from_bytes(msg[2:4], "big") != n:
-        raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, "not a whole flow-mod")
+    if len(msg) < 56:
+        raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BAD_LEN, "flow-mod too short")
     key = _KEY.unpack_from(msg, 50)
     cands = _DECODERS.get(key)
     if cands:
@@ -132,12 +146,12 @@ def flow_mod(msg: bytes) -> tuple:
             try:
                 r = dec(msg)
             except struct.error:
-                break  # shorter than the shape needs: let the generic decoder name the problem
+                break  # shorter than the padded match: the generic decoder names the problem
             if r is not None:
                 return r
-    # New shape: decode generically (raises the precise error for bad input), then compile.
-    items, _ = match_items(msg, 48)
-    check_prereqs(items)
+    # Unknown shape, or one the cached decoders refused: decode generically (raises the precise
+    # error for bad input), then compile.
+    items = flow_mod_parts(msg).match
     mlen = key[0]
     shape = []
     p = 52
@@ -145,8 +159,16 @@ def flow_mod(msg: bytes) -> tuple:
         h = int.from_bytes(msg[p : p + 4], "big")
         shape.append((h, bool(h & 0x100)))
         p += 4 + (h & 0xFF)
-    dec, _end = _compile(tuple(shape), mlen)
-    _DECODERS.setdefault(key, []).append(dec)
+    # An empty match's "first OXM header" is its padding: whatever it holds, the shape is the same.
+    key = (mlen, shape[0][0] if shape else 0)
+    dec = next((d for d in _DECODERS.get(key, ()) if d(msg) is not None), None)
+    if dec is None:
+        if _compiled[0] >= DECODERS_MAX:
+            _DECODERS.clear()
+            _compiled[0] = 0
+        dec, _end = _compile(tuple(shape), mlen)
+        _DECODERS.setdefault(key, []).append(dec)
+        _compiled[0] += 1
     r = dec(msg)
     if r is None:  # cannot happen for a message the generic decoder accepted
         raise OFPError(OFPET_BAD_MATCH, 0, "decoder compile mismatch")

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from openflow import consts as C
 from openflow import fastdecode, switchmsg
-from openflow.decode import OFPError
+from openflow.decode import OFPError, unpack
 
 _CTRL = struct.Struct("!IIIHH")
 _ADD = struct.Struct("!IIIxxH")
+_EXPERIMENTER = struct.Struct("!II")
 _ONF_ADD = struct.pack("!II", C.ONF_EXPERIMENTER_ID, C.ONF_ET_BUNDLE_ADD_MESSAGE)
 
 
@@ -34,7 +35,7 @@ def restore(rule, instr, cookie, n_packets, n_bytes) -> None:
 
 
 def on_experimenter(sw, msg: bytes, xid: int) -> list[bytes]:
-    exp, exp_type = struct.unpack_from("!II", msg, 8)
+    exp, exp_type = unpack(_EXPERIMENTER, msg, 8, "experimenter message")
     if exp != C.ONF_EXPERIMENTER_ID:
         raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_EXPERIMENTER, f"experimenter 0x{exp:x}")
     if exp_type == C.ONF_ET_BUNDLE_CONTROL:
@@ -57,13 +58,13 @@ def add_fast(sw, msg: bytes) -> list[bytes] | None:
         fm = fastdecode.flow_mod(msg[24:])
         sw.check_tables(fm)
         b.msgs.append(fm)
-    except OFPError as e:
-        return sw.error(int.from_bytes(msg[4:8], "big"), e.type, e.code, msg)
+    except Exception as e:
+        return sw.refuse(msg, e)
     return None
 
 
 def add(sw, msg: bytes, xid: int) -> list[bytes]:
-    _e, _t, bid, flags = _ADD.unpack_from(msg, 8)
+    _e, _t, bid, flags = unpack(_ADD, msg, 8, "bundle-add")
     inner = msg[24:]
     if len(inner) < 8 or int.from_bytes(inner[2:4], "big") > len(inner):
         return sw.error(xid, 0, C.OFPBFC_MSG_BAD_LEN, msg)
@@ -86,7 +87,7 @@ def add(sw, msg: bytes, xid: int) -> list[bytes]:
 
 
 def control(sw, msg: bytes, xid: int) -> list[bytes]:
-    _e, _t, bid, ctype, flags = _CTRL.unpack_from(msg, 8)
+    _e, _t, bid, ctype, flags = unpack(_CTRL, msg, 8, "bundle control")
     b = sw.bundles.get(bid)
 
     def reply(t: int) -> list[bytes]:

@@ -1,7 +1,11 @@
 """The OpenFlow TCP connection of one simulated switch to its controller, as OVS runs it: the switch
 connects, says HELLO, answers everything the controller asks, probes an idle controller with
 ECHO_REQUEST, and when the connection drops it reconnects with exponential backoff (1 s doubling to
-8 s, OVS's defaults) while keeping its flows (fail_mode=secure)."""
+8 s, OVS's defaults) while keeping its flows (fail_mode=secure).
+
+Only whole messages count as a controller's activity, as in OVS: a controller that never says HELLO,
+or stops (or trickles bytes) inside a message, is dropped after a few seconds and reconnected, rather
+than holding the switch's only controller connection open."""
 
 from __future__ import annotations
 
@@ -17,6 +21,11 @@ from vrs.sim.switch import SimSwitch
 log = logging.getLogger(__name__)
 
 INACTIVITY_PROBE = 5.0  # OVS's default controller inactivity probe, seconds
+# Seconds the controller has for its HELLO after connecting (OVS allows the handshake its reconnect
+# backoff, 1 to 8 s), and for the rest of a message once its first bytes arrived. Read when a
+# client is created.
+HELLO_TIMEOUT = 5.0
+MESSAGE_TIMEOUT = 5.0
 # With N > 0, freeze the garbage collector's view of every object alive after each N flow-mods
 # received in this process: installed flows live until deleted (freed by refcount, not by the cycle
 # collector), and re-scanning hundreds of thousands of them on every collection costs ~20% of the
@@ -31,18 +40,22 @@ class _Protocol(asyncio.Protocol):
         self.closed = closed
         self.transport: asyncio.Transport | None = None
         self.pending = b""
-        self.last_rx = 0.0
+        self.last_rx = 0.0  # when the last whole message arrived
+        self.partial_since = 0.0  # when the first bytes of the incomplete message in `pending` arrived
+        self.connected_at = 0.0
+        self.hello_seen = False
         self.probe_xid = 0
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.switch.new_connection()
-        self.last_rx = asyncio.get_running_loop().time()
+        self.connected_at = self.last_rx = asyncio.get_running_loop().time()
         transport.write(encode.hello(1))
 
     def data_received(self, data: bytes) -> None:
-        self.last_rx = now = asyncio.get_running_loop().time()
-        if self.pending:
+        now = asyncio.get_running_loop().time()
+        had_partial = bool(self.pending)
+        if had_partial:
             data = self.pending + data
         n = len(data)
         off = 0
@@ -66,11 +79,20 @@ class _Protocol(asyncio.Protocol):
             elif t == 4 and data[off] == 4:  # EXPERIMENTER: bundle-adds come by the hundred thousand too
                 replies = bundles.add_fast(sw, msg)
             else:
+                if t == 0:  # OFPT_HELLO
+                    self.hello_seen = True
                 replies = handle(msg)
             if replies:
                 out += replies
             off += length
-        self.pending = data[off:] if off < n else b""
+        if off:
+            self.last_rx = now
+        if off < n:
+            if off or not had_partial:  # a new incomplete message starts in this batch
+                self.partial_since = now
+            self.pending = data[off:]
+        else:
+            self.pending = b""
         if GC_FREEZE_EVERY:
             _freeze_at[0] += off // 160  # roughly the flow-mods of this batch; exactness does not matter
             if _freeze_at[0] >= _freeze_at[1]:
@@ -99,6 +121,8 @@ class OpenFlowClient:
         self.proto: _Protocol | None = None
         self.connected = asyncio.Event()
         self.connects = 0
+        self.hello_timeout = HELLO_TIMEOUT
+        self.message_timeout = MESSAGE_TIMEOUT
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -154,8 +178,15 @@ class OpenFlowClient:
         """Wait for the connection to end; probe it when idle and give up on a silent controller."""
         loop = asyncio.get_running_loop()
         probing = False
+        tick = min(1.0, self.hello_timeout / 2, self.message_timeout / 2)
         while not closed.done():
-            idle = loop.time() - proto.last_rx
+            now = loop.time()
+            stalled = self._stalled(proto, now)
+            if stalled:
+                log.warning("%s: %s, disconnecting", self.switch.name, stalled)
+                proto.transport.abort()  # not close(): a peer that stalls may not read what is queued either
+                break
+            idle = now - proto.last_rx
             if idle >= INACTIVITY_PROBE * (2 if probing else 1):
                 if probing:
                     log.warning("%s: controller silent for %.0fs, disconnecting", self.switch.name, idle)
@@ -167,8 +198,16 @@ class OpenFlowClient:
             elif idle < INACTIVITY_PROBE:
                 probing = False
             try:
-                await asyncio.wait_for(asyncio.shield(closed), timeout=1.0)
+                await asyncio.wait_for(asyncio.shield(closed), timeout=tick)
             except TimeoutError:
                 pass
         if not closed.done():
             await closed
+
+    def _stalled(self, proto: _Protocol, now: float) -> str | None:
+        """Why the controller is to be dropped for not talking OpenFlow, if it is."""
+        if not proto.hello_seen and now - proto.connected_at >= self.hello_timeout:
+            return f"no HELLO from the controller in {now - proto.connected_at:.1f}s"
+        if proto.pending and now - proto.partial_since >= self.message_timeout:
+            return f"controller stalled {now - proto.partial_since:.1f}s inside a message"
+        return None

@@ -9,12 +9,13 @@ import struct
 
 from openflow import switchmsg
 from openflow.consts import OFP_NO_BUFFER, OFPBRC_BAD_LEN, OFPET_BAD_REQUEST
-from openflow.decode import OFPError, decode_actions
+from openflow.decode import OFPError, decode_actions, unpack
 from vrs.sim.packet import Packet, fields_to_bytes, ip_int, mac_int
 
 OFPBRC_BUFFER_UNKNOWN = 8
 OFPR_ACTION = 1
 RECENT = 64  # packet-outs kept (with their trace) for inspection
+_PACKET_OUT = struct.Struct("!IIH6x")
 
 
 def recent_log() -> collections.deque:
@@ -22,7 +23,7 @@ def recent_log() -> collections.deque:
 
 
 def packet_out(sw, msg: bytes, xid: int) -> list[bytes]:
-    buffer_id, in_port, alen = struct.unpack_from("!IIH6x", msg, 8)
+    buffer_id, in_port, alen = unpack(_PACKET_OUT, msg, 8, "packet-out")
     if buffer_id != OFP_NO_BUFFER:
         raise OFPError(OFPET_BAD_REQUEST, OFPBRC_BUFFER_UNKNOWN, "the simulated switch buffers no packets")
     if 24 + alen > len(msg):

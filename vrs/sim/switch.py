@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from openflow import consts as C
 from openflow import encode, fastdecode, switchmsg
-from openflow.decode import OFPError, check_prereqs, match_items
+from openflow.decode import OFPError, check_prereqs, match_items, unpack
 from openflow.flow import OFPP_LOCAL
 from vrs.sim import bundles, packetio, timeouts
 from vrs.sim.conntrack import Conntrack
@@ -25,6 +25,10 @@ from vrs.sim.table import FlowTable, Rule
 log = logging.getLogger(__name__)
 _MP = struct.Struct("!HH4x")
 _FLOW_STATS_REQ = struct.Struct("!B3xII4xQQ")
+_CONFIG = struct.Struct("!HH")
+_ASYNC = struct.Struct("!6I")
+_ROLE = struct.Struct("!I4xQ")
+_PORT_NO = struct.Struct("!I")
 
 
 @dataclass(slots=True)
@@ -111,6 +115,8 @@ class SimSwitch:
     def handle(self, msg: bytes) -> list[bytes]:
         """Process one complete message from the controller; returns the messages to send back."""
         self.stats["messages"] += 1
+        if len(msg) < C.OFP_HEADER_LEN:
+            return self.error(0, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, msg)
         xid = int.from_bytes(msg[4:8], "big")
         if msg[0] != C.OFP_VERSION and msg[1] != C.OFPT_HELLO:
             return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_VERSION, msg)
@@ -119,13 +125,18 @@ class SimSwitch:
             return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_TYPE, msg)
         try:
             return h(msg, xid)
-        except OFPError as e:
+        except Exception as e:
+            return self.refuse(msg, e)
+
+    def refuse(self, msg: bytes, e: Exception) -> list[bytes]:
+        """The answer to a message whose handling raised `e`: its OpenFlow error. Bad input raises
+        nothing else (every read is bounded), so anything else is a simulator bug: logged, and
+        answered with EPERM - one message must never cost the connection."""
+        xid = int.from_bytes(msg[4:8], "big")
+        if isinstance(e, OFPError):
             return self.error(xid, e.type, e.code, msg)
-        except (struct.error, IndexError):
-            return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, msg)
-        except Exception:  # a simulator bug must not take the connection down: log it, refuse the message
-            log.exception("%s: failed to handle message type %d", self.name, msg[1])
-            return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_EPERM, msg)
+        log.error("%s: failed to handle message type %d", self.name, msg[1], exc_info=e)
+        return self.error(xid, C.OFPET_BAD_REQUEST, C.OFPBRC_EPERM, msg)
 
     def error(self, xid: int, t: int, code: int, msg: bytes) -> list[bytes]:
         self.stats["errors_sent"] += 1
@@ -137,7 +148,7 @@ class SimSwitch:
         p = 8
         while p + 4 <= len(msg):
             etype, elen = struct.unpack_from("!HH", msg, p)
-            if etype == 1 and elen >= 8:
+            if etype == 1 and elen >= 8 and p + 8 <= len(msg):
                 ok = bool(int.from_bytes(msg[p + 4 : p + 8], "big") & (1 << C.OFP_VERSION))
             p += max(8, (elen + 7) // 8 * 8)
         if not ok:
@@ -145,11 +156,11 @@ class SimSwitch:
         return []
 
     def _on_set_config(self, msg: bytes, xid: int) -> list[bytes]:
-        self.config = struct.unpack_from("!HH", msg, 8)
+        self.config = unpack(_CONFIG, msg, 8, "set-config")
         return []
 
     def _on_set_async(self, msg: bytes, xid: int) -> list[bytes]:
-        self.async_config = struct.unpack_from("!6I", msg, 8)
+        self.async_config = unpack(_ASYNC, msg, 8, "set-async")
         return []
 
     def touch(self, rule: Rule) -> None:
@@ -169,7 +180,7 @@ class SimSwitch:
         self.pending_removed.clear()
 
     def _on_role(self, msg: bytes, xid: int) -> list[bytes]:
-        role, gen = struct.unpack_from("!I4xQ", msg, 8)
+        role, gen = unpack(_ROLE, msg, 8, "role request")
         if role == 0:  # OFPCR_ROLE_NOCHANGE: report the current role, equal
             role = 1
         return [encode.header(C.OFPT_ROLE_REPLY, xid, struct.pack("!I4xQ", role, gen))]
@@ -199,8 +210,8 @@ class SimSwitch:
             if old is not None:
                 rule.n_packets, rule.n_bytes = old.n_packets, old.n_bytes
             return None
-        except OFPError as e:
-            return self.error(int.from_bytes(msg[4:8], "big"), e.type, e.code, msg)
+        except Exception as e:
+            return self.refuse(msg, e)
 
     def table(self, n: int) -> FlowTable:
         t = self.tables[n]
@@ -299,7 +310,7 @@ class SimSwitch:
     # --- multipart ------------------------------------------------------------------------------
 
     def _on_multipart(self, msg: bytes, xid: int) -> list[bytes]:
-        mp_type, _flags = _MP.unpack_from(msg, 8)
+        mp_type, _flags = unpack(_MP, msg, 8, "multipart request")
         if mp_type == C.OFPMP_PORT_DESC:
             ports = sorted(self.ports.values(), key=lambda p: p.ofport)
             return switchmsg.port_desc_replies(xid, [p.desc() for p in ports])
@@ -310,7 +321,7 @@ class SimSwitch:
             return switchmsg.multipart_replies(xid, C.OFPMP_TABLE, body)
         if mp_type == C.OFPMP_PORT_STATS:
             # No datapath, so no traffic counters: every port reports zeros (and its age).
-            (want,) = struct.unpack_from("!I", msg, 16)
+            (want,) = unpack(_PORT_NO, msg, 16, "port stats request")
             age = time.monotonic() - self.started
             body = [struct.pack("!I4x12QII", p, *([0] * 12), int(age), int(age % 1 * 1e9))
                     for p in sorted(self.ports) if want in (p, 0xFFFFFFFF)]
@@ -338,7 +349,7 @@ class SimSwitch:
 
     def _stats_rules(self, msg: bytes) -> list[tuple[int, Rule]]:
         """The flows a flow-stats or aggregate request selects (table, out_port, cookie, loose match)."""
-        table, oport, _og, cookie, cmask = _FLOW_STATS_REQ.unpack_from(msg, 16)
+        table, oport, _og, cookie, cmask = unpack(_FLOW_STATS_REQ, msg, 16, "flow stats request")
         items, _ = match_items(msg, 48)
         check_prereqs(items)
         from openflow.fields import FIELD_ORDER, FIELDS
