@@ -60,11 +60,14 @@ class LabFederation:
 
     # --- what the speakers say --------------------------------------------------------------------
 
-    def sessions(self, statuses: dict[str, dict]) -> list[BgpSession]:
-        """Every session, from each VSC's `/status` (`statuses`: VSC name -> status) and each
-        reflector's bgpd; peers by their scenario names."""
+    def sessions(self, statuses: dict[str, dict | None]) -> list[BgpSession]:
+        """Every session, from each VSC's `/status` (`statuses`: VSC name -> status, None for a VSC
+        that did not answer) and each reflector's bgpd; peers by their scenario names."""
         out = []
         for vsc, st in statuses.items():
+            if st is None:
+                out += [BgpSession(vsc, p.name, "VSC not answering", 0, 0) for p in self.plan.peers_of(vsc)]
+                continue
             for s in (st.get("bgp") or {}).get("sessions", []):
                 out.append(BgpSession(vsc, self.plan.name_at(s["peer"]), s.get("state", "?"),
                                       s.get("routes_received", 0), s.get("routes_advertised", 0)))
@@ -79,12 +82,12 @@ class LabFederation:
                 out.append(BgpSession(name, self.plan.name_at(s.peer), state, s.routes_received, s.routes_advertised))
         return out
 
-    def report_text(self, statuses: dict[str, dict], width: int = 120) -> str:
+    def report_text(self, statuses: dict[str, dict | None], width: int = 120) -> str:
         """`vsplab bgp`: the sessions, each VSC's route counts, and the routes each reflector holds."""
         console = Console(file=io.StringIO(), width=width, force_terminal=False)
         console.print(bgp_table(self.sessions(statuses)))
         for vsc, st in statuses.items():
-            bgp = st.get("bgp") or {}
+            bgp = (st or {}).get("bgp") or {}
             console.print(f"{vsc} ({self.describe(vsc)}): {bgp.get('advertised', 0)} routes advertised, "
                           f"{bgp.get('received', 0)} received, {bgp.get('imported', 0)} imported as endpoints, "
                           f"{bgp.get('pending', 0)} pending", highlight=False)

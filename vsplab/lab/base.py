@@ -206,16 +206,26 @@ class Lab(ABC):
     def keep_hint(self) -> str:
         return ""
 
+    def vsc_statuses(self) -> dict[str, dict | None]:
+        """Each VSC's `/status`; None for one that does not answer (the report says so, the run goes on)."""
+        out: dict[str, dict | None] = {}
+        for name, vsc in self.vscs.items():
+            try:
+                out[name] = vsc.status()
+            except OSError:
+                out[name] = None
+        return out
+
     def record_bgp(self) -> None:
         """The BGP sessions as the speakers report them now, into the report (after the checks)."""
         if self.federation is not None:
-            self.report.bgp_sessions = self.federation.sessions({n: v.status() for n, v in self.vscs.items()})
+            self.report.bgp_sessions = self.federation.sessions(self.vsc_statuses())
 
     def _answer(self, req: dict) -> dict:
         if req.get("op") == "bgp":
             if self.federation is None:
                 raise ValueError(f"scenario {self.scenario.name} has no bgp: section; its VSCs do not federate")
-            return {"text": self.federation.report_text({n: v.status() for n, v in self.vscs.items()})}
+            return {"text": self.federation.report_text(self.vsc_statuses())}
         return self._control(req)
 
     def serve_control(self) -> Path:

@@ -8,6 +8,11 @@ filled in Nuage's convention by `vsplab.scenario.to_vsd`:
 
 A rule end is a policy group name, `any`, or `subnet:NAME`, `zone:NAME`, `macro:NAME`,
 `macrogroup:NAME`.
+
+Federation: a `bgp:` section makes the controllers exchange their endpoints over MP-BGP EVPN; each
+controller then needs `asn` and `router_id`. `peerings` are pairs of names (two controllers, or a
+controller and one of the `route_reflectors` the lab runs on FRR); `hold_time` (default 9) and `md5`
+apply to every session. Without `bgp:` the controllers do not federate.
 """
 
 from __future__ import annotations
