@@ -10,6 +10,7 @@ reply it cannot parse).
 from __future__ import annotations
 
 import logging
+import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -33,6 +34,45 @@ def _raw_flow_stats_body(cls, buf, msg_len, offset):
 
 # Keep os-ken from parsing flow-stats entries: the handler decodes msg.buf itself.
 ofproto_v1_3_parser.OFPFlowStatsReply.parser_stats_body = classmethod(_raw_flow_stats_body)
+
+
+class _ParseErrorLines(logging.Filter):
+    """os-ken logs a nine-line traceback, with the whole message in hex, for every message it cannot
+    parse (each one of an unknown type, say): a switch sending such messages would bury the log.
+    Make it one line naming the message, at most one per `every` seconds, counting the ones left out."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__()
+        self.every = every
+        self.next_at = 0.0
+        self.left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info:
+            return True
+        now = time.monotonic()
+        if now < self.next_at:
+            self.left_out += 1
+            return False
+        self.next_at = now + self.every
+        exc = record.exc_info[1]
+        args = record.args if isinstance(record.args, tuple) and len(record.args) == 5 else None
+        if args is None:
+            what = "a message"
+        else:
+            version, msg_type, msg_len, xid, _hex = args
+            what = f"version 0x{version:02x} type {msg_type} length {msg_len} xid {xid}"
+            if msg_type not in ofproto_v1_3_parser._MSG_PARSERS:
+                exc = "unknown message type"
+        more = f"; {self.left_out} more in the last {self.every:.0f}s not logged" if self.left_out else ""
+        record.msg, record.args = "unparsable OpenFlow message from a switch (%s): %.200s%s", (what, exc, more)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self.left_out = 0
+        return True
+
+
+logging.getLogger("os_ken.ofproto.ofproto_parser").addFilter(_ParseErrorLines())
 
 
 class VscApp(app_manager.OSKenApp):
