@@ -202,6 +202,17 @@ def test_frr_shows_what_we_advertise_and_drops_what_we_withdraw(frr_and_speaker)
     speaker.advertise([moved])
     wait_for(lambda: evpn_routes(frr)[moved.key]["next_hop"] == "192.168.77.9", 10, "replaced route in FRR")
 
+    # The Ethernet Tag is part of FRR's prefix: moving a route to another tag must not leave the old one.
+    retagged = dataclasses.replace(ROUTES[2], ethernet_tag=7)
+    speaker.advertise([retagged])
+
+    def tags_of(mac: str) -> list[int]:
+        table = frr.json("show bgp l2vpn evpn route json")
+        return sorted(route["paths"][0][0]["ethTag"] for prefixes in table.values() if isinstance(prefixes, dict)
+                      for prefix, route in prefixes.items() if prefix != "rd" and mac in prefix)
+
+    wait_for(lambda: tags_of(retagged.mac) == [7], 10, "the route under its new Ethernet Tag only")
+
     assert speaker.refused_commands == 0
 
 

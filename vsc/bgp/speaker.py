@@ -356,7 +356,11 @@ class Speaker:
         work = []
         for (announce_keys, withdraw_keys), peers in groups.items():
             announce = [self._table[k] for k in announce_keys if k in self._table]
-            withdraw = [peers[0].advertised[k] for k in withdraw_keys if k in peers[0].advertised]
+            sent = peers[0].advertised
+            withdraw = [sent[k] for k in withdraw_keys if k in sent]
+            # The Ethernet Tag is in the NLRI but not in the key: a route moved to another tag is a
+            # different route to the peer, so the one under the old tag is withdrawn first.
+            withdraw += [sent[r.key] for r in announce if r.key in sent and sent[r.key].ethernet_tag != r.ethernet_tag]
             for peer in peers:
                 for key in withdraw_keys:
                     peer.advertised.pop(key, None)
