@@ -4,6 +4,9 @@
                            pending, in flight, flow-mods sent, last sync's add/modify/delete), endpoints,
                            problems, `bgp` (null without BGP; else the speaker's sessions and the routes
                            advertised, received, imported and pending), and `converged`
+    GET /bgp               the routes themselves (404 without BGP): received per peer (RD, MAC, IP, VNI,
+                           next hop, RTs, communities; imported into which domain, or why not) and
+                           advertised (the same, with the vport and domain they stand for)
     GET /flows?dpid=N      the desired flows of a VRS, one per line (ovs-ofctl style)
     GET /explain?cookie=C  which VSD object a cookie names
 """
@@ -40,12 +43,18 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if u.path == "/status":
                 self._reply(200, orjson.dumps(core.status()))
+            elif u.path == "/bgp":
+                if core.peering is None:
+                    self._reply(404, orjson.dumps({"error": "this VSC does not speak BGP (no --bgp-asn)"}))
+                else:
+                    self._reply(200, orjson.dumps(core.peering.routes()))
             elif u.path == "/flows":
                 self._reply(200, _flow_text(core, int(q["dpid"], 0)).encode(), "text/plain")
             elif u.path == "/explain":
                 self._reply(200, orjson.dumps(core.explain(int(q["cookie"], 0))))
             else:
-                self._reply(404, orjson.dumps({"error": f"no such path {u.path}; try /status"}))
+                known = "/status, /bgp, /flows or /explain"
+                self._reply(404, orjson.dumps({"error": f"no such path {u.path}; try {known}"}))
         except (KeyError, ValueError) as e:
             self._reply(400, orjson.dumps({"error": f"bad query: {e}"}))
 

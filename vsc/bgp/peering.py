@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from vsc.bgp.listing import route_listing
+
 if TYPE_CHECKING:
     from vsc.bgp.speaker import SpeakerConfig
     from vsc.core import Vsc
@@ -130,3 +132,16 @@ class Peering:
         down = [s["peer"] for s in sessions if s.get("state") != UP]
         return {"sessions": sessions, **counts, "pending": pending, "sessions_down": down,
                 "converged": not down and not behind and not pending}
+
+    def routes(self) -> dict:
+        """`GET /bgp`: every route received, per peer, with whether and where it is programmed (or why
+        not), and every route advertised (vsc/bgp/listing.py)."""
+        with self.core.lock:
+            listing = route_listing(self.core.prog.fed)
+            reflected = self.core.prog.fed.ignored
+        for peer in self.config.peers:
+            listing["received"].setdefault(peer.address, [])
+        # our own routes come back (eBGP, a reflector); the speaker drops them by RD before federation
+        reflected += getattr(self.speaker, "ignored_routes", 0)
+        return {"router_id": self.config.router_id, "asn": self.config.local_as, **listing,
+                "own_routes_ignored": reflected}
