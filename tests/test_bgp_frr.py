@@ -11,139 +11,20 @@ root or FRR. See ../shared/notes/exabgp-evpn.md for the facts this builds on.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.frr_support import NAME, FrrBgpd, FrrVtep, bgpd_config, evpn_routes, needs_frr, wait_for
 from vsc.bgp.evpn import canonical_route
 from vsc.bgp.exabgp_config import Peer, SpeakerConfig
 from vsc.bgp.loopback import Recorder, free_port
 from vsc.bgp.route import MacIpRoute
 from vsc.bgp.speaker import Speaker
 
-BGPD = Path("/usr/lib/frr/bgpd")
 FRR_ADDRESS, FRR_AS = "127.0.0.4", 65100
 OUR_ADDRESS, OUR_AS = "127.0.0.5", 65101
-NAME = "vl-bgp-frrtest"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="bgpd needs root to start (it then runs as frr)"),
-    pytest.mark.skipif(not BGPD.exists() or shutil.which("vtysh") is None, reason="FRR is not installed"),
-]
-
-
-class FrrBgpd:
-    """One bgpd in a directory of its own, asked questions through vtysh."""
-
-    def __init__(self, config: str, listen: str, port: int, prefix: str = NAME) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
-        self.listen, self.port = listen, port
-        (self.dir / "bgpd.conf").write_text(config)
-        shutil.chown(self.dir, "frr", "frr")
-        shutil.chown(self.dir / "bgpd.conf", "frr", "frr")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, extra: list[str] | None = None, prefix_argv: list[str] | None = None) -> FrrBgpd:
-        argv = [*(prefix_argv or []), str(BGPD), "-u", "frr", "-g", "frr", "-f", str(self.dir / "bgpd.conf"),
-                "-i", str(self.dir / "bgpd.pid"), "--vty_socket", str(self.dir), "-P", "0",
-                "-p", str(self.port), "--log", f"file:{self.dir / 'bgpd.log'}", *(extra or [])]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not (self.dir / "bgpd.vty").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bgpd did not start: {self.log()[-2000:]}")
-            time.sleep(0.05)
-        return self
-
-    def vtysh(self, command: str) -> str:
-        return subprocess.run(["vtysh", "--vty_socket", str(self.dir), "-d", "bgpd", "-c", command],
-                              capture_output=True, text=True, timeout=20, check=True).stdout
-
-    def json(self, command: str) -> dict:
-        return json.loads(self.vtysh(command) or "{}")
-
-    def log(self) -> str:
-        try:
-            return (self.dir / "bgpd.log").read_text()
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def bgpd_config(router_id: str, asn: int, neighbor: str, neighbor_as: int, neighbor_port: int,
-                extra_bgp: str = "", extra_evpn: str = "") -> str:
-    return f"""frr defaults traditional
-hostname {NAME}
-router bgp {asn}
- bgp router-id {router_id}
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- neighbor {neighbor} remote-as {neighbor_as}
- neighbor {neighbor} port {neighbor_port}
- neighbor {neighbor} update-source {router_id}
- neighbor {neighbor} timers 3 9
- neighbor {neighbor} timers connect 1
- neighbor {neighbor} advertisement-interval 0
-{extra_bgp} address-family ipv4 unicast
-  neighbor {neighbor} activate
- exit-address-family
- address-family l2vpn evpn
-  neighbor {neighbor} activate
-{extra_evpn} exit-address-family
-"""
-
-
-def evpn_routes(frr: FrrBgpd) -> dict[tuple, dict]:
-    """FRR's EVPN table as (rd, mac, ip) -> what the route's (first) path says."""
-    table = frr.json("show bgp l2vpn evpn route detail json")
-    seen = {}
-    for rd, prefixes in table.items():
-        if not isinstance(prefixes, dict):
-            continue  # numPrefix, numPaths
-        for prefix, route in prefixes.items():
-            if prefix == "rd" or route.get("routeType") != 2:
-                continue
-            path = route["paths"][0][0]
-            extended = path.get("extendedCommunity", {}).get("string", "").split()
-            seen[(rd, route["mac"], route.get("ip"))] = {
-                "vni": int(path["VNI"]), "ethernet_tag": route["ethTag"],
-                "next_hop": path["nexthops"][0]["ip"],
-                "route_targets": sorted(c[3:] for c in extended if c.startswith("RT:")),
-                "encapsulation": [c for c in extended if c.startswith("ET:")],
-                "communities": sorted(path.get("community", {}).get("list", [])),
-                "as_path": path.get("aspath", {}).get("string", ""),
-            }
-    return seen
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout} s")
-        time.sleep(0.2)
+pytestmark = needs_frr
 
 
 # FRR treats a next hop in 127/8 as martian and the UPDATE as a withdrawal: VTEPs are elsewhere.
@@ -219,76 +100,29 @@ def test_frr_shows_what_we_advertise_and_drops_what_we_withdraw(frr_and_speaker)
 # ---------------------------------------------------------------- the other way: FRR originates
 
 
-def _ip(*args: str, check: bool = True) -> None:
-    subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=20)
-
-
 @pytest.fixture
 def frr_vtep():
-    """FRR as a VTEP: zebra + bgpd in a namespace of their own, VNI 5001 as a kernel VXLAN device in
-    a bridge (zebra learns it, bgpd `advertise-all-vni` makes type-2/3 routes of what the bridge
-    holds), a veth as the access port, a veth pair to the root namespace where the speaker runs."""
-    suffix = os.urandom(2).hex()
-    ns, host_if, ns_if = f"vl-bgpfrr-{suffix}", f"vl-bf{suffix}h", f"vl-bf{suffix}n"
-    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    octet = next(n for n in range(16, 250) if f"10.251.{n}." not in used)
-    ours, theirs, vtep = f"10.251.{octet}.1", f"10.251.{octet}.2", "192.168.77.10"
-    port = 17900 + octet
-    frr = FrrBgpd(bgpd_config(theirs, FRR_AS, ours, OUR_AS, port, extra_evpn="  advertise-all-vni\n"),
-                  theirs, port)
-    (frr.dir / "zebra.conf").write_text(f"hostname {NAME}-zebra\n")
-    shutil.chown(frr.dir / "zebra.conf", "frr", "frr")
+    """FRR as a VTEP (tests/frr_support.py) with VNI 5001, the speaker in the root namespace."""
+    vtep = FrrVtep(FRR_AS, OUR_AS, {5001: "10.2.0.254/24"})
     recorder = Recorder()
-    speaker = Speaker(SpeakerConfig(router_id=ours, local_as=OUR_AS, listen_address=ours, listen_port=port,
-                                    peers=[Peer(theirs, FRR_AS, port=port)], name=NAME),
+    speaker = Speaker(SpeakerConfig(router_id=vtep.ours, local_as=OUR_AS, listen_address=vtep.ours,
+                                    listen_port=vtep.port, peers=[Peer(vtep.theirs, FRR_AS, port=vtep.port)],
+                                    name=NAME),
                       recorder.on_routes, recorder.on_session)
-    zebra = None
-    try:
-        _ip("netns", "add", ns)
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
-        _ip("link", "set", ns_if, "netns", ns)
-        _ip("addr", "add", f"{ours}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        for args in (["addr", "add", f"{theirs}/30", "dev", ns_if], ["addr", "add", f"{vtep}/32", "dev", "lo"],
-                     ["link", "add", "vl-br5001", "type", "bridge"],
-                     ["link", "add", "vl-vx5001", "type", "vxlan", "id", "5001", "local", vtep,
-                      "dstport", "4789", "nolearning"],
-                     ["link", "set", "vl-vx5001", "master", "vl-br5001"],
-                     ["link", "add", "vl-acc0", "type", "veth", "peer", "name", "vl-acc1"],
-                     ["link", "set", "vl-acc0", "master", "vl-br5001"],
-                     ["addr", "add", "10.2.0.254/24", "dev", "vl-br5001"]):
-            _ip("-n", ns, *args)
-        for device in ("lo", ns_if, "vl-br5001", "vl-vx5001", "vl-acc0", "vl-acc1"):
-            _ip("-n", ns, "link", "set", device, "up")
-        zebra = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/lib/frr/zebra", "-u", "frr", "-g", "frr",
-                                  "-f", str(frr.dir / "zebra.conf"), "-i", str(frr.dir / "zebra.pid"),
-                                  "--vty_socket", str(frr.dir), "-z", str(frr.dir / "zserv.api"), "-P", "0",
-                                  "--log", f"file:{frr.dir / 'zebra.log'}"],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: (frr.dir / "zserv.api").exists(), 10, "zebra's socket")
-        frr.start(["-z", str(frr.dir / "zserv.api")], prefix_argv=["ip", "netns", "exec", ns])
-        speaker.start()
-        recorder.wait_session(theirs, "up", 30)
-        yield ns, theirs, vtep, speaker, recorder
-    finally:
-        speaker.stop()
-        frr.stop()
-        if zebra is not None:
-            zebra.terminate()
-            try:
-                zebra.wait(5)
-            except subprocess.TimeoutExpired:
-                zebra.kill()
-                zebra.wait(5)
-        _ip("link", "del", host_if, check=False)  # the namespace's end goes with the namespace
-        _ip("netns", "delete", ns, check=False)
+    with vtep:
+        try:
+            speaker.start()
+            recorder.wait_session(vtep.theirs, "up", 30)
+            yield vtep, speaker, recorder
+        finally:
+            speaker.stop()
 
 
 def test_frr_originated_type2_routes_arrive_decoded(frr_vtep):
-    ns, frr_address, vtep, speaker, recorder = frr_vtep
+    frr, speaker, recorder = frr_vtep
+    frr_address, vtep = frr.theirs, frr.vtep
     mac, ip = "02:00:0b:00:00:01", "10.2.0.1"
-    subprocess.run(["bridge", "-n", ns, "fdb", "add", mac, "dev", "vl-acc0", "master", "static"], check=True)
-    _ip("-n", ns, "neigh", "add", ip, "lladdr", mac, "dev", "vl-br5001", "nud", "permanent")
+    frr.add_endpoint(5001, mac, ip)
 
     def held(key_ip):
         return [r for r in recorder.held(frr_address).values() if r.mac == mac and r.ip == key_ip]
@@ -300,6 +134,5 @@ def test_frr_originated_type2_routes_arrive_decoded(frr_vtep):
             5001, vtep, (f"{FRR_AS}:5001",), 0)
     assert speaker.received()[frr_address] == recorder.held(frr_address)
 
-    _ip("-n", ns, "neigh", "del", ip, "dev", "vl-br5001")
-    subprocess.run(["bridge", "-n", ns, "fdb", "del", mac, "dev", "vl-acc0", "master"], check=True)
+    frr.remove_endpoint(5001, mac, ip)
     wait_for(lambda: not held(ip) and not held(None), 20, "FRR's withdrawals")
