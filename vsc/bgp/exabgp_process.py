@@ -1,34 +1,85 @@
-"""ExaBGP as a child process, and its API relay's connection to us.
+"""ExaBGP as a child process, its working directory, and its API relay's connection to us.
 
 ExaBGP starts in its own session (so one signal to its process group reaches it and whatever it
 forks), its log lines go to Python logging, it is stopped with SIGTERM then SIGKILL. The relay it
 runs puts itself in another process group (ExaBGP calls setpgrp for its helpers), so the speaker
 ends the relay by its own PID (and start time) as well.
+
+A speaker killed outright (SIGKILL, OOM) stops nothing itself, and its own session keeps ExaBGP out
+of its process group's reach: ExaBGP kept the BGP session up for as long as the peer did (measured:
+ExaBGP does not notice its relay's exit while nothing is sent), so the peer never withdrew our
+routes. So ExaBGP is started through `python -m vsc.bgp.exabgp_process` (`main` below), which asks
+the kernel for SIGTERM when its parent dies and then becomes ExaBGP: ExaBGP closes its sessions with
+a NOTIFICATION and the peers withdraw at once. The temporary directory a killed speaker leaves is
+removed by the next speaker of that name to start (`working_dir`).
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger("vsc.bgp.exabgp")
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
 
 def exabgp_command(config_file: str | Path) -> list[str]:
-    """ExaBGP from the virtualenv this Python runs in."""
+    """ExaBGP from the virtualenv this Python runs in, bound to die with this process (see `main`)."""
     script = Path(sys.executable).parent / "exabgp"
-    if script.exists():
-        return [str(script), str(config_file)]
-    return [sys.executable, "-m", "exabgp", str(config_file)]
+    exabgp = [str(script)] if script.exists() else [sys.executable, "-m", "exabgp"]
+    return [sys.executable, "-m", "vsc.bgp.exabgp_process", str(os.getpid()), *exabgp, str(config_file)]
+
+
+def main(argv: list[str]) -> int:
+    """`python -m vsc.bgp.exabgp_process PARENT_PID COMMAND...`: SIGTERM when the thread that started
+    us exits (the speaker's supervisor, which outlives every ExaBGP it starts), then exec COMMAND; the
+    death signal survives exec. A parent gone before the prctl took effect shows as another PPID."""
+    if len(argv) < 2 or not argv[0].isdigit():
+        print("usage: python -m vsc.bgp.exabgp_process PARENT_PID COMMAND...", file=sys.stderr)
+        return 2
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        print(f"exabgp_process: prctl(PR_SET_PDEATHSIG): {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+        return 1
+    if os.getppid() != int(argv[0]):
+        return 1  # the speaker died while we started: nobody would ever stop this ExaBGP
+    os.execv(argv[1], argv[1:])
+
+
+def working_dir(name: str) -> Path:
+    """A new temporary directory for one speaker's ExaBGP configuration and relay socket, named
+    "NAME-pidPID-XXXXXXXX"; first the directories of speakers of that name whose process is gone."""
+    tmp = Path(tempfile.gettempdir())
+    owned = re.compile(rf"{re.escape(name)}-pid(\d+)-[^-]+")
+    for entry in tmp.glob(f"{name}-pid*-*"):
+        m = owned.fullmatch(entry.name)
+        if m and entry.is_dir() and not _alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-pid{os.getpid()}-", dir=tmp))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
 
 
 class ExabgpProcess:
@@ -144,3 +195,7 @@ def accept_relay(listener: socket.socket, exabgp: ExabgpProcess,
         conn.settimeout(None)
         return conn, process_identity(pid)
     return None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

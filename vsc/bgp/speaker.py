@@ -25,7 +25,6 @@ import queue
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -37,7 +36,7 @@ from vsc.bgp.announce import CarrierPool, announce_batches, withdraw_batches
 from vsc.bgp.evpn import canonical_key, canonical_route
 from vsc.bgp.exabgp_config import Peer, SpeakerConfig, exabgp_env, render_config
 from vsc.bgp.exabgp_json import Ack, EvpnUpdate, SessionState, parse_line
-from vsc.bgp.exabgp_process import ExabgpProcess, accept_relay, exabgp_command, kill_identified
+from vsc.bgp.exabgp_process import ExabgpProcess, accept_relay, exabgp_command, kill_identified, working_dir
 from vsc.bgp.route import MacIpRoute
 
 __all__ = ["Peer", "Speaker", "SpeakerConfig"]
@@ -96,7 +95,7 @@ class Speaker:
         """Start ExaBGP; return once its relay has connected."""
         if self._threads:
             raise RuntimeError("speaker already started")
-        self._dir = Path(tempfile.mkdtemp(prefix=f"{self.config.name}-"))
+        self._dir = working_dir(self.config.name)
         sock_path = self._dir / "relay.sock"
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(sock_path))
