@@ -162,15 +162,25 @@ class FrrVtep:
     """
 
     def __init__(self, asn: int, peer_as: int, vnis: dict[int, str], vtep: str = "192.168.78.10",
-                 routed: tuple[str, ...] = (), extra_top: str = "", extra_evpn: str = "") -> None:
+                 routed: tuple[str, ...] = (), route_map_out: str = "",
+                 route_targets: dict[int, str] | None = None) -> None:
+        """`routed`: prefixes routed to the test's side (the peer's VTEPs); `route_map_out`: a route map's
+        lines, applied to every EVPN route bgpd sends the peer; `route_targets`: VNI -> the route target
+        it imports and exports instead of FRR's automatic ASN:VNI."""
         suffix = os.urandom(2).hex()
         self.ns, self.host_if, self.ns_if = f"vl-bgpfrr-{suffix}", f"vl-bf{suffix}h", f"vl-bf{suffix}n"
         used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
         octet = next(n for n in range(16, 250) if f"10.251.{n}." not in used)
         self.ours, self.theirs, self.vtep = f"10.251.{octet}.1", f"10.251.{octet}.2", vtep
         self.port, self.asn, self.vnis, self.routed = 17900 + octet, asn, dict(vnis), routed
-        self.bgpd = FrrBgpd(bgpd_config(self.theirs, asn, self.ours, peer_as, self.port, extra_top=extra_top,
-                                        extra_evpn=f"  advertise-all-vni\n{extra_evpn}"), self.theirs, self.port)
+        evpn, top = "  advertise-all-vni\n", ""
+        if route_map_out:
+            top = f"route-map {NAME}-out permit 10\n{route_map_out.rstrip()}\n!\n"
+            evpn += f"  neighbor {self.ours} route-map {NAME}-out out\n"
+        for vni, rt in (route_targets or {}).items():
+            evpn += f"  vni {vni}\n   route-target import {rt}\n   route-target export {rt}\n  exit-vni\n"
+        self.bgpd = FrrBgpd(bgpd_config(self.theirs, asn, self.ours, peer_as, self.port, extra_top=top,
+                                        extra_evpn=evpn), self.theirs, self.port)
         (self.bgpd.dir / "zebra.conf").write_text(f"hostname {NAME}-zebra\n")
         shutil.chown(self.bgpd.dir / "zebra.conf", "frr", "frr")
         self.zebra: subprocess.Popen | None = None
@@ -220,14 +230,21 @@ class FrrVtep:
         self.bgpd.start(["-z", str(d / "zserv.api")], prefix_argv=["ip", "netns", "exec", ns])
 
     def add_endpoint(self, vni: int, mac: str, ip: str) -> None:
-        """An endpoint behind the access port: its MAC in the bridge's fdb, its IP as a neighbour."""
+        """An endpoint behind the access port: its MAC in the bridge's fdb, its IP as a neighbour (replacing
+        one zebra installed for a peer's route: FRR then advertises the address as moved here)."""
         subprocess.run(["bridge", "-n", self.ns, "fdb", "add", mac, "dev", f"vl-ac{vni}", "master", "static"],
                        check=True)
-        ip_cmd("-n", self.ns, "neigh", "add", ip, "lladdr", mac, "dev", f"vl-br{vni}", "nud", "permanent")
+        ip_cmd("-n", self.ns, "neigh", "replace", ip, "lladdr", mac, "dev", f"vl-br{vni}", "nud", "permanent")
 
     def remove_endpoint(self, vni: int, mac: str, ip: str) -> None:
         ip_cmd("-n", self.ns, "neigh", "del", ip, "dev", f"vl-br{vni}")
         subprocess.run(["bridge", "-n", self.ns, "fdb", "del", mac, "dev", f"vl-ac{vni}", "master"], check=True)
+
+    def remote_vteps(self, vni: int) -> dict[str, str]:
+        """MAC -> the VTEP the kernel sends it to over VNI `vni`: what zebra made of the peer's routes."""
+        out = subprocess.run(["bridge", "-n", self.ns, "fdb", "show", "dev", f"vl-vx{vni}"], capture_output=True,
+                             text=True, check=True).stdout
+        return {w[0]: w[w.index("dst") + 1] for w in (line.split() for line in out.splitlines()) if "dst" in w}
 
     def stop(self) -> None:
         self.bgpd.stop()
