@@ -16,6 +16,7 @@ import pytest
 
 from vsplab.bgp import frr, leftovers
 from vsplab.bgp.plan import BgpPlan
+from vsplab.bgp.routes import routes_text
 from vsplab.scenario.check import load_scenario
 from vsplab.scenario.loader import ScenarioError
 
@@ -234,8 +235,27 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def test_route_lines_say_what_became_of_each_route():
+    plan = BgpPlan.of(load_scenario(SCENARIOS / "two-dc.yaml"))
+    route = {"rd": "10.255.2.1:4096", "mac": "02:00:0a:01:00:0c", "ip": "10.1.0.12", "vni": 4096,
+             "next_hop": "192.168.77.3", "route_targets": ["65534:4096"], "communities": ["4096:1"], "ethernet_tag": 0}
+    answer = {"advertised": [{**route, "rd": "10.255.1.1:4096", "vport": "v1", "domain": "acme/prod"}],
+              "received": {"127.0.0.11": [
+                  {**route, "imported": True, "reason": None,
+                   "domains": [{"id": "d1", "name": "acme/prod", "state": "programmed"}]},
+                  {**route, "ip": None, "imported": False, "domains": [], "reason": "MAC-only route: nothing to route to"},
+              ]}, "own_routes_ignored": 2}
+    text = routes_text(plan, {"vsc-east": answer, "vsc-west": "VSC not answering (refused)"})
+    assert "vsc-east advertises 1 route(s):\n  10.255.1.1:4096" in text and "(acme/prod)" in text
+    assert "vsc-east received 2 route(s) from vsc-west:" in text  # the peer by its scenario name
+    assert re.search(r"10\.255\.2\.1:4096 +02:00:0a:01:00:0c +10\.1\.0\.12 +vni 4096 +nh 192\.168\.77\.3 +"
+                     r"rt 65534:4096 +comm 4096:1 +-> imported into acme/prod\n", text), text
+    assert "-> not imported: MAC-only route: nothing to route to" in text
+    assert "vsc-east: 2 of its own routes came back" in text and "vsc-west: routes unavailable: VSC not" in text
+
+
 @pytest.mark.slow
-def test_vsplab_bgp_shows_a_kept_labs_sessions(tmp_path):
+def test_vsplab_bgp_shows_a_kept_labs_sessions_and_routes(tmp_path):
     env = {"VSPLAB_LABS_DIR": str(tmp_path / "labs")}
     proc, lab, said = _kept_lab(SCENARIOS / "two-dc.yaml", env)
     assert "16/16 passed" in said, said
@@ -244,6 +264,18 @@ def test_vsplab_bgp_shows_a_kept_labs_sessions(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
         assert re.search(r"vsc-east\s+.\s+vsc-west\s+.\s+up\s+.\s+4\s+.\s+4", out.stdout), out.stdout
         assert "vsc-west (BGP AS 65002 on 127.0.0.11:" in out.stdout and "4 imported as endpoints" in out.stdout
+        assert "route(s)" not in out.stdout  # routes only when asked
+        out = vsplab("bgp", "--lab", str(lab), "--routes", env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        text = out.stdout
+        for me, rid, peer in (("vsc-east", "10.255.1.1", "vsc-west"), ("vsc-west", "10.255.2.1", "vsc-east")):
+            assert f"{me} advertises 4 route(s):" in text and f"{me} received 4 route(s) from {peer}:" in text, text
+            assert len(re.findall(rf"^  {re.escape(rid)}:\d+ .* \((acme|globex)/prod\)$", text, re.M)) == 4, text
+        assert text.count("-> imported into ") == 8 and "not imported" not in text, text
+        # web-w as vsc-east has it: RD of vsc-west, its VTEP, acme's route target and the web group's community
+        assert re.search(r"^  10\.255\.2\.1:\d+ +\S+ +10\.1\.0\.12 +vni \d+ +nh [\d.]+ +rt 65534:\d+ +comm \d+:\d+ +"
+                         r"-> imported into acme/prod$", text, re.M), text
+        assert re.search(r"^  10\.255\.2\.1:\d+ +\S+ +10\.1\.0\.11 .* -> imported into globex/prod$", text, re.M), text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

@@ -5,7 +5,8 @@
                                            reflector) left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
     vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
-    vsplab bgp [--lab DIR]                 show a running federated lab's BGP sessions and routes
+    vsplab bgp [--lab DIR] [--routes]      show a running federated lab's BGP sessions and route counts;
+                                           --routes: every route each VSC advertises and receives
     vsplab check SCENARIO                  only validate a scenario file
     vsplab demo                            the VSD alone: build the three-tier example through its API
 """
@@ -86,7 +87,7 @@ def _cmd_trace(args) -> int:
 def _cmd_bgp(args) -> int:
     from vsplab.lab.control import LabControl
 
-    print(LabControl.find(args.lab).request(op="bgp")["text"], end="")
+    print(LabControl.find(args.lab).request(op="bgp", routes=args.routes)["text"], end="")
     return 0
 
 
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
     b = sub.add_parser("bgp", help="show a running lab's BGP sessions, route counts and reflectors' routes")
     b.add_argument("--lab", help="the lab's directory (default: the most recent running lab)")
+    b.add_argument("--routes", action="store_true", help="also list every route each VSC advertises and receives "
+                   "(RD, MAC, IP, VNI, next hop, RTs, communities) and what became of each received one")
     b.set_defaults(func=_cmd_bgp)
 
     fi = sub.add_parser("fidelity", help="emu lab: compare the simulator's traces of the real flows with "

@@ -17,6 +17,7 @@ from vsc.process import BgpOptions
 from vsplab.bgp.frr import DIR_PREFIX, FrrError, RouteReflector
 from vsplab.bgp.frr import ESTABLISHED as FRR_ESTABLISHED
 from vsplab.bgp.plan import BgpPlan
+from vsplab.bgp.routes import fetch_routes, routes_text
 from vsplab.report import ESTABLISHED, BgpSession, bgp_table
 from vsplab.scenario.model import Scenario
 
@@ -60,6 +61,10 @@ class LabFederation:
 
     # --- what the speakers say --------------------------------------------------------------------
 
+    def routes(self, vscs: dict) -> dict[str, dict | str]:
+        """Each VSC's routes (`vscs`: name -> its VscProcess)."""
+        return fetch_routes(vscs)
+
     def sessions(self, statuses: dict[str, dict | None]) -> list[BgpSession]:
         """Every session, from each VSC's `/status` (`statuses`: VSC name -> status, None for a VSC
         that did not answer) and each reflector's bgpd; peers by their scenario names."""
@@ -82,8 +87,11 @@ class LabFederation:
                 out.append(BgpSession(name, self.plan.name_at(s.peer), state, s.routes_received, s.routes_advertised))
         return out
 
-    def report_text(self, statuses: dict[str, dict | None], width: int = 120) -> str:
-        """`vsplab bgp`: the sessions, each VSC's route counts, and the routes each reflector holds."""
+    def report_text(self, statuses: dict[str, dict | None], routes: dict[str, dict | str] | None = None,
+                    width: int = 120) -> str:
+        """`vsplab bgp`: the sessions, each VSC's route counts, and the routes each reflector holds;
+        with `routes` (`vsplab bgp --routes`: each VSC's `/bgp`, see vsplab/bgp/routes.py) every route
+        each VSC advertises and receives."""
         console = Console(file=io.StringIO(), width=width, force_terminal=False)
         console.print(bgp_table(self.sessions(statuses)))
         for vsc, st in statuses.items():
@@ -98,4 +106,7 @@ class LabFederation:
                               markup=False)
             except FrrError as e:
                 console.print(f"(unavailable: {e})", highlight=False, markup=False)
+        if routes is not None:
+            console.print("\n" + routes_text(self.plan, routes), end="", highlight=False, markup=False,
+                          soft_wrap=True)
         return console.file.getvalue()

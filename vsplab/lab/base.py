@@ -225,7 +225,8 @@ class Lab(ABC):
         if req.get("op") == "bgp":
             if self.federation is None:
                 raise ValueError(f"scenario {self.scenario.name} has no bgp: section; its VSCs do not federate")
-            return {"text": self.federation.report_text(self.vsc_statuses())}
+            routes = self.federation.routes(self.vscs) if req.get("routes") else None
+            return {"text": self.federation.report_text(self.vsc_statuses(), routes)}
         return self._control(req)
 
     def serve_control(self) -> Path:
