@@ -10,6 +10,7 @@ the direction (Nuage's convention, see pipeline.md):
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from openflow.fields import FIELDS
@@ -165,6 +166,14 @@ def _merge(a: Alt, b: Alt) -> Alt | None:
     return tuple(out.values())
 
 
+def _override(side: Side, text: str) -> Alt:
+    try:
+        n = ipaddress.IPv4Network(text.strip(), strict=False)
+    except ValueError:
+        raise UnsupportedEntry(f"addressOverride {text!r} is not an IPv4 address or prefix") from None
+    return _prefix(side, int(n.network_address), int(n.netmask))
+
+
 def _l4(entry: AclEntry) -> list[Alt]:
     proto_text = entry.protocol.strip().upper()
     if proto_text in ("ANY", ""):
@@ -206,6 +215,9 @@ def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, 
         raise UnsupportedEntry(f"etherType {entry.ether_type} (only IPv4 entries are compiled)")
     table, after, loc, net = DIRECTIONS[entry.direction]
     locs = _alternatives(view, domain_id, loc, entry.location_type, entry.location_id)
+    if entry.address_override:  # narrows the location side to one address or prefix
+        only = _override(loc, entry.address_override)
+        locs = [m for la in locs if (m := _merge(la, only)) is not None]
     if entry.network_type in ("ENDPOINT_SUBNET", "ENDPOINT_ZONE"):
         nets = _pairs(view, domain_id, loc, net, entry.network_type)
     else:

@@ -81,6 +81,8 @@ class Vsc:
         self.input_errors: list[str] = []
         self.state_dir = Path(state_dir) if state_dir else None
         self.peering = None  # vsc.bgp.peering.Peering once BGP is configured
+        # Seconds spent compiling each kind of input, and diffing + encoding + sending (benchmarks' phases).
+        self.busy = {"vsd": 0.0, "agent": 0.0, "bgp": 0.0, "openflow": 0.0}
         self._saved_revision = -1
         self._last_save = 0.0
         self._stop = threading.Event()
@@ -125,6 +127,7 @@ class Vsc:
         """One line of the VSD change stream (docs/interfaces.md section 1)."""
         kind = line.get("kind")
         with self.lock:
+            t0 = time.perf_counter()
             rev = int(line.get("revision", 0))
             self.stream_quiet_since = time.monotonic()
             if kind == "snapshot":
@@ -142,6 +145,7 @@ class Vsc:
             elif kind == "heartbeat":
                 self.view_ready = self.view_ready or rev <= self.view.revision
             self.vsd_revision = max(self.vsd_revision, rev)
+            self.busy["vsd"] += time.perf_counter() - t0
         self.wake.set()
 
     def on_agent(self, msg: dict) -> None:
@@ -153,7 +157,9 @@ class Vsc:
                     self.agent_reconfirm[dpid] = set(h.ports) if h else set()
                 elif msg.get("op") == "port-up":
                     self.agent_reconfirm.get(dpid, set()).discard(int(msg["ofport"]))
+                t0 = time.perf_counter()
                 self.prog.on_agent(msg)
+                self.busy["agent"] += time.perf_counter() - t0
                 self.agent_last[dpid] = time.monotonic()
             except (AgentError, KeyError, TypeError, ValueError) as e:
                 self.input_error(f"agent message {msg!r}: {e}")
@@ -162,8 +168,10 @@ class Vsc:
     def on_bgp_routes(self, peer: str, announced: list, withdrawn: list) -> None:
         """An EVPN update from a federated VSC (vsc/bgp/federation.py)."""
         with self.lock:
+            t0 = time.perf_counter()
             for problem in self.prog.fed.on_routes(peer, announced, withdrawn):
                 self.input_error(f"BGP {peer}: {problem}")
+            self.busy["bgp"] += time.perf_counter() - t0
         self.wake.set()
 
     def on_bgp_down(self, peer: str) -> None:
@@ -264,6 +272,7 @@ class Vsc:
         now = time.monotonic()
         todo = []
         with self.lock:
+            t0 = time.perf_counter()  # after the wait for the lock: compiling holds it
             self._expire_unconfirmed(now)
             for dpid, link in list(self.links.items()):
                 if link.synced:
@@ -278,6 +287,7 @@ class Vsc:
                 self.peering.kick.set()
         for link, ops in todo:
             self._send_ops(link, ops)
+        self.busy["openflow"] += time.perf_counter() - t0
 
     def _may_sync(self, dpid: int, now: float) -> bool:
         # Syncing against an incomplete picture would delete flows that are still right.
@@ -343,7 +353,7 @@ class Vsc:
                 "stream_connected": self.stream_connected, "converged": converged,
                 "endpoints": len(self.prog.eps), "datapaths": dps,
                 "problems": {d: p for d, p in self.prog.problems.items() if p}, "input_errors": list(self.input_errors),
-                "bgp": bgp,
+                "bgp": bgp, "busy_s": {k: round(v, 3) for k, v in self.busy.items()},
             }
 
     def explain(self, value: int) -> dict:

@@ -3,7 +3,9 @@
     GET /status            revision applied, VSD revision, datapaths (connected, synced, flows desired,
                            pending, in flight, flow-mods sent, last sync's add/modify/delete), endpoints,
                            problems, `bgp` (null without BGP; else the speaker's sessions and the routes
-                           advertised, received, imported and pending), and `converged`
+                           advertised, received, imported and pending), `busy_s` (seconds spent
+                           compiling VSD, agent and BGP input, and diffing/encoding/sending flow-mods),
+                           and `converged`
     GET /bgp               the routes themselves (404 without BGP): received per peer (RD, MAC, IP, VNI,
                            next hop, RTs, communities; imported into which domain, or why not) and
                            advertised (the same, with the vport and domain they stand for)

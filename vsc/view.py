@@ -125,6 +125,7 @@ class AclEntry:
     stateful: bool
     icmp_type: str | None = None
     icmp_code: str | None = None
+    address_override: str | None = None  # Nuage's addressOverride: the location side's address instead
 
 
 @dataclass(slots=True)
@@ -177,7 +178,7 @@ def _parse(kind: str, e: dict, assoc: dict):
                         e.get("locationType") or "ANY", e.get("locationID"), e.get("networkType") or "ANY",
                         e.get("networkID"), str(e.get("protocol") or "ANY"), e.get("sourcePort"),
                         e.get("destinationPort"), e.get("etherType") or "0x0800", int(e.get("priority") or 0),
-                        _b(e.get("stateful")), e.get("ICMPType"), e.get("ICMPCode"))
+                        _b(e.get("stateful")), e.get("ICMPType"), e.get("ICMPCode"), e.get("addressOverride"))
     if kind == "enterprisenetwork":
         net, mask = prefix(e["address"], e["netmask"])
         return EnterpriseNetwork(i, e.get("parentID"), net, mask)
@@ -203,7 +204,7 @@ _STORES = {
 _KEEP = frozenset("""ID parentID parentType name serviceID routeTarget address netmask gateway vnId domainID MAC
 IPAddress VPortID policyGroupID EVPNCommunityTag active defaultAllowIP defaultAllowNonIP priority priorityType
 action locationType locationID networkType networkID protocol sourcePort destinationPort etherType stateful
-ICMPType ICMPCode""".split())
+ICMPType ICMPCode addressOverride""".split())
 
 
 def _trim(entity: dict) -> dict:

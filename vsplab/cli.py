@@ -8,6 +8,8 @@
     vsplab bgp [--lab DIR] [--routes]      show a running federated lab's BGP sessions and route counts;
                                            --routes: every route each VSC advertises and receives
     vsplab check SCENARIO                  only validate a scenario file
+    vsplab bench nfd8 [--hosts 40 --per-host 500 --vscs 2 --model tagged|per-pair] [--sweep]
+                                           the NFD8 rollout through the federated control plane, verified
     vsplab demo                            the VSD alone: build the three-tier example through its API
 """
 
@@ -99,6 +101,12 @@ def _cmd_fidelity(args) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_bench_nfd8(args) -> int:
+    from vsplab.bench.report import main as bench_main
+
+    return bench_main(args, args.argv[2:], console=console)
+
+
 def _cmd_demo(args) -> int:
     from vsd.client import VsdClient
     from vsd.example import build_three_tier
@@ -166,10 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     fi.add_argument("--no-real", action="store_true", help="trace only, send no real packets")
     fi.set_defaults(func=_cmd_fidelity)
 
+    be = sub.add_parser("bench", help="scale benchmarks of the whole control plane")
+    bn = be.add_subparsers(dest="benchmark", required=True).add_parser(
+        "nfd8", help="the NFD8 rollout (20,000 containers, 140K ACLs) through federated VSCs, verified")
+    from vsplab.bench.nfd8 import add_arguments
+
+    add_arguments(bn)
+    bn.set_defaults(func=_cmd_bench_nfd8)
+
     d = sub.add_parser("demo", help="start a VSD and build the three-tier example through its REST API")
     d.set_defaults(func=_cmd_demo)
 
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a benchmark records as its command line
     from vsplab.bgp.frr import FrrError
     from vsplab.scenario.loader import ScenarioError
 
