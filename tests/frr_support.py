@@ -99,6 +99,8 @@ class FrrBgpd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# `disable-connected-check`: the speaker's routes name its VRSs' VTEPs as next hops, not its own peering
+# address, and over single-hop eBGP FRR would mark them unreachable ("Must be Connected").
 def bgpd_config(router_id: str, asn: int, neighbor: str, neighbor_as: int, neighbor_port: int,
                 extra_bgp: str = "", extra_evpn: str = "", extra_top: str = "") -> str:
     """`extra_top` goes before `router bgp` (route maps), `extra_bgp` inside it, `extra_evpn` into its
@@ -112,6 +114,7 @@ hostname {NAME}
  neighbor {neighbor} remote-as {neighbor_as}
  neighbor {neighbor} port {neighbor_port}
  neighbor {neighbor} update-source {router_id}
+ neighbor {neighbor} disable-connected-check
  neighbor {neighbor} timers 3 9
  neighbor {neighbor} timers connect 1
  neighbor {neighbor} advertisement-interval 0

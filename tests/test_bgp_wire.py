@@ -287,7 +287,10 @@ def test_batches_group_by_shared_attributes_and_fit_an_update():
         assert len(body) <= room
     assert max(len(b.nlris) for b in batches) >= 90  # about a hundred per UPDATE
     command = batches[0].command("100.64.0.7", "neighbor 127.0.0.3")
-    assert command.startswith("neighbor 127.0.0.3 announce route 100.64.0.7/32 next-hop 100.64.0.7 origin igp "
+    # the carrier's NEXT_HOP is the batch's VTEP (FRR's fdb reads it); the MED keeps batches apart in ExaBGP
+    med = (100 << 24) | (64 << 16) | 7
+    assert command.startswith(f"neighbor 127.0.0.3 announce route 100.64.0.7/32 next-hop {batches[0].next_hop} "
+                              f"med {med} origin igp "
                               "community [ 5001:3 ] extended-community [ 0x0002fde800001389 0x030c000000000008 ] "
                               "attribute [ 0x0e 0x80 0x001946")
     (withdraw,) = withdraw_batches([ROUTE])

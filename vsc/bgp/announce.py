@@ -7,13 +7,18 @@ The carrier's UPDATE is the EVPN routes' UPDATE, so the carrier carries their pa
 too: route targets, the VXLAN encapsulation, the policy-group communities. Receivers ignore the
 IPv4 carriers.
 
-Why each batch gets its own carrier prefix and uses it as its own NEXT_HOP: ExaBGP queues
-outgoing routes by prefix inside buckets keyed by the full attribute text (NEXT_HOP included),
-and sends one UPDATE per bucket. Two batches that came out identical (a route re-announced as it
-was) would share a bucket, so the second would be sent at the first one's place in the queue,
-ahead of batches queued in between. A carrier NEXT_HOP that differs per batch gives every batch
-its own bucket, in the order we wrote it; the prefix rotates through `carrier_prefix` (65,536 by
-default), far more than can be queued at once.
+Why the carrier's NEXT_HOP is the VTEP: FRR's zebra programs its VXLAN fdb from the IPv4 NEXT_HOP
+of the UPDATE, not from MP_REACH_NLRI's next hop, so anything else there sends FRR's traffic to the
+wrong tunnel end (tests/test_vsc_frr_external.py).
+
+Why each batch gets its own carrier prefix and a MED of its own: ExaBGP queues outgoing routes by
+prefix inside buckets keyed by the full attribute text, and sends one UPDATE per bucket. Two
+batches that came out identical (a route announced, withdrawn, announced again) would share a
+bucket, so the third would be sent at the first one's place in the queue, ahead of the withdraw.
+A MED taken from the batch's carrier address gives every batch its own bucket, in the order we
+wrote it; the carrier rotates through `carrier_prefix` (65,536 by default), far more than can be
+queued at once. The MED means nothing else here: each NLRI has one originator, so no path
+selection compares it.
 
 Routes that share next hop, route targets and communities share one attribute, as many NLRIs
 as fit a 4096-octet UPDATE (about a hundred): a table of 20,000 routes is ~200 commands.
@@ -33,8 +38,8 @@ from vsc.bgp.route import MacIpRoute
 MESSAGE_SIZE = 4096  # RFC 4271 4.1, no extended messages negotiated
 # What the carrier's UPDATE holds besides the MP attribute, communities and extended communities:
 # header 19, withdrawn and attribute lengths 4, the /32 carrier 5, ORIGIN 4, AS_PATH 3+2+4 (eBGP,
-# one 4-octet AS; 16 left for a few prepends), NEXT_HOP 7, LOCAL_PREF 7 (iBGP).
-UPDATE_OVERHEAD = 19 + 4 + 5 + 4 + 25 + 7 + 7
+# one 4-octet AS; 16 left for a few prepends), NEXT_HOP 7, MED 7, LOCAL_PREF 7 (iBGP).
+UPDATE_OVERHEAD = 19 + 4 + 5 + 4 + 25 + 7 + 7 + 7
 MP_ATTRIBUTE_HEADER = 4  # flags, code, two-octet (extended) length
 MP_REACH_FIXED = 2 + 1 + 1 + 4 + 1  # AFI, SAFI, next hop length, IPv4 next hop, reserved
 MP_UNREACH_FIXED = 2 + 1
@@ -71,7 +76,9 @@ class Batch:
     def command(self, carrier: str, selector: str = "") -> str:
         """`[neighbor X [, neighbor Y]] announce route CARRIER/32 ...` as ExaBGP's API reads it."""
         code, body = self.attribute()
-        words = [selector, "announce route", f"{carrier}/32", "next-hop", carrier, "origin igp"]
+        next_hop = self.next_hop or carrier  # a withdraw has no VTEP: MP_UNREACH carries no next hop
+        med = int(ipaddress.IPv4Address(carrier))
+        words = [selector, "announce route", f"{carrier}/32", "next-hop", next_hop, f"med {med}", "origin igp"]
         if self.communities:
             words.append(f"community [ {' '.join(self.communities)} ]")
         if not self.withdraw:

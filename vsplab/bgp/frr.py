@@ -56,6 +56,9 @@ def bgpd_config(me: BgpSpeaker, peers: list[BgpSpeaker], port: int, hold_time: i
     for p in peers:
         lines += [f" neighbor {p.address} remote-as {p.asn}", f" neighbor {p.address} port {port}",
                   f" neighbor {p.address} update-source {me.address}",
+                  # a VSC's routes name its VRSs' VTEPs as next hops, never the VSC's own (peering)
+                  # address: over eBGP FRR would otherwise call them unreachable ("Must be Connected")
+                  f" neighbor {p.address} disable-connected-check",
                   f" neighbor {p.address} timers {keepalive} {hold_time}",
                   # the lab starts everything at once: retry soon rather than after FRR's 120 s
                   f" neighbor {p.address} timers connect 2",
