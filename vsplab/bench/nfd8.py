@@ -25,6 +25,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vsplab.bench import measure
+from vsplab.bench.change import acl_change
 from vsplab.bench.lab import BenchLab, wait_all_converged
 from vsplab.bench.orchestrator import Orchestrator
 from vsplab.bench.sampler import Sampler, rate_series
@@ -96,6 +97,10 @@ def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> d
             if tamper is not None:
                 tamper(lab, w)
             _verify(o, lab, w, res, console)
+            if o.model == "tagged" and res.get("converged"):
+                with console.status("one ACL entry changed through the VSD: timing it to the last VRS"):
+                    res["acl_change"] = acl_change(lab, w, res.pop("_ids"), res.pop("_expect"), o.timeout)
+                res["verified_ok"] = res["verified_ok"] and res["acl_change"]["ok"]
     finally:
         if o.keep_logs:
             Path(o.keep_logs).mkdir(parents=True, exist_ok=True)
@@ -103,6 +108,8 @@ def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> d
                 shutil.copy(f, Path(o.keep_logs) / f.name)
         shutil.rmtree(workdir, ignore_errors=True)
     res["load_avg_end"] = measure.load_average()
+    res.pop("_ids", None)
+    res.pop("_expect", None)
     return res
 
 
@@ -125,6 +132,7 @@ def _rollout(o, lab: BenchLab, w: Workload, res: dict, console: Console, show: b
     cpu1, statuses = lab.cpu_now(), lab.statuses()
     memory = lab.memory()
     res["vsd_revision"] = revision
+    res["_ids"], res["_expect"] = rollout.ids, expect  # for the change that follows (not written out)
     res.update(_figures(w, res, rollout, sampler.series, statuses, local))
     res["processes"] = {role: {"cpu_s": round(cpu1[role] - cpu0.get(role, 0.0), 2), "peak_rss_mb": memory.get(role)}
                         for role in cpu1}

@@ -5,9 +5,11 @@ First the domain and its policy (`vsplab.workload.vsd_push.push`, bulk). Then th
 batches at the arrival rate (or back to back): per batch one bulk POST of vports per subnet, one bulk
 POST /vms with their interfaces, and then either (tagged) one PUT of each touched policy group's member
 list - the VSD's API sets a group's members as a whole list - or (per-pair) one bulk POST of /32
-enterprise networks and bulk POSTs of the batch's entries; only when the VSD has answered are the
-batch's containers plugged into their simulated VRSs (an OpenFlow port-status and an agent port-up
-each), as a container starts once its network is defined.
+enterprise networks and bulk POSTs of the batch's entries. A batch's containers start on their hosts
+(an OpenFlow port-status and an agent port-up each, on their simulated VRSs) once the VSD has answered
+for them, while the next batch is being defined: a container takes a moment to start, and the change
+stream a moment to bring its policy to the VSC (a VSC that sees the port before the policy places the
+endpoint untagged and modifies its flows everywhere a moment later).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Orchestrator:
         self.done.objects += len(base)
         order = self.w.arrival_order()
         arrived: list[Member] = []
+        starting: list[Member] = []  # defined in the VSD, starting on their hosts during the next batch
         for k in range(0, len(order), self.batch):
             new = order[k:k + self.batch]
             if self.rate:
@@ -77,14 +80,20 @@ class Orchestrator:
             self._define(new, arrived)
             self.done.created += len(new)
             self.done.push_done_s = time.perf_counter() - t0
-            self._attach(new)
-            self.done.attached += len(new)
-            self.done.attach_done_s = time.perf_counter() - t0
             self.done.batches += 1
             arrived += new
+            self._start(starting)
+            starting = new
             if progress is not None:
                 progress()
+        self._start(starting)
         return self.done
+
+    def _start(self, members: list[Member]) -> None:
+        if members:
+            self._attach(members)
+            self.done.attached += len(members)
+            self.done.attach_done_s = time.perf_counter() - self._t0
 
     # --- one batch ------------------------------------------------------------------------------
 

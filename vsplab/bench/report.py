@@ -51,6 +51,10 @@ def print_result(res: dict, console: Console) -> None:
                             f"{tr['disagreements']} disagree with the policy")
         t.add_row("flows", f"{fc['hosts'] - fc['hosts_differing']}/{fc['hosts']} hosts hold exactly their "
                            f"VSC's desired flows")
+    if "acl_change" in res:
+        c = res["acl_change"]
+        t.add_row("one ACL entry changed", f"{c['seconds']} s from the REST PUT to the last VRS, {c['flow_mods']} "
+                                           f"flow-mods; ACL tables as desired on every host: {c['ok']}")
     ok = res.get("verified_ok")
     t.add_row("verified", "[green]yes[/]" if ok else "[red]NO[/]")
     console.print(t)

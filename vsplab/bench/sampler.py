@@ -28,6 +28,8 @@ class Sampler:
                                  TimeElapsedColumn(), console=console, disable=not show, transient=False)
         self._up = self.progress.add_task("containers up", total=containers)
         self._flows = self.progress.add_task("flows installed", total=None)
+        # Without a terminal (CI, a log file) the bars cannot redraw: a line every few seconds instead.
+        self.console, self.plain, self._printed = console or Console(), not show, -10.0
 
     def __enter__(self) -> Sampler:
         self.progress.start()
@@ -74,6 +76,10 @@ class Sampler:
         desired = sum(v["flows_desired"] for v in vscs.values())
         self.progress.update(self._up, completed=up)
         self.progress.update(self._flows, completed=flows, total=max(desired, flows))
+        if self.plain and t - self._printed >= 2.0:
+            self._printed = t
+            self.console.print(f"{t:7.1f} s  containers up {up:,}/{self.containers:,}  flows installed "
+                               f"{flows:,}/{max(desired, flows):,}", highlight=False)
         return s
 
 
