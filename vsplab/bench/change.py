@@ -1,18 +1,19 @@
 """One policy change on the converged lab, measured on the wire: an ACL entry's port changed through
 the VSD's REST API (web's "tcp/443 in from anywhere" becomes tcp/8443), timed from the PUT until every
 VSC has applied it and had every resulting flow-mod acknowledged by its VRSs; then every host's ACL
-tables are compared with its VSC's desired ones."""
+tables (up to `CHECKED_HOSTS` of them) are compared with its VSC's desired ones."""
 
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections import Counter
 
 from vsc.pipeline import Table
 from vsplab.bench.lab import BenchLab, wait_all_converged
+from vsplab.bench.verify import desired_text
 from vsplab.bench.workload import Workload
 
+CHECKED_HOSTS = 50  # every host up to this many, else this many spread evenly (a host's check reads all its flows)
 ACL_TABLES = (f" table={int(Table.INGRESS_ACL)},", f" table={int(Table.EGRESS_ACL)},")
 
 
@@ -33,10 +34,10 @@ def acl_change(lab: BenchLab, w: Workload, ids: dict[str, str], expect: dict[str
     from openflow.text import format_flow
 
     differing = []
-    for dpid, (host, _) in sorted(w.hosts.items()):
-        vsc = lab.vscs[lab.vsc_of_host[dpid]]
-        with urllib.request.urlopen(f"http://{vsc.listen}:{vsc.status_port}/flows?dpid={dpid}", timeout=600) as r:
-            desired = Counter(line for line in r.read().decode().splitlines() if any(t in line for t in ACL_TABLES))
+    hosts = sorted(w.hosts.items())
+    checked = hosts[::max(1, len(hosts) // CHECKED_HOSTS)]
+    for dpid, (host, _) in checked:
+        desired = Counter(x for x in desired_text(lab.vscs[lab.vsc_of_host[dpid]], dpid) if any(t in x for t in ACL_TABLES))
 
         def installed(host=host):
             sw = lab.runtime.hosts[host].switch
@@ -45,4 +46,4 @@ def acl_change(lab: BenchLab, w: Workload, ids: dict[str, str], expect: dict[str
         if lab.runtime.call(installed) != desired or not any("tp_dst=8443" in x for x in desired):
             differing.append(host)
     return {"what": "web's tcp/443-in entry -> tcp/8443, one REST PUT", "seconds": round(seconds, 3),
-            "flow_mods": flow_mods, "hosts_differing": differing[:5], "ok": not differing}
+            "flow_mods": flow_mods, "hosts_checked": len(checked), "hosts_differing": differing[:5], "ok": not differing}

@@ -101,25 +101,40 @@ def trace_all(runtime, w: Workload, todo: list[Case]) -> dict:
             "disagreements": len(wrong), "first_disagreements": wrong[:10]}
 
 
+def desired_text(vsc, dpid: int) -> list[str]:
+    """A VSC's desired flows for one VRS, in `ovs-ofctl` form (`GET /flows`)."""
+    with urllib.request.urlopen(f"http://{vsc.listen}:{vsc.status_port}/flows?dpid={dpid}", timeout=600) as r:
+        return r.read().decode().splitlines()
+
+
 def installed_vs_desired(lab, w: Workload) -> dict:
-    """Each host's flows, as its switch holds them, against its VSC's desired flows."""
+    """Each host's flows, as its switch holds them, against its VSC's desired flows. The VSCs format
+    theirs in their own processes while this one formats the switches': fetched a few hosts ahead."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from openflow.text import format_flow
 
     rt = lab.runtime
     mismatched = {}
-    for dpid, (host, _) in sorted(w.hosts.items()):
-        vsc = lab.vscs[lab.vsc_of_host[dpid]]
-        with urllib.request.urlopen(f"http://{vsc.listen}:{vsc.status_port}/flows?dpid={dpid}", timeout=600) as r:
-            desired = Counter(r.read().decode().splitlines())
+    hosts = sorted(w.hosts.items())
+    window = 4  # hosts fetched ahead: enough to keep the VSCs busy, few enough to hold in memory
+    with ThreadPoolExecutor(max_workers=max(2, len(lab.vscs))) as pool:
+        fetch = [lambda d=d: pool.submit(desired_text, lab.vscs[lab.vsc_of_host[d]], d) for d, _ in hosts]
+        ahead = [f() for f in fetch[:window]]
+        for k, (_, (host, _)) in enumerate(hosts):
+            fut = ahead[k]
+            if k + window < len(hosts):
+                ahead.append(fetch[k + window]())
 
-        def installed(host=host):
-            return Counter(format_flow(rule.flow(t), show_stats=False) for t, rule in rt.hosts[host].switch.flows())
-        have = rt.call(installed, timeout=600)
-        if have != desired:
-            missing, extra = desired - have, have - desired
-            mismatched[host] = {"desired": sum(desired.values()), "installed": sum(have.values()),
-                                "missing": sorted(missing)[:3], "extra": sorted(extra)[:3],
-                                "missing_n": sum(missing.values()), "extra_n": sum(extra.values())}
+            def installed(host=host):
+                return Counter(format_flow(rule.flow(t), show_stats=False) for t, rule in rt.hosts[host].switch.flows())
+            have = rt.call(installed, timeout=600)
+            desired = Counter(fut.result())
+            if have != desired:
+                missing, extra = desired - have, have - desired
+                mismatched[host] = {"desired": sum(desired.values()), "installed": sum(have.values()),
+                                    "missing": sorted(missing)[:3], "extra": sorted(extra)[:3],
+                                    "missing_n": sum(missing.values()), "extra_n": sum(extra.values())}
     return {"hosts": len(w.hosts), "hosts_differing": len(mismatched), "differences": dict(list(mismatched.items())[:5])}
 
 
