@@ -92,7 +92,7 @@ def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> d
         with BenchLab(workdir, w.hosts, o.vscs) as lab:
             console.print(f"{w.containers:,} containers on {o.hosts} hosts, {o.vscs} VSC(s), model {o.model}: "
                           f"starting the lab ...")
-            lab.start()
+            lab.start(timeout=o.timeout)
             _rollout(o, lab, w, res, console, show_progress)
             if tamper is not None:
                 tamper(lab, w)
