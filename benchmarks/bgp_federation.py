@@ -11,8 +11,8 @@ transfer happens here, untimed: its start is blurred by the hosts reporting).
 Measured: the sender's ExaBGP is stopped (SIGSTOP) until the receiver's hold timer (9 s) has expired
 and the receiver's speaker has withdrawn the sender's routes from every receiver host; then it goes
 on, and the session comes up again. The clock starts (T0) at that "up", as the earlier of the two
-speakers saw it (`since` in their /status): the sender has all N endpoints local and in its speaker's
-table, the receiver's hosts are synced and hold none of them. Then:
+VSCs heard it from its speaker (`since` in their /status): the sender has all N endpoints local and in
+its speaker's table, the receiver's hosts are synced and hold none of them. Then:
 - received: the receiver's speaker holds all N routes (its /status, polled every 20 ms);
 - programmed: every receiver host holds all N table-20 flows (the simulated switches' own tables,
   polled every 20 ms on their event loop).

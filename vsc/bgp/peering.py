@@ -44,6 +44,7 @@ class Peering:
         self._thread: threading.Thread | None = None
         self.started = time.monotonic()
         self.first_up: dict[str, float] = {}  # peer -> when its session first came up
+        self.since: dict[str, float] = {}  # peer -> wall-clock time its session last changed state, as told
         self.last_update = 0.0
 
     def start(self) -> Peering:
@@ -68,6 +69,7 @@ class Peering:
         self.core.on_bgp_routes(peer, announced, withdrawn)
 
     def _on_session(self, peer: str, state: str) -> None:
+        self.since[peer] = time.time()
         if state == UP:
             self.first_up.setdefault(peer, time.monotonic())
         else:
@@ -122,7 +124,8 @@ class Peering:
         converged: every configured session up, every route a peer sent handed to federation (it
         programs them at once, so the datapaths' own convergence then covers their flows), and
         nothing of ours left to hand to the speaker."""
-        sessions = self.speaker.sessions()  # outside the core's lock: the speaker answers on its own
+        sessions = [dict(s, since=self.since.get(s["peer"], 0.0))  # since: benchmarks time from an "up"
+                    for s in self.speaker.sessions()]  # outside the core's lock: the speaker answers on its own
         with self.core.lock:
             fed = self.core.prog.fed
             pending = len(fed.dirty) + sum(len(items) for _, items in self._backlog)

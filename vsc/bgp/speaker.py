@@ -53,7 +53,6 @@ RESTART_DELAY = (0.2, 10.0)  # first and longest wait before restarting a dead E
 class _PeerState:
     peer: Peer
     state: str = "idle"
-    since: float = 0.0  # wall-clock time of the last state change (benchmarks time from "up")
     received: dict[tuple, MacIpRoute] = field(default_factory=dict)
     advertised: dict[tuple, MacIpRoute] = field(default_factory=dict)  # sent and not withdrawn
     to_announce: set[tuple] = field(default_factory=set)
@@ -179,7 +178,7 @@ class Speaker:
 
     def sessions(self) -> list[dict]:
         with self._lock:
-            return [{"peer": p.peer.address, "asn": p.peer.asn, "state": p.state, "since": p.since,
+            return [{"peer": p.peer.address, "asn": p.peer.asn, "state": p.state,
                      "routes_received": len(p.received),
                      "routes_advertised": len(p.advertised) if p.up else 0} for p in self._peers.values()]
 
@@ -272,7 +271,7 @@ class Speaker:
             peer = self._peers.get(address)
             if peer is None or peer.state == state:
                 return
-            was_up, peer.state, peer.since = peer.up, state, time.time()
+            was_up, peer.state = peer.up, state
             if state == "up":
                 # Everything again: ExaBGP forgot it, and whatever the peer still had from the
                 # last session, it is told the truth about.
