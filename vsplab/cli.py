@@ -1,6 +1,7 @@
 """`vsplab`: the lab front end.
 
     vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
+                       [--datapath netdev|afxdp|afxdp-nonpmd]   (emu)
     vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab (or a lab's route
                                            reflector) left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
@@ -38,12 +39,15 @@ def _cmd_run(args) -> int:
     if args.revoke and args.mode != "emu":
         console.print("[red]error[/] --revoke is measured in emu mode only (add --mode emu)")
         return 2
+    if args.datapath and args.mode != "emu":
+        console.print("[red]error[/] --datapath applies to emu mode only (add --mode emu)")
+        return 2
     # the command line picks the mode's lab: vsplab.lab (the shared steps) knows none of them
     options = dict(vsd_url=args.vsd, keep=args.keep, console=console)
     if args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
 
-        report = run_emu_scenario(args.scenario, revoke=args.revoke, **options)
+        report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, **options)
     elif args.mode == "mininet":
         from vsplab.mininet.lab import run_mininet_scenario
 
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--keep", action="store_true", help="keep the lab running after the checks (Ctrl-C stops it)")
     r.add_argument("--revoke", action="store_true",
                    help="emu: afterwards delete an allowing ACL entry and time how fast real connections stop")
+    r.add_argument("--datapath", choices=["netdev", "afxdp", "afxdp-nonpmd"],
+                   help="emu: OVS port type, overriding the scenario's `dataplane:` (default netdev, which works "
+                        "everywhere; afxdp needs AF_XDP in the kernel and OVS, and a busy core per host)")
     r.set_defaults(func=_cmd_run)
 
     cl = sub.add_parser("clean", help="list (--dry-run) or remove what an interrupted emu or Mininet lab left behind")

@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from vsplab.emu.datapath import DatapathUnsupported, ovs_lacks_afxdp, set_port_type
 from vsplab.emu.netns import link_delete, netns_add, netns_delete, netns_exists, run
 from vsplab.emu.ovs import OvsInstance
+from vsplab.scenario.model import Dataplane
 
 MGMT_BRIDGE, MGMT_NET = "vl-mgmt", "169.254.100."
 UNDERLAY_NS, UNDERLAY_BRIDGE, UNDERLAY_NET = "vl-underlay", "vl-ul", "172.30.0."
@@ -51,7 +53,7 @@ class EmuFabric:
 class EmuHost:
     """One emulated host. `index` (1..253) fixes its addresses and root-side interface names."""
 
-    def __init__(self, name: str, index: int, workdir: Path, underlay_mtu: int = 1500) -> None:
+    def __init__(self, name: str, index: int, workdir: Path, dataplane: Dataplane | None = None) -> None:
         if not 1 <= index <= 253:
             raise ValueError(f"host index {index} out of range 1..253")
         self.name, self.index = name, index
@@ -64,7 +66,8 @@ class EmuHost:
         # fixed, so br-phy does not change MAC when its first port is added and peers can be told it
         self.phy_mac = f"02:76:6c:00:00:{index:02x}"
         self.agent: subprocess.Popen | None = None
-        self.underlay_mtu = underlay_mtu
+        self.dataplane = dataplane or Dataplane()
+        self.underlay_mtu = self.dataplane.underlay
 
     @property
     def root_mgmt_if(self) -> str:
@@ -90,12 +93,19 @@ class EmuHost:
         run("ip", "link", "set", self.underlay_if, "master", UNDERLAY_BRIDGE, "up", ns=UNDERLAY_NS)
         run("ip", "link", "set", UNDERLAY_IF, "up", ns=self.ns)
         self.ovs.start()
+        if self.dataplane.datapath != "netdev" and (why := ovs_lacks_afxdp(self.ovs)):
+            raise DatapathUnsupported(why)
         self.ovs.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
                        "fail_mode=standalone", f"other-config:hwaddr={self.phy_mac}", "--",
                        "add-port", "br-phy", UNDERLAY_IF, "--", "set", "interface", "br-phy",
                        f"mtu_request={self.underlay_mtu}")
+        self.use_datapath(UNDERLAY_IF)
         run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
+
+    def use_datapath(self, iface: str) -> None:
+        """Give a veth port (the underlay's, a container's) the scenario's port type."""
+        set_port_type(self.ovs, iface, self.dataplane.datapath)
 
     def restart_vswitchd(self, peers: list[EmuHost]) -> None:
         """Restart ovs-vswitchd as a crash or upgrade would. The userspace datapath's taps die with it,

@@ -5,7 +5,7 @@
     VSC per controller (subprocess), listening on the management bridge vl-mgmt
       | OpenFlow + agent channel over each host's management veth
     vl-<host> namespaces: ovsdb-server + ovs-vswitchd (netdev) + `vrs run`; br-phy on the underlay
-      | VXLAN over the vl-underlay Linux bridge
+      | VXLAN over the vl-underlay Linux bridge (MTU 9000 by default; containers keep 1500)
     vl-c-<container> namespaces, plugged by `vrs plug`; probes are real sockets inside them
 
 A `vsplab.lab.base.Lab` (start, push, plug, wait_converged, check, close, report, placed).
@@ -26,18 +26,16 @@ from rich.console import Console
 
 from vsplab.emu import leftovers
 from vsplab.emu.check import check_expectations, container_netns, probe, rtt_summary
+from vsplab.emu.datapath import DatapathUnsupported, kernel_lacks_afxdp, with_datapath
 from vsplab.emu.host import EmuFabric, EmuHost
 from vsplab.emu.netns import ifname, netns_delete
 from vsplab.emu.probes import Listeners, ping
 from vsplab.lab.base import Lab, drive
 from vsplab.report import LabReport
-from vsplab.scenario.model import Scenario
+from vsplab.scenario.model import Dataplane, Scenario
 
 REQUIRED_TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip", "nsenter",
                   "ethtool")
-
-
-VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
 
 class EmuError(RuntimeError):
@@ -56,13 +54,12 @@ class EmuLab(Lab):
         return f" or `ip netns exec vl-c-{self.scenario.containers[0].name} ip addr`"
 
     def __init__(self, scenario: Scenario, vsd_url: str | None = None, console: Console | None = None,
-                 workdir: Path | None = None, underlay_mtu: int = 1500):
+                 workdir: Path | None = None, dataplane: Dataplane | None = None):
         super().__init__(scenario, vsd_url=vsd_url, console=console, workdir=workdir)
-        # containers get what is left after VXLAN's 50 bytes: the userspace datapath does not fragment
-        if not 1280 <= underlay_mtu <= 9216:
-            raise EmuError(f"underlay MTU {underlay_mtu}: expected 1280..9216")
-        self.underlay_mtu = underlay_mtu
-        self.container_mtu = underlay_mtu - VXLAN_OVERHEAD
+        # the scenario's unless a caller (`--datapath`, a benchmark) overrides it
+        self.dataplane = dataplane or scenario.dataplane
+        self.underlay_mtu = self.dataplane.underlay
+        self.container_mtu = self.dataplane.container
         self.fabric = EmuFabric()
         self.hosts: dict[str, EmuHost] = {}
         self.listeners = Listeners()
@@ -77,6 +74,8 @@ class EmuLab(Lab):
         if missing:
             raise EmuError(f"missing {', '.join(missing)}: run scripts/system-deps (openvswitch-switch, "
                            "iproute2, ethtool, util-linux)")
+        if self.dataplane.datapath != "netdev" and (why := kernel_lacks_afxdp()):
+            raise DatapathUnsupported(why)
         if len(self.scenario.hosts) > 253:
             raise EmuError(f"{len(self.scenario.hosts)} hosts: emu mode holds at most 253")
         planned = [f"vl-{h.name}" for h in self.scenario.hosts]
@@ -98,7 +97,7 @@ class EmuLab(Lab):
         self.stack.callback(self._quietly, self.fabric.stop)
         self.fabric.start()
         for i, h in enumerate(self.scenario.hosts):
-            host = EmuHost(h.name, i + 1, self.workdir / "hosts", underlay_mtu=self.underlay_mtu)
+            host = EmuHost(h.name, i + 1, self.workdir / "hosts", dataplane=self.dataplane)
             self.hosts[h.name] = host
             self.stack.callback(self._quietly, host.stop)
             host.start()
@@ -139,6 +138,7 @@ class EmuLab(Lab):
                 host.vrs("plug", p.name, "--netns", container_netns(p.name), "--port", ifname("vl-", p.name),
                          "--mac", p.mac, "--ip", f"{p.ip}/{sn.network.prefixlen}", "--gateway", sn.gateway_ip,
                          "--vport-id", p.vport_id, "--vm-id", p.vm_id, "--mtu", str(self.container_mtu))
+                host.use_datapath(ifname("vl-", p.name))
 
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="plug") as ex:
             list(ex.map(plug_host, self.hosts.values()))
@@ -178,6 +178,10 @@ class EmuLab(Lab):
             else:
                 rtts = ping(container_netns(src.name), dst.ip, count=10, timeout=0.5)
                 self.figures["ping RTT"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts)}"
+        dp = self.dataplane
+        self.figures["data plane"] = (f"{dp.datapath} ports, underlay MTU {dp.underlay}, container MTU {dp.container}"
+                                      + ("; a PMD thread per host busy-polls one core" if dp.datapath == "afxdp"
+                                         else ""))
         rss = [sum(h.ovs.rss_kb().values()) for h in self.hosts.values()]
         if rss:
             self.figures["OVS memory"] = f"{max(rss) / 1024:.1f} MB RSS per host (ovsdb-server + ovs-vswitchd)"
@@ -264,12 +268,21 @@ class EmuLab(Lab):
 
 
 def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, revoke: bool = False,
-                     console: Console | None = None) -> LabReport:
+                     console: Console | None = None, datapath: str | None = None) -> LabReport:
     """`vsplab run PATH --mode emu`, the same steps and table as sim mode; with `revoke`, afterwards
-    delete one allowing ACL entry and print how fast real connections stop."""
+    delete one allowing ACL entry and print how fast real connections stop; `datapath` overrides the
+    scenario's port type (vsplab/emu/datapath.py)."""
     def revocation(lab: EmuLab) -> None:
         with lab.console.status("removing an ACL entry while connections run"):
             lab.measure_revocation()
 
-    return drive(EmuLab, path, vsd_url=vsd_url, keep=keep, console=console,
+    class ChosenDatapathLab(EmuLab):
+        def __init__(self, scenario: Scenario, **kw) -> None:
+            try:
+                dataplane = with_datapath(scenario.dataplane, datapath)
+            except ValueError as e:
+                raise EmuError(str(e)) from None
+            super().__init__(scenario, dataplane=dataplane, **kw)
+
+    return drive(ChosenDatapathLab, path, vsd_url=vsd_url, keep=keep, console=console,
                  after_check=revocation if revoke else None)

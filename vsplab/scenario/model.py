@@ -13,6 +13,9 @@ Federation: a `bgp:` section makes the controllers exchange their endpoints over
 controller then needs `asn` and `router_id`. `peerings` are pairs of names (two controllers, or a
 controller and one of the `route_reflectors` the lab runs on FRR); `hold_time` (default 9) and `md5`
 apply to every session. Without `bgp:` the controllers do not federate.
+
+Data plane (emu mode only): `dataplane:` picks each emulated host's OVS port type (`datapath`), the
+underlay's MTU and the containers' (see `Dataplane`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -211,6 +214,55 @@ class Bgp(_Strict):
         return v
 
 
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8: the userspace datapath does not fragment
+# Native XDP on a veth caps its peer's MTU at one 4 KiB page less headroom (3506 on kernel 6.18; the
+# kernel refuses more), and OVS's AF_XDP frames are 4 KiB too: jumbo frames do not pass AF_XDP ports
+AFXDP_MAX_MTU = 3500
+
+
+class Dataplane(_Strict):
+    """How emu mode builds each host's data plane. `netdev` ports (packet sockets) work everywhere;
+    `afxdp` ports need a kernel with AF_XDP sockets and an OVS built with them, and each host's
+    ovs-vswitchd then busy-polls one core with a PMD thread; `afxdp-nonpmd` polls them from the main
+    thread instead (no idle cost, somewhat slower)."""
+
+    datapath: Literal["netdev", "afxdp", "afxdp-nonpmd"] = "netdev"
+    # default: 9000 (jumbo frames, as a datacentre underlay has them), the AF_XDP limit with AF_XDP
+    underlay_mtu: int | None = Field(default=None, ge=1280, le=9216)
+    # default: 1500, or the largest that fits in the underlay; "max": the largest that fits
+    container_mtu: int | Literal["max"] | None = None
+
+    @field_validator("container_mtu")
+    @classmethod
+    def _container(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and not 576 <= v <= 9216 - VXLAN_OVERHEAD:
+            raise ValueError(f"container MTU {v}: expected 576..{9216 - VXLAN_OVERHEAD} or max")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> Dataplane:
+        if self.datapath != "netdev" and self.underlay_mtu is not None and self.underlay_mtu > AFXDP_MAX_MTU:
+            raise ValueError(f"underlay_mtu {self.underlay_mtu} with datapath {self.datapath}: AF_XDP ports "
+                             f"carry at most {AFXDP_MAX_MTU} bytes (one 4 KiB frame)")
+        if isinstance(self.container_mtu, int) and self.container_mtu + VXLAN_OVERHEAD > self.underlay:
+            raise ValueError(f"container_mtu {self.container_mtu} does not fit in underlay_mtu {self.underlay} "
+                             f"with VXLAN's {VXLAN_OVERHEAD} bytes (at most {self.underlay - VXLAN_OVERHEAD})")
+        return self
+
+    @property
+    def underlay(self) -> int:
+        if self.underlay_mtu is not None:
+            return self.underlay_mtu
+        return 9000 if self.datapath == "netdev" else AFXDP_MAX_MTU
+
+    @property
+    def container(self) -> int:
+        if isinstance(self.container_mtu, int):
+            return self.container_mtu
+        fits = self.underlay - VXLAN_OVERHEAD
+        return fits if self.container_mtu == "max" else min(1500, fits)
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -220,6 +272,7 @@ class Scenario(_Strict):
     containers: list[Container] = []
     expect: list[Expectation] = []
     bgp: Bgp | None = None
+    dataplane: Dataplane = Field(default_factory=Dataplane)
     # what the checks found questionable but not wrong (vsplab/scenario/check.py), for the user to read
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
