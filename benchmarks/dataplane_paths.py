@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vsplab.emu.datapath import set_port_type
+from vsplab.emu.datapath import configure_switch, set_port_type
 from vsplab.emu.netns import netns_add, netns_delete, netns_exists, run
 from vsplab.emu.ovs import OvsInstance
 from vsplab.scenario.model import Dataplane
@@ -135,6 +135,7 @@ class OneBridge:
                 # as `vrs plug` does: the userspace datapath forwards partial checksums as they are
                 run("ethtool", "-K", "eth0", "tx", "off", ns=ns)
             self.ovs.start()
+            configure_switch(self.ovs, self.dataplane.datapath)
             self.ovs.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
                            "fail_mode=standalone")
             for port in self.PORTS:

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from vsplab.emu.datapath import DatapathUnsupported, ovs_lacks_afxdp, set_port_type
+from vsplab.emu.datapath import DatapathUnsupported, configure_switch, ovs_lacks_afxdp, set_port_type
 from vsplab.emu.netns import link_delete, netns_add, netns_delete, netns_exists, run
 from vsplab.emu.ovs import OvsInstance
 from vsplab.scenario.model import Dataplane
@@ -95,6 +95,7 @@ class EmuHost:
         self.ovs.start()
         if self.dataplane.datapath != "netdev" and (why := ovs_lacks_afxdp(self.ovs)):
             raise DatapathUnsupported(why)
+        configure_switch(self.ovs, self.dataplane.datapath)
         self.ovs.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
                        "fail_mode=standalone", f"other-config:hwaddr={self.phy_mac}", "--",
                        "add-port", "br-phy", UNDERLAY_IF, "--", "set", "interface", "br-phy",

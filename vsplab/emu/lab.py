@@ -180,7 +180,7 @@ class EmuLab(Lab):
                 self.figures["ping RTT"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts)}"
         dp = self.dataplane
         self.figures["data plane"] = (f"{dp.datapath} ports, underlay MTU {dp.underlay}, container MTU {dp.container}"
-                                      + ("; a PMD thread per host busy-polls one core" if dp.datapath == "afxdp"
+                                      + ("; a PMD thread per host polls (a core under traffic)" if dp.datapath == "afxdp"
                                          else ""))
         rss = [sum(h.ovs.rss_kb().values()) for h in self.hosts.values()]
         if rss:
