@@ -6,7 +6,9 @@ serving. Seeded, so every run sends the same bytes; a failure names the input in
 
 from __future__ import annotations
 
+import collections
 import functools
+import logging
 import random
 import struct
 
@@ -22,6 +24,7 @@ from openflow.consts import (
     OFPTT_ALL,
 )
 from openflow.flow import OFPP_CONTROLLER, OFPP_IN_PORT, Ct, DecTtl, Flow, Move, Output, SetField, match
+from tests.of_peers import Controller, barrier, connect_switch
 
 N = 20_000
 SEED = 20_130_624
@@ -192,3 +195,100 @@ def test_truncations_of_every_seed_are_openflow_errors():
             _only_ofp_errors(decode.multipart_reply, [reply[:n]])
             _only_ofp_errors(decode.flow_stats_reply, [reply[16:n]])
     assert OFPBAC_BAD_LEN  # (imported for the reader: truncated actions are BAD_LEN)
+
+
+# --- over TCP -------------------------------------------------------------------------------------
+
+
+def wire_messages() -> list[bytes]:
+    """Every input of the corpus as one OpenFlow 1.3 frame: version 4 and a header length that says
+    how long it is, so that each reaches the peer's parsers as a message of its own (bytes 1 and
+    8.. stay as mutated, so the types are as varied as the corpus)."""
+    out = []
+    for inputs in corpus().values():
+        for b in inputs:
+            b = bytearray(b.ljust(8, b"\0"))
+            b[0] = 4
+            b[2:4] = len(b).to_bytes(2, "big")
+            out.append(bytes(b))
+    return out
+
+
+@pytest.mark.slow
+def test_simulated_vrs_answers_every_malformed_message_and_keeps_serving(caplog):
+    from vrs.sim import SimRuntime
+
+    msgs = wire_messages()
+    ctl = Controller()
+    rt = SimRuntime(("127.0.0.1", ctl.port), None)
+    rt.run_in_thread()
+    try:
+        with caplog.at_level(logging.WARNING, logger="vrs.sim"):
+            rt.add_host("vl-fz1", 0xF1, "192.168.79.1")
+            peer = ctl.handshake()
+            for i in range(0, len(msgs), 2000):
+                peer.send(b"".join(msgs[i : i + 2000]))
+                barrier(peer, 0xB0000000 + i, timeout=60)  # drains the replies as it goes
+            # A normal flow-mod after all that installs, and the connection never dropped.
+            peer.send(encode.flow_mod(Flow(0, 0x7FFF, match(reg9=0xF00D), actions=(Output(2),)), xid=77))
+            assert not [m for m in barrier(peer, 78) if m[1] == 1]
+            host = rt.stats()["hosts"][0]
+            assert host["connects"] == 1 and host["errors_sent"] > len(msgs) // 2, host
+            assert rt.call(lambda: any(r.priority == 0x7FFF for _, r in rt.hosts["vl-fz1"].switch.flows(0)))
+        # Simulator bugs are logged as errors: bad input must not reach one.
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        rt.stop()
+        ctl.close()
+
+
+@pytest.mark.slow
+def test_vsc_survives_every_malformed_message_and_still_programs_vrss(tmp_path):
+    from tests.test_vsc_app import assert_nfd8_policy, host_specs, nfd8_lab
+
+    msgs = wire_messages()
+    lab = nfd8_lab(tmp_path)
+    of_port = int(lab.vsc.args[lab.vsc.args.index("--of-port") + 1])
+    lab.vsc.start()
+    peer = None
+    try:
+        peer = connect_switch(of_port, 0xF2)
+        drops: collections.Counter = collections.Counter()  # message type -> connections os-ken dropped on it
+        for i in range(0, len(msgs), 100):
+            chunk = msgs[i : i + 100]
+            if _delivered(peer, b"".join(chunk)):
+                continue
+            # os-ken dropped the switch on one of them: again one at a time, to deliver all the others.
+            for m in chunk:
+                if peer.eof or not _delivered(peer, m):
+                    drops[m[1]] += peer.eof
+                    peer.close()
+                    peer = connect_switch(of_port, 0xF2)
+        assert lab.vsc.proc.poll() is None
+        # Then simulated VRSs connect, and the VSC programs them as it would have anyway.
+        lab.rt.run_in_thread()
+        lab.rt.add_hosts(host_specs(lab.placement, lab.names))
+        assert lab.converged()["endpoints"] == 18
+        assert_nfd8_policy(lab)
+        log = lab.vsc.log_file.read_text()
+        assert log.count("unparsable OpenFlow message") < 20, log[-3000:]
+        print(f"\n[fuzz] {len(msgs)} malformed messages to the VSC; os-ken dropped the switch on "
+              f"{sum(drops.values())} (by type: {dict(drops)}); {log.count('Traceback')} tracebacks in its log")
+    finally:
+        if peer is not None:
+            peer.close()
+        lab.__exit__(None, None, None)
+
+
+_sync_xid = iter(range(0xE0000000, 0xFFFFFFFF))
+
+
+def _delivered(peer, data: bytes) -> bool:
+    """Send data, then an echo request: True if the reply comes (the connection still serves)."""
+    xid = next(_sync_xid)
+    try:
+        peer.send(data + encode.echo_request(xid, b"sync"))
+    except OSError:
+        return False
+    echo, _ = peer.until(lambda m: m[1] == 3 and int.from_bytes(m[4:8], "big") == xid, 10)
+    return echo is not None

@@ -15,9 +15,10 @@ import time
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
-from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+from os_ken.ofproto import ofproto_parser, ofproto_v1_3, ofproto_v1_3_parser
 
 from openflow import decode
+from vsc import ofscreen
 from vsc.core import Vsc
 
 log = logging.getLogger("vsc.app")
@@ -26,14 +27,7 @@ log = logging.getLogger("vsc.app")
 CORE: Vsc | None = None
 
 OFPMPF_REPLY_MORE = 1
-
-
-def _raw_flow_stats_body(cls, buf, msg_len, offset):
-    return []
-
-
-# Keep os-ken from parsing flow-stats entries: the handler decodes msg.buf itself.
-ofproto_v1_3_parser.OFPFlowStatsReply.parser_stats_body = classmethod(_raw_flow_stats_body)
+OFPMP_FLOW = 1
 
 
 class _ParseErrorLines(logging.Filter):
@@ -73,6 +67,29 @@ class _ParseErrorLines(logging.Filter):
 
 
 logging.getLogger("os_ken.ofproto.ofproto_parser").addFilter(_ParseErrorLines())
+_osken_parse = ofproto_parser._MSG_PARSERS[ofproto_v1_3.OFP_VERSION]
+
+
+def _screened_parse(datapath, version, msg_type, msg_len, xid, buf):
+    # A message os-ken's parsers could loop on raises here; os-ken logs it and drops the message.
+    ofscreen.check(buf, msg_len)
+    if msg_type == ofproto_v1_3.OFPT_MULTIPART_REPLY and int.from_bytes(buf[8:10], "big") == OFPMP_FLOW:
+        return _flow_stats_reply(datapath, version, msg_type, msg_len, xid, buf)
+    return _osken_parse(datapath, version, msg_type, msg_len, xid, buf)
+
+
+def _flow_stats_reply(datapath, version, msg_type, msg_len, xid, buf):
+    """The OFPFlowStatsReply os-ken would make, without parsing its entries: the handler decodes
+    msg.buf itself (os-ken's entry parser costs about a second per 20,000-flow dump, and loops
+    forever on an instruction of length 0)."""
+    msg = ofproto_v1_3_parser.MsgBase.parser.__func__(
+        ofproto_v1_3_parser.OFPFlowStatsReply, datapath, version, msg_type, msg_len, xid, buf)
+    msg.type, msg.flags = OFPMP_FLOW, int.from_bytes(buf[10:12], "big")
+    msg.body = []
+    return msg
+
+
+ofproto_parser._MSG_PARSERS[ofproto_v1_3.OFP_VERSION] = _screened_parse
 
 
 class VscApp(app_manager.OSKenApp):
