@@ -21,3 +21,21 @@ def test_lines_survive_any_chunking_and_unicode_line_breaks():
 def test_a_line_cut_off_by_the_connection_is_dropped():
     data = orjson.dumps({"kind": "heartbeat", "revision": 1}) + b"\n" + b'{"kind": "ev'
     assert list(ndjson(_cut(data, 5))) == [{"kind": "heartbeat", "revision": 1}]
+
+
+def test_names_with_unicode_line_breaks_cross_a_real_vsd_stream():
+    from vsd.client import VsdClient
+    from vsd.server import EmbeddedVsd
+
+    name = "vl-web\u2028tier\x85\u2029end"
+    with EmbeddedVsd() as vsd, VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as c:
+        c.create("", "enterprises", {"name": "vl-first"})  # so that the event can be resumed from revision 1
+        ent = c.create("", "enterprises", {"name": name})
+        stream = c.changes(0)
+        snapshot = next(stream)
+        stream.close()
+        assert [o["entity"]["name"] for o in snapshot["objects"]] == ["vl-first", name]
+        stream = c.changes(snapshot["revision"] - 1)
+        event = next(stream)
+        stream.close()
+        assert event["entity"]["ID"] == ent["ID"] and event["entity"]["name"] == name

@@ -1,5 +1,6 @@
 """The same VSD on PostgreSQL: a real server (a throwaway cluster, or $VSPLAB_TEST_PG_URL), the three-tier
-build, refusals that change nothing, a clean restart and a `kill -9` with writers in flight."""
+build, refusals that change nothing, a clean restart, a `kill -9` with writers in flight, and input
+PostgreSQL is stricter about than SQLite (lengths, NUL characters) refused without stopping the VSD."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.vsd_fixtures import WRITERS, StreamReader, postgres_url, revision
+from tests.vsd_fixtures import HTTP, WRITERS, StreamReader, error_property, make_user, postgres_url, revision
 from tests.vsd_fixtures import subnet_tree as _tree
 from tests.vsd_fixtures import vport_writer as _writer
 from vsd.client import VsdApiError, VsdClient
@@ -91,3 +92,37 @@ def test_kill_9_on_postgres(pg):
         c.close()
     finally:
         vsd.close()
+
+
+def test_an_enterprise_admins_oversized_input_is_refused_and_the_vsd_stays_up(pg):
+    """Finding 4: a 201-character userName (the audit column holds 200) used to fail the audit insert on
+    PostgreSQL, which stops the VSD - and the user survived, so it stopped again after every restart."""
+    vsd = EmbeddedVsd(db_url=pg)
+    with vsd:
+        name = f"vl-big-{uuid.uuid4().hex[:8]}"
+        long_user = "u" * 201
+        with VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as root:
+            ent = root.create("", "enterprises", {"name": name})["ID"]
+            make_user(root, ent, long_user, "ORGADMIN")
+        with VsdClient(vsd.api, long_user, f"{long_user}-pw", name) as admin:
+            admin.create(f"enterprises/{ent}", "domaintemplates", {"name": "t"})
+            assert HTTP.get(f"{vsd.api}/vsplab/health").status_code == 200
+            refused = [("domaintemplates", {"name": "n" * 256}, "name"),
+                       ("domaintemplates", {"name": "a\x00b"}, "name"),
+                       ("domaintemplates", {"name": "t2", "description": "d" * 5000}, "description"),
+                       ("users", {"userName": "x" * 256, "password": "p", "firstName": "f", "lastName": "l",
+                                  "email": "e"}, "userName"),
+                       ("users", {"userName": "nul\x00", "password": "p", "firstName": "f", "lastName": "l",
+                                  "email": "e"}, "userName")]
+            for resource, body, prop in refused:
+                r = admin.request("POST", f"enterprises/{ent}/{resource}", body)
+                assert r.status_code == 400 and error_property(r) == prop, r.text
+            assert HTTP.get(f"{vsd.api}/vsplab/health").status_code == 200
+        with VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as root:
+            rows = [r for r in root.audit(20) if r["organization"] == name and r["user_name"] != "csproot"]
+            assert rows and rows[0]["user_name"] == long_user[:200]
+        vsd.stop()
+        vsd.start()
+        with VsdClient(vsd.api, long_user, f"{long_user}-pw", name) as admin:
+            admin.create(f"enterprises/{ent}", "domaintemplates", {"name": "after-restart"})
+        assert HTTP.get(f"{vsd.api}/vsplab/health").status_code == 200

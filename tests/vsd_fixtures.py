@@ -9,6 +9,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -156,3 +157,61 @@ def vport_writer(vsd: EmbeddedVsd, subnet: str, w: int, acked: dict, stop: threa
             errors.append(e)
     finally:
         c.close()
+
+
+def make_user(root: VsdClient, ent_id: str, name: str, role: str, password: str | None = None) -> dict:
+    """A user of enterprise `ent_id` in a group of its own with `role` (ORGADMIN or ORGUSER)."""
+    u = root.create(f"enterprises/{ent_id}", "users", {"userName": name, "password": password or f"{name}-pw",
+                                                        "firstName": "f", "lastName": "l", "email": "e@x"})
+    g = root.create(f"enterprises/{ent_id}", "groups", {"name": f"{name[:200]}-group", "role": role})
+    root.assign(f"groups/{g['ID']}/users", [u["ID"]])
+    return u
+
+
+_PROBE = r"""
+import http.client, json, select, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+conn = http.client.HTTPConnection(host, port, timeout=5)
+worst, count, failures = 0.0, 0, []
+while not select.select([sys.stdin], [], [], 0.02)[0]:
+    t0 = time.monotonic()
+    try:
+        conn.request("GET", "/nuage/api/v6/vsplab/health")
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            failures.append(r.status)
+    except Exception as e:
+        failures.append(repr(e))
+        conn.close()
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+    worst = max(worst, time.monotonic() - t0)
+    count += 1
+print(json.dumps({"worst": worst, "count": count, "failures": failures[:5]}), flush=True)
+"""
+
+
+class HealthProbe:
+    """Polls the VSD's health check every 20 ms from a process of its own (so the test's own work and
+    its GIL do not count) and reports the slowest answer: `with HealthProbe(vsd) as probe: ...` then
+    `probe.worst`, `probe.count`, `probe.failures`."""
+
+    def __init__(self, vsd: EmbeddedVsd) -> None:
+        self.vsd = vsd
+        self.worst, self.count, self.failures = 0.0, 0, []
+
+    def __enter__(self) -> HealthProbe:
+        self.proc = subprocess.Popen([sys.executable, "-c", _PROBE, "127.0.0.1", str(self.vsd.port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            out, _ = self.proc.communicate(b"stop\n", timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        result = orjson.loads(out)
+        self.worst, self.count, self.failures = result["worst"], result["count"], result["failures"]

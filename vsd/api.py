@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import parse_qs
 
 import orjson
 
@@ -19,6 +18,8 @@ from vsd.auth import Auth
 from vsd.directory import Directory, Principal, represent
 from vsd.errors import VsdError, bad, forbidden, not_found
 from vsd.filters import parse_filter
+from vsd.formats import PASSWORD_MAX, check_text
+from vsd.inputs import Request, method_not_allowed
 from vsd.schema import MEMBERS, RESOURCE_TO_ENTITY, SPEC
 from vsd.store import Store
 from vsd.stream import Hub
@@ -26,6 +27,8 @@ from vsd.stream import Hub
 log = logging.getLogger("vsd.api")
 PREFIX = "/nuage/api/v6"
 DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1_000_000
+MAX_AUDIT_ROWS = 100_000
 _JSON = [(b"content-type", b"application/json")]
 REVERSE_MEMBERS = {v: k for k, v in MEMBERS.items()}  # member kind -> owner kind
 
@@ -58,38 +61,34 @@ class VsdApp:
                 self.store.start(asyncio.get_running_loop(), self.hub.on_commit)
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                self.auth.close()
                 await asyncio.to_thread(self.store.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope, receive, send) -> None:
-        headers = {k: v for k, v in scope["headers"]}
         try:
-            path = scope["path"]
-            if not path.startswith(PREFIX):
-                raise not_found("", f"no such path {path}")
-            parts = [p for p in path[len(PREFIX):].split("/") if p]
-            method = scope["method"]
-            body = await _read_body(receive) if method in ("POST", "PUT") else b""
-            if parts == ["vsplab", "health"]:
+            req = Request.from_scope(scope, PREFIX)
+            if not req.path.startswith(PREFIX):
+                raise not_found("", f"no such path {req.path[:200]}")
+            req.allow()
+            if req.method in ("POST", "PUT"):
+                await req.read_body(receive)
+            if req.parts == ["vsplab", "health"]:
                 raise _json(200, {"revision": self.dir.revision, "committed": self.hub.committed})
-            org = headers.get(b"x-nuage-organization", b"").decode() or None
-            authz = headers.get(b"authorization", b"").decode() or None
-            if parts == ["me"]:
-                who = self.auth.principal(org, authz, password_allowed=True)
-                raise _json(200, [self.auth.me(who)])
+            org, authz = req.header("X-Nuage-Organization"), req.header("Authorization")
+            if req.parts == ["me"]:
+                await self._me(req, org, authz)
             who = self.auth.principal(org, authz)
-            if parts and parts[0] == "vsplab":
-                await self._vsplab(who, parts, scope, receive, send)
+            if req.parts[:1] == ["vsplab"]:
+                await self._vsplab(who, req, receive, send)
                 return
-            if parts == ["events"]:
-                qs = parse_qs(scope["query_string"].decode())
-                token = qs.get("uuid", [None])[0]
+            if req.parts == ["events"]:
+                token = req.param("uuid")
                 if token is None:
                     raise _json(200, {"uuid": self.hub.push_open(), "events": []})
-                raise Response(200, await self.hub.push_poll(who, token), _JSON)
-            await self._rest(who, method, parts, headers, body, scope)
-            raise not_found("", f"no such path {path}")
+                raise Response(200, await self.hub.push_poll(who, token[:100]), _JSON)
+            await self._rest(who, req)
         except Response as r:
             await _send(send, r.status, r.body, r.headers)
         except VsdError as e:
@@ -99,17 +98,36 @@ class VsdApp:
             err = VsdError(500, "", "Internal error", "the VSD failed on this request; see its log")
             await _send(send, 500, orjson.dumps(err.body()), _JSON)
 
+    async def _me(self, req: Request, org: str | None, authz: str | None) -> None:
+        """GET: the login (a new API key for the password). PUT {"password": ...}: the caller's own new
+        password; every key it held is dropped, and the answer carries a new one."""
+        who, key, expires = await self.auth.login(org, authz)
+        if req.method == "PUT":
+            body = req.json()
+            password = body.get("password") if isinstance(body, dict) else None
+            if not isinstance(password, str) or not password:
+                raise bad("password", "PUT /me needs {\"password\": the new password}")
+            check_text("me", "password", password)
+            secret = await self.auth.hash(password)
+            if who.root:
+                await self.auth.set_root_secret(secret)
+            else:
+                await self._commit(who, self.dir.set_secret(who, secret), f"PUT {req.path}")
+            await self.auth.revoke(who.user_id)
+            key, expires = await self.auth.issue(who.user_id)
+        raise _json(200, [self.auth.me(who, key, expires)])
+
     # --- REST
 
-    async def _rest(self, who: Principal, method: str, parts: list[str], headers: dict, body: bytes,
-                    scope) -> None:
-        request = f"{method} {scope['path']}"
+    async def _rest(self, who: Principal, req: Request) -> None:
+        method, parts = req.method, req.parts
+        request = f"{method} {req.path}"
         if len(parts) == 1:
             kind = _entity(parts[0])
             if method in ("GET", "HEAD"):
-                self._list(who, kind, self.dir.tree.under("", kind), headers, method)
+                self._list(who, kind, self.dir.tree.under("", kind), req)
             if method == "POST":
-                await self._create(who, None, kind, body, request)
+                await self._create(who, None, kind, req.json(), request)
         elif len(parts) == 2:
             kind = _entity(parts[0])
             if method == "GET":
@@ -117,8 +135,12 @@ class VsdApp:
                 raise _json(200, [represent(self.dir.tree, obj)])
             if method == "PUT":
                 self.dir.visible(who, parts[1], kind)
-                txn, obj = self.dir.update(who, parts[1], _parse(body))
+                body = req.json()
+                secret = await self._secret(kind, body)
+                txn, obj = self.dir.update(who, parts[1], body, secret)
                 await self._commit(who, txn, request)
+                if secret is not None:  # a new password: the keys the old one handed out go
+                    await self.auth.revoke(obj.id)
                 raise _json(200, [represent(self.dir.tree, obj)])
             if method == "DELETE":
                 self.dir.visible(who, parts[1], kind)
@@ -128,17 +150,26 @@ class VsdApp:
             owner = self.dir.visible(who, parts[1], _entity(parts[0]), prop="parentID")
             rel = SPEC[owner.kind]["relations"].get(parts[2])
             if rel is None:
-                raise not_found("", f"a {owner.kind} has no {parts[2]}")
+                raise not_found("", f"a {owner.kind} has no {parts[2][:100]}")
             kind = rel["entity"]
             if method in ("GET", "HEAD"):
-                self._list(who, kind, self._related(owner, kind), headers, method)
+                self._list(who, kind, self._related(owner, kind), req)
             if method == "POST":
-                await self._create(who, owner.id, kind, body, request)
+                await self._create(who, owner.id, kind, req.json(), request)
             if method == "PUT":
-                txn, _ = self.dir.assign(who, owner.id, kind, _parse(body))
+                txn, _ = self.dir.assign(who, owner.id, kind, req.json())
                 await self._commit(who, txn, request)
                 raise Response(204)
-        raise VsdError(405, "", "Method not allowed", f"{method} is not allowed on {scope['path']}")
+        else:
+            raise not_found("", f"no such path {req.path[:200]}")
+        raise method_not_allowed(method, req.path)
+
+    async def _secret(self, kind: str, item: object) -> dict | None:
+        """A user's password hashed off the event loop (a malformed one is left for the schema to refuse)."""
+        password = item.get("password") if kind == "user" and isinstance(item, dict) else None
+        if not isinstance(password, str) or not password or len(password) > PASSWORD_MAX:
+            return None
+        return await self.auth.hash(password)
 
     def _related(self, owner, kind: str):
         tree = self.dir.tree
@@ -148,34 +179,32 @@ class VsdApp:
             return [i for i in tree.member_of.get(owner.id, ()) if tree.objs[i].kind == kind]
         return tree.under(owner.id, kind)
 
-    def _list(self, who: Principal, kind: str, ids, headers: dict, method: str) -> None:
+    def _list(self, who: Principal, kind: str, ids, req: Request) -> None:
         tree = self.dir.tree
-        pred = parse_filter(headers.get(b"x-nuage-filter", b"").decode() or None)
+        pred = parse_filter(req.header("X-Nuage-Filter"))
         objs = [tree.objs[i] for i in ids]
         if not who.root:
             objs = [o for o in objs if o.enterprise == who.enterprise_id]
         objs.sort(key=lambda o: o.rev)
         if pred is not None:
             objs = [o for o in objs if pred(o.data)]
-        try:
-            page = int(headers.get(b"x-nuage-page", b"0") or 0)
-            size = int(headers.get(b"x-nuage-pagesize", b"0") or 0) or DEFAULT_PAGE_SIZE
-        except ValueError:
-            raise bad("X-Nuage-Page", "X-Nuage-Page and X-Nuage-PageSize must be integers") from None
-        if page < 0 or size < 1:
-            raise bad("X-Nuage-Page", "X-Nuage-Page must be >= 0 and X-Nuage-PageSize >= 1")
+        page = req.header_int("X-Nuage-Page", 0, 0, 1 << 31)
+        size = req.header_int("X-Nuage-PageSize", 0, 0, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
         meta = [(b"x-nuage-count", str(len(objs)).encode()), (b"x-nuage-page", str(page).encode()),
                 (b"x-nuage-pagesize", str(size).encode())]
-        if method == "HEAD":
+        if req.method == "HEAD":
             raise Response(200, b"", meta)
         chunk = objs[page * size:(page + 1) * size]
         raise _json(200, [represent(tree, o) for o in chunk], meta)
 
-    async def _create(self, who: Principal, parent_id: str | None, kind: str, body: bytes, request: str):
-        payload = _parse(body)
+    async def _create(self, who: Principal, parent_id: str | None, kind: str, payload, request: str):
         if isinstance(payload, list) and not payload:
             raise bad("", "an empty list creates nothing")
-        txn, objs = self.dir.create(who, parent_id, kind, payload)
+        secrets = None
+        if kind == "user":
+            items = payload if isinstance(payload, list) else [payload]
+            secrets = await asyncio.gather(*(self._secret(kind, item) for item in items))
+        txn, objs = self.dir.create(who, parent_id, kind, payload, secrets)
         await self._commit(who, txn, request)
         tree = self.dir.tree
         if isinstance(payload, list):
@@ -190,19 +219,15 @@ class VsdApp:
 
     # --- vsplab extensions
 
-    async def _vsplab(self, who: Principal, parts: list[str], scope, receive, send) -> None:
-        qs = parse_qs(scope["query_string"].decode())
-        if parts == ["vsplab", "audit"]:
+    async def _vsplab(self, who: Principal, req: Request, receive, send) -> None:
+        if req.parts == ["vsplab", "audit"]:
             if not who.root:
                 raise forbidden("only the CSP root reads the audit log")
-            limit = int(qs.get("limit", ["1000"])[0])
+            limit = req.param_int("limit", 1000, 1, MAX_AUDIT_ROWS)
             raise _json(200, await asyncio.to_thread(self.store.audit_rows, limit))
-        if parts != ["vsplab", "changes"]:
-            raise not_found("", f"no such path {scope['path']}")
-        try:
-            since = int(qs.get("since", ["0"])[0])
-        except ValueError:
-            raise bad("since", "since must be an integer revision") from None
+        if req.parts != ["vsplab", "changes"]:
+            raise not_found("", f"no such path {req.path[:200]}")
+        since = req.param_int("since", 0, 0, (1 << 63) - 1)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/x-ndjson"), (b"cache-control", b"no-cache")]})
         gone = asyncio.Event()
@@ -228,26 +253,10 @@ class VsdApp:
             await gen.aclose()
 
 
-async def _read_body(receive) -> bytes:
-    chunks = []
-    while True:
-        msg = await receive()
-        chunks.append(msg.get("body", b""))
-        if not msg.get("more_body"):
-            return b"".join(chunks)
-
-
-def _parse(body: bytes):
-    try:
-        return orjson.loads(body or b"null")
-    except orjson.JSONDecodeError as e:
-        raise bad("", f"the body is not valid JSON: {e}") from None
-
-
 def _entity(resource: str) -> str:
     kind = RESOURCE_TO_ENTITY.get(resource)
     if kind is None or kind == "me":
-        raise not_found("", f"no such resource {resource!r}")
+        raise not_found("", f"no such resource {resource[:100]!r}")
     return kind
 
 

@@ -1,6 +1,7 @@
 """`vsd` console script.
 
     vsd serve --host H --port P --db URL [--tls-cert F --tls-key F] [--root-user U] [--root-password PW]
+              [--apikey-lifetime SECONDS]
     vsd show TYPE [ID]          e.g. `vsd show enterprises`, `vsd show subnet 1b2c...`
     vsd export ENTERPRISE > acme.yaml
     vsd import acme.yaml [--as NEWNAME]
@@ -45,7 +46,7 @@ def _cmd_serve(args) -> int:
         print("vsd serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     serve(args.host, args.port, args.db, args.tls_cert, args.tls_key, args.root_password, args.retention,
-          args.root_user, fd=args.fd)
+          args.root_user, fd=args.fd, apikey_lifetime=args.apikey_lifetime)
     return 0
 
 
@@ -106,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
     s.add_argument("--root-user", default="csproot", help="the CSP root's name when the database is new")
-    s.add_argument("--root-password", help="the CSP root's password when the database is new "
-                   "(default $VSD_ROOT_PASSWORD, else the lab default 'csproot')")
+    s.add_argument("--root-password", help="the CSP root's password, on a new or an existing database "
+                   "(default $VSD_ROOT_PASSWORD; a new database without one gets the lab default 'csproot', "
+                   "which a VSD listening beyond loopback refuses)")
+    s.add_argument("--apikey-lifetime", type=float, default=86_400.0,
+                   help="seconds an API key lives after the login that handed it out (default a day)")
     s.add_argument("--retention", type=int, default=1_000_000, help="change-stream events kept")
     s.add_argument("--fd", type=int, help="serve on this inherited listening socket instead of --host/--port")
     s.set_defaults(func=_cmd_serve)

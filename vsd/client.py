@@ -3,11 +3,14 @@ reference SDK; this one adds the bulk form and the change stream). Paths are rel
 `enterprises`, `enterprises/{id}/domains`, `policygroups/{id}/vports`...
 
 Authentication is Nuage's: `GET /me` with the password (basic-style `XREST` token, the organization in
-`X-Nuage-Organization`) returns an API key that every later request carries in place of the password."""
+`X-Nuage-Organization`) returns an API key that every later request carries in place of the password.
+The key expires (`APIKeyExpiry`); the client logs in again shortly before that, or when the VSD answers
+419 (expired), as bambou does, so a long-lived client (the VSC's stream follower) keeps working."""
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -45,9 +48,11 @@ class VsdClient:
                  organization: str = "csp", timeout: float = 60.0, verify: bool | str = True) -> None:
         self.api = api_url.rstrip("/")
         self.user, self.organization = user, organization
+        self._password = password
+        self.api_key, self.key_expiry, self._renew_at = "", None, None
         self.http = httpx.Client(timeout=timeout, verify=verify)
         try:
-            self.api_key = self._login(password)
+            self._login()
         except BaseException:
             self.http.close()
             raise
@@ -57,10 +62,27 @@ class VsdClient:
         return {"Authorization": f"XREST {token}", "X-Nuage-Organization": self.organization,
                 "Content-Type": "application/json"}
 
-    def _login(self, password: str) -> str:
-        r = self.http.get(f"{self.api}/me", headers=self._headers(password))
-        me = self._check("GET", "me", r)
-        return me[0]["APIKey"]
+    def _login(self) -> None:
+        r = self.http.get(f"{self.api}/me", headers=self._headers(self._password))
+        self._took_key(self._check("GET", "me", r)[0])
+
+    def _took_key(self, me: dict) -> None:
+        now = time.time()
+        self.api_key, self.key_expiry = me["APIKey"], me.get("APIKeyExpiry")
+        # renew when a tenth of the key's life is left (at most a minute before it expires)
+        life = self.key_expiry / 1000 - now if self.key_expiry else None
+        self._renew_at = now + life - min(60.0, life / 10) if life else None
+
+    def _key(self) -> str:
+        if self._renew_at is not None and time.time() >= self._renew_at:
+            self._login()
+        return self.api_key
+
+    def change_password(self, new_password: str) -> None:
+        """A new password for this client's own user (`PUT /me`); its other API keys stop working."""
+        me = self._check("PUT", "me", self.request("PUT", "me", {"password": new_password}))
+        self._password = new_password
+        self._took_key(me[0])
 
     def _check(self, method: str, path: str, r: httpx.Response):
         body = orjson.loads(r.content) if r.content else None
@@ -70,8 +92,13 @@ class VsdClient:
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None) -> httpx.Response:
         content = orjson.dumps(body) if body is not None else None
-        return self.http.request(method, f"{self.api}/{path.strip('/')}",
-                                 headers={**self._headers(self.api_key), **(headers or {})}, content=content)
+        for attempt in (0, 1):
+            r = self.http.request(method, f"{self.api}/{path.strip('/')}",
+                                  headers={**self._headers(self._key()), **(headers or {})}, content=content)
+            if r.status_code != 419 or attempt:
+                return r
+            self._login()  # the key expired: a new one, and the same request again
+        return r
 
     def create(self, parent_path: str, rest_name: str, obj_or_list: dict | list) -> dict | list:
         """POST one object (returns it) or a list (returns the list, created in bulk per chunk)."""
@@ -125,12 +152,18 @@ class VsdClient:
         snapshot, event and heartbeat lines; the VSD sends a heartbeat every 5 s of silence, so a read
         that waits `read_timeout` for one means the connection is dead (httpx.ReadTimeout)."""
         timeout = httpx.Timeout(10.0, read=read_timeout)
-        with self.http.stream("GET", f"{self.api}/vsplab/changes", params={"since": since},
-                              headers=self._headers(self.api_key), timeout=timeout) as r:
-            if r.status_code != 200:
-                r.read()
-                self._check("GET", "vsplab/changes", r)
-            yield ndjson(r.iter_bytes())
+        for attempt in (0, 1):
+            with self.http.stream("GET", f"{self.api}/vsplab/changes", params={"since": since},
+                                  headers=self._headers(self._key()), timeout=timeout) as r:
+                if r.status_code == 419 and not attempt:
+                    r.read()
+                    self._login()
+                    continue
+                if r.status_code != 200:
+                    r.read()
+                    self._check("GET", "vsplab/changes", r)
+                yield ndjson(r.iter_bytes())
+                return
 
     def changes(self, since: int = 0, read_timeout: float = 15.0) -> Iterator[dict]:
         """The change stream's lines from `since`, until the caller stops or the VSD closes it."""

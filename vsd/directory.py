@@ -15,12 +15,14 @@ import orjson
 
 from vsd.errors import VsdError, bad, conflict, forbidden, not_found
 from vsd.indexes import Indexes
-from vsd.passwords import new_secret
 from vsd.rules import PREPARE, check_members, place, place_interface, place_vm
 from vsd.schema import ALLOCATED, MEMBERS, PARENTS, clean_input
 from vsd.tree import Obj, Tree, Txn, successor
 
 ASSOC_NAME = {k: v for k, v in MEMBERS.items()}  # owner kind -> assoc key (the member's entity name)
+# VNIs are one space for the whole VSD: letting an enterprise admin pick one would let it probe which
+# numbers other enterprises hold, so only the CSP root chooses them (everyone else gets the next free one)
+ROOT_CHOSEN = {"domain": ("serviceID",), "subnet": ("vnId",)}
 
 
 _rng = random.SystemRandom().randrange(1 << 64)
@@ -117,8 +119,12 @@ class Directory:
         data["lastUpdatedBy"] = who.user_id
 
     def _create_one(self, txn: Txn, who: Principal, parent: Obj | None, kind: str, body: object,
-                    now: str) -> Obj:
+                    now: str, secret: dict | None = None) -> Obj:
         data = clean_input(kind, body, creating=True)
+        for key in ROOT_CHOSEN.get(kind, ()) if not who.root else ():
+            if key in data:
+                raise VsdError(403, key, "Permission denied", f"{kind}.{key} is assigned by the VSD; only the CSP "
+                               "root chooses one")
         interfaces = data.pop("interfaces", None) if kind == "vm" else None
         oid = _new_id()
         data["ID"] = oid
@@ -134,7 +140,9 @@ class Directory:
         elif not who.root:
             self._writable(who, obj.enterprise)
         if kind == "user":
-            obj.secret = new_secret(data.get("password") or "")
+            if secret is None:  # the API hashes passwords before the call, off the event loop
+                raise bad("password", "user.password is required", "Missing attribute")
+            obj.secret = secret
             data["password"] = None
         if kind in MEMBERS:
             obj.members = []
@@ -151,13 +159,14 @@ class Directory:
                 raise
         return obj
 
-    def _place_vm(self, who: Principal, vm: Obj, interfaces: object) -> None:
-        if interfaces is not None and not isinstance(interfaces, list):
-            raise bad("interfaces", "vm.interfaces must be a list of vminterface objects")
+    def _place_vm(self, who: Principal, vm: Obj, interfaces: list[dict] | None) -> None:
+        """A VM belongs to the enterprise of its first interface's vport (or the caller's). A vport the
+        caller cannot see is left for the interface's own check, which refuses it as it refuses a
+        vport that does not exist."""
         chain: dict[str, None] = {"": None}
         for item in interfaces or ():
-            vport = self.tree.get(item.get("VPortID") or "") if isinstance(item, dict) else None
-            if vport is not None and vport.kind == "vport":
+            vport = self.tree.get(item.get("VPortID") or "")
+            if vport is not None and vport.kind == "vport" and self.can_read(who, vport):
                 vm.enterprise = vm.enterprise or vport.enterprise
                 self._writable(who, vport.enterprise)
                 chain.update(dict.fromkeys((*vport.anc, vport.id)))
@@ -179,7 +188,9 @@ class Directory:
         if obj.kind == "enterprise" and name.lower() == "csp":
             raise conflict("name", "enterprise name 'csp' is reserved for the service provider", "Name clash")
 
-    def create(self, who: Principal, parent_id: str | None, kind: str, body: object) -> tuple[Txn, list[Obj]]:
+    def create(self, who: Principal, parent_id: str | None, kind: str, body: object,
+               secrets: list[dict | None] | None = None) -> tuple[Txn, list[Obj]]:
+        """`secrets`: for users, each item's password hash, in the order of the items."""
         parent = None
         if parent_id is not None:
             parent = self.tree.get(parent_id)
@@ -195,7 +206,8 @@ class Directory:
         try:
             for i, item in enumerate(items):
                 try:
-                    created.append(self._create_one(txn, who, parent, kind, item, now))
+                    secret = secrets[i] if secrets and i < len(secrets) else None
+                    created.append(self._create_one(txn, who, parent, kind, item, now, secret))
                 except VsdError as e:
                     if isinstance(body, list):
                         e.description = f"item {i}: {e.description}"
@@ -207,7 +219,8 @@ class Directory:
             raise
         return txn, created
 
-    def update(self, who: Principal, oid: str, body: object) -> tuple[Txn, Obj]:
+    def update(self, who: Principal, oid: str, body: object, secret: dict | None = None) -> tuple[Txn, Obj]:
+        """`secret`: a user's new password hash, when the body sets a password."""
         obj = self.visible(who, oid)
         self._writable(who, obj.enterprise)
         attrs = clean_input(obj.kind, body, creating=False)
@@ -219,7 +232,10 @@ class Directory:
         self._stamp(who, data, str(int(time.time() * 1000)), False)
         new = successor(obj, data)
         if obj.kind == "user" and attrs.get("password"):
-            new.secret = new_secret(attrs["password"])
+            if secret is None:
+                raise bad("password", "user.password cannot be set here")
+            new.secret = secret
+        if obj.kind == "user":
             data["password"] = None
         txn = Txn()
         try:
@@ -291,6 +307,17 @@ class Directory:
         self.tree.attach(txn, new)
         return txn, new
 
+    def set_secret(self, who: Principal, secret: dict) -> Txn:
+        """A user changing its own password (`PUT /me`): allowed to readers too, recorded as an update."""
+        obj = self.tree.objs[who.user_id]
+        txn = Txn()
+        self.tree.detach(txn, obj)
+        new = successor(obj, data={**obj.data, "lastUpdatedDate": str(int(time.time() * 1000)),
+                                   "lastUpdatedBy": who.user_id})
+        new.secret = secret
+        self.tree.attach(txn, new)
+        return txn
+
     # --- restart
 
     def load(self, op: str, kind: str, data: dict, members: list | None, secret: str | None,
@@ -305,6 +332,8 @@ class Directory:
         obj = Obj(data["ID"], kind, data, parent.id if parent else None)
         obj.members, obj.rev = members, created
         obj.secret = orjson.loads(secret) if secret else None
+        if obj.secret:
+            obj.secret.pop("apikey", None)  # kept in clear before API keys had a table (and a hash) of their own
         place(obj, parent)
         if kind == "vminterface":
             place_interface(obj, parent, self.tree.objs[data["VPortID"]])

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vsd.errors import bad
+from vsd.errors import VsdError, bad
+from vsd.formats import FORMATS, LIST_MAX, NAME_MAX, check_int, check_nesting, check_text
 
 SPEC: dict = json.loads(Path(__file__).with_name("spec.json").read_text())
 ENTITIES = tuple(e for e in SPEC if e != "me")
@@ -92,7 +93,10 @@ ALLOWED, REQUIRED = _build_tables()
 
 
 def clean_input(entity: str, body: object, *, creating: bool) -> dict:
-    """The client's attributes for `entity`, type-checked against the spec, system fields dropped."""
+    """The client's attributes for `entity`, checked against the spec (type, choices, and `vsd.formats`:
+    lengths, characters, ranges, strict formats), system fields dropped. Every create and update goes
+    through here before the directory or the rules look at a value. A VM's `interfaces` are checked as
+    vminterfaces here too, so that placing the VM only ever sees well-formed ones."""
     if not isinstance(body, dict):
         raise bad("", f"a {entity} must be a JSON object, got {type(body).__name__}")
     spec = ALLOWED[entity]
@@ -100,29 +104,58 @@ def clean_input(entity: str, body: object, *, creating: bool) -> dict:
     out = {}
     for key, value in body.items():
         rule = spec.get(key)
-        if rule is None and not (entity == "vm" and key == "interfaces"):
-            raise bad(key, f"{key!r} is not an attribute of {entity}", "Unknown attribute")
-        if key in SYSTEM_ATTRS or key in derived:
+        if rule is None:
+            raise bad(key[:NAME_MAX], f"{key[:NAME_MAX]!r} is not an attribute of {entity}", "Unknown attribute")
+        if key in SYSTEM_ATTRS or key in derived or value is None:
             continue
-        if value is None:
+        if entity == "vm" and key == "interfaces":
+            out[key] = _interfaces(value, creating)
             continue
-        types, choices = rule
-        if type(value) is types[0] and not choices:  # the common case, checked first
-            out[key] = value
-            continue
-        if isinstance(value, bool) and bool not in types and float not in types:
-            raise bad(key, f"{entity}.{key} must be {types[0].__name__}, got a boolean", "Invalid type")
-        if not isinstance(value, types):
-            raise bad(key, f"{entity}.{key} must be {types[0].__name__}, got {type(value).__name__}",
-                      "Invalid type")
-        if choices and value not in choices:
-            raise bad(key, f"{entity}.{key} must be one of {', '.join(sorted(choices))}; got {value!r}",
-                      "Invalid choice")
-        out[key] = value
+        out[key] = _value(entity, key, value, *rule)
     if creating:
         for key, value in DEFAULTS.get(entity, {}).items():
             out.setdefault(key, value)
         for key in REQUIRED[entity]:
             if out.get(key) in (None, ""):
                 raise bad(key, f"{entity}.{key} is required", "Missing attribute")
+    return out
+
+
+def _value(entity: str, key: str, value: object, types: tuple, choices: frozenset):
+    kind = types[0]
+    if isinstance(value, bool) and bool not in types and float not in types:
+        raise bad(key, f"{entity}.{key} must be {kind.__name__}, got a boolean", "Invalid type")
+    if not isinstance(value, types):
+        raise bad(key, f"{entity}.{key} must be {kind.__name__}, got {type(value).__name__}", "Invalid type")
+    if isinstance(value, str):
+        check_text(entity, key, value)
+        if choices and value not in choices:
+            raise bad(key, f"{entity}.{key} must be one of {', '.join(sorted(choices))}; got {value[:40]!r}",
+                      "Invalid choice")
+        fmt = FORMATS.get((entity, key))
+        return fmt(entity, key, value) if fmt else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        check_int(entity, key, value)
+    elif isinstance(value, (list, dict)):
+        check_nesting(entity, key, value)
+        if choices and kind is list:  # a list of choices: each item one of them
+            wrong = next((v for v in value if not isinstance(v, str) or v not in choices), None)
+            if wrong is not None:
+                raise bad(key, f"{entity}.{key} items must be among {', '.join(sorted(choices))}; got "
+                          f"{str(wrong)[:40]!r}", "Invalid choice")
+    return value
+
+
+def _interfaces(value: object, creating: bool) -> list[dict]:
+    if not isinstance(value, list):
+        raise bad("interfaces", "vm.interfaces must be a list of vminterface objects", "Invalid type")
+    if len(value) > LIST_MAX:
+        raise bad("interfaces", f"vm.interfaces holds {len(value)} items; at most {LIST_MAX} are allowed", "Too long")
+    out = []
+    for i, item in enumerate(value):
+        try:
+            out.append(clean_input("vminterface", item, creating=creating))
+        except VsdError as e:
+            e.description = f"interfaces[{i}]: {e.description}"
+            raise
     return out

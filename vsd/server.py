@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import os
 import signal
 import socket
@@ -21,9 +22,9 @@ import httpx
 import orjson
 
 from vsd.api import PREFIX, VsdApp
-from vsd.auth import ROOT_ORG, Auth
+from vsd.auth import DEFAULT_LIFETIME, ROOT_ORG, Auth
 from vsd.directory import Directory
-from vsd.passwords import new_secret
+from vsd.passwords import is_current, new_secret, password_ok
 from vsd.store import Store
 
 DEFAULT_ROOT = "csproot"
@@ -34,7 +35,11 @@ def default_db_url(path: str) -> str:
 
 
 def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | None = None,
-              retention: int = 1_000_000, announce=print) -> VsdApp:
+              retention: int = 1_000_000, announce=print, apikey_lifetime: float = DEFAULT_LIFETIME,
+              public: bool = False) -> VsdApp:
+    """The VSD on `db_url`. `root_password` (else $VSD_ROOT_PASSWORD) becomes the CSP root's password, on
+    a new database or an existing one; without it a new database gets the lab default `csproot`. A
+    `public` VSD (listening beyond loopback) refuses to start while the root has that default."""
     store = Store(db_url, retention=retention)
     directory = Directory()
     gc.disable()  # loading only allocates, and collecting mid-way would rescan the growing tree again and again
@@ -43,26 +48,56 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
         directory.loaded(revision)
     finally:
         gc.enable()
-    root = store.get_meta("root")
-    if root is None:
-        password = root_password or os.environ.get("VSD_ROOT_PASSWORD")
+    if store.scrub_clear_keys():
+        announce("VSD: removed API keys an earlier version stored in clear; clients log in again")
+    password = root_password or os.environ.get("VSD_ROOT_PASSWORD")
+    stored = store.get_meta("root")
+    if public and (password == DEFAULT_ROOT or (not password and stored is None)):
+        _refuse_default(store, "a first start" if stored is None else "to start")
+    if stored is None:
         if not password:
             # a lab default, announced so nobody mistakes it for a secret; production sets its own
-            password = DEFAULT_ROOT
             announce(f"VSD: first start, created CSP root {root_user!r} in organization {ROOT_ORG!r} with the "
-                     f"lab default password {password!r} (set --root-password or VSD_ROOT_PASSWORD instead)")
+                     f"lab default password {DEFAULT_ROOT!r} (set --root-password or VSD_ROOT_PASSWORD instead)")
         else:
             announce(f"VSD: first start, created CSP root {root_user!r} in organization {ROOT_ORG!r}")
-        root = {"user": root_user, "id": str(uuid.uuid4()), **new_secret(password)}
+        root = {"user": root_user, "id": str(uuid.uuid4()), **new_secret(password or DEFAULT_ROOT)}
         store.set_meta("root", orjson.dumps(root).decode())
     else:
-        root = orjson.loads(root)
-    return VsdApp(store, directory, Auth(directory, root["user"], root))
+        root = {k: v for k, v in orjson.loads(stored).items() if k != "apikey"}  # once kept in clear
+        same = bool(password) and password_ok(root, password)
+        if password and not same:
+            announce(f"VSD: CSP root {root['user']!r} now has the password given by --root-password "
+                     "or VSD_ROOT_PASSWORD")
+        if password and not (same and is_current(root)):  # a new password, or the same under an older hash
+            root = {"user": root["user"], "id": root["id"], **new_secret(password)}
+        if orjson.dumps(root).decode() != stored:
+            store.set_meta("root", orjson.dumps(root).decode())
+        if public and not password and password_ok(root, DEFAULT_ROOT):
+            _refuse_default(store, "to start")
+    auth = Auth(directory, store, root, lifetime=apikey_lifetime)
+    auth.load_keys()
+    return VsdApp(store, directory, auth)
+
+
+def _refuse_default(store: Store, what: str) -> None:
+    store.engine.dispose()
+    raise SystemExit(f"VSD: refusing {what} on a non-loopback address with the lab default CSP root password "
+                     f"{DEFAULT_ROOT!r}; set another with --root-password or VSD_ROOT_PASSWORD")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
 
 
 def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_key: str | None = None,
           root_password: str | None = None, retention: int = 1_000_000, root_user: str = DEFAULT_ROOT,
-          fd: int | None = None) -> None:
+          fd: int | None = None, apikey_lifetime: float = DEFAULT_LIFETIME) -> None:
     """Serve on host:port, or with `fd` on that inherited listening socket (host and port then unused)."""
     import uvicorn
 
@@ -72,7 +107,8 @@ def serve(host: str, port: int, db_url: str, tls_cert: str | None = None, tls_ke
         host, port = sock.getsockname()[:2]
         sockets = [sock]
 
-    app = build_app(db_url, root_user=root_user, root_password=root_password, retention=retention)
+    app = build_app(db_url, root_user=root_user, root_password=root_password, retention=retention,
+                    apikey_lifetime=apikey_lifetime, public=not is_loopback(host))
     # The tree is large and long-lived: keep the cyclic collector from rescanning it on every burst of
     # allocations (a 20,000-object bulk create would otherwise pay several full collections).
     gc.collect()
@@ -109,7 +145,8 @@ class EmbeddedVsd:
     `start()` again reuse the same database."""
 
     def __init__(self, db_url: str | None = None, port: int | None = None, user: str = DEFAULT_ROOT,
-                 password: str = DEFAULT_ROOT, retention: int | None = None, log_path: str | None = None):
+                 password: str | None = DEFAULT_ROOT, retention: int | None = None, log_path: str | None = None,
+                 apikey_lifetime: float | None = None):
         self._tmp = None
         if db_url is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="vl-vsd-")
@@ -122,6 +159,7 @@ class EmbeddedVsd:
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.url}{PREFIX}"
         self.retention = retention
+        self.apikey_lifetime = apikey_lifetime
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
@@ -132,9 +170,14 @@ class EmbeddedVsd:
                "--root-user", self.user]
         if self.retention:
             cmd += ["--retention", str(self.retention)]
+        if self.apikey_lifetime:
+            cmd += ["--apikey-lifetime", str(self.apikey_lifetime)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        # the password travels in the environment, not on the command line other users can read
-        env = {**os.environ, "VSD_ROOT_PASSWORD": self.password}
+        # the password travels in the environment, not on the command line other users can read; without
+        # one the root keeps the password it has
+        env = {k: v for k, v in os.environ.items() if k != "VSD_ROOT_PASSWORD"}
+        if self.password:
+            env["VSD_ROOT_PASSWORD"] = self.password
         try:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log_path else None,
                                          start_new_session=True, env=env, pass_fds=(sock.fileno(),))

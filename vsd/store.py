@@ -3,7 +3,9 @@
 
 Tables: `events` (the log: one row per revision, the object as GET returns it), `objects` (the state
 up to revision `meta.compacted`: one row per live object), `audit` (one row per mutating call: who,
-when, which objects) and `meta` (the CSP root's credentials, the compaction mark).
+when, which objects), `apikeys` (the SHA-256 of each live API key, its user and expiry; outside the
+change log, since a login changes no object) and `meta` (the CSP root's password hash, the compaction
+mark). No secret is stored in clear: users' and the root's secrets are password hashes.
 
 Writes go through one writer thread. It commits the waiting calls' events as one transaction (group
 commit), in the order revisions were handed out, and only then are the calls answered and the changes
@@ -14,7 +16,10 @@ the backlog grows, so a bulk create pays for one row per object on its way. On s
 Guarantee: an acknowledged write survives `kill -9` of the server. On SQLite (WAL, synchronous=NORMAL)
 a commit is in the OS before the answer, which survives a process crash but not a power cut (pass
 `sqlite_synchronous="FULL"` for that). If a commit fails, memory and disk disagree, so the server
-stops rather than serve a state it cannot keep; a restart reloads from disk."""
+stops rather than serve a state it cannot keep; a restart reloads from disk. Nothing a client sends
+may make a commit fail: values are checked on the way in (`vsd.formats`), and the audit row's own
+columns (user, organization, request) are cut to their widths here, since PostgreSQL refuses longer
+text or NUL characters where SQLite would take them."""
 
 from __future__ import annotations
 
@@ -65,6 +70,9 @@ audit = Table("audit", metadata,
               Column("request", String(400)), Column("actions", Text, nullable=False),
               Column("first_revision", BigInteger), Column("last_revision", BigInteger))
 meta = Table("meta", metadata, Column("key", String(100), primary_key=True), Column("value", Text))
+apikeys = Table("apikeys", metadata,
+                Column("digest", String(64), primary_key=True), Column("user_id", String(36), nullable=False),
+                Column("expires", Float, nullable=False))
 
 _COLUMNS = {
     "ins_obj": ("id", "kind", "parent", "rev", "data", "members", "secret"),
@@ -169,6 +177,36 @@ class Store:
             return [{**{str(k): v for k, v in zip(r._fields, r, strict=True)}, "actions": orjson.loads(r.actions)}
                     for r in rows]
 
+    # --- API keys (written beside the writer thread: a login is not a change of the tree)
+
+    def api_keys(self, expired_before: float) -> list[tuple[str, str, float]]:
+        """The keys as (digest, user ID, expiry), after deleting those that expired before `expired_before`."""
+        with self.engine.begin() as c:
+            c.execute(apikeys.delete().where(apikeys.c.expires <= expired_before))
+            return [tuple(r) for r in c.execute(select(apikeys.c.digest, apikeys.c.user_id, apikeys.c.expires))]
+
+    def save_api_key(self, digest: str, user_id: str, expires: float, drop: list[str]) -> None:
+        with self.engine.begin() as c:
+            if drop:
+                c.execute(apikeys.delete().where(apikeys.c.digest.in_(drop)))
+            c.execute(insert(apikeys).values(digest=digest, user_id=user_id, expires=expires))
+
+    def drop_api_keys(self, user_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(apikeys.delete().where(apikeys.c.user_id == user_id))
+
+    def scrub_clear_keys(self) -> int:
+        """Remove the API keys earlier versions kept in clear inside stored secrets; returns how many rows."""
+        n = 0
+        with self.engine.begin() as c:
+            for table, key in ((objects, objects.c.id), (events, events.c.revision)):
+                rows = c.execute(select(key, table.c.secret).where(table.c.secret.like('%"apikey"%'))).all()
+                for k, secret in rows:
+                    clean = {f: v for f, v in orjson.loads(secret).items() if f != "apikey"}
+                    c.execute(table.update().where(key == k).values(secret=orjson.dumps(clean).decode()))
+                n += len(rows)
+        return n
+
     # --- the writer
 
     def start(self, loop: asyncio.AbstractEventLoop, on_commit: Callable[[list[Change]], None]) -> None:
@@ -235,7 +273,8 @@ class Store:
                                    ch.enterprise, secret, ch.created, now))
             if changes:
                 actions = orjson.dumps([(ch.op, ch.kind, ch.oid) for ch in changes]).decode()
-                audit_rows.append((now, user, org, request[:400], actions, changes[0].rev, changes[-1].rev))
+                audit_rows.append((now, _column(user, 200), _column(org, 200), _column(request, 400), actions,
+                                   changes[0].rev, changes[-1].rev))
             self._backlog.extend(changes)
         with self.engine.begin() as c:
             self._many(c, "ins_event", event_rows)
@@ -303,3 +342,7 @@ class Store:
 
 def _members(assoc: dict) -> list | None:
     return next(iter(assoc.values())) if assoc else None
+
+
+def _column(text: str, width: int) -> str:
+    return text[:width].replace("\x00", "\ufffd")
