@@ -161,14 +161,16 @@ def flow_mod(msg: bytes) -> tuple:
         p += 4 + (h & 0xFF)
     # An empty match's "first OXM header" is its padding: whatever it holds, the shape is the same.
     key = (mlen, shape[0][0] if shape else 0)
-    dec = next((d for d in _DECODERS.get(key, ()) if d(msg) is not None), None)
-    if dec is None:
-        if _compiled[0] >= DECODERS_MAX:
-            _DECODERS.clear()
-            _compiled[0] = 0
-        dec, _end = _compile(tuple(shape), mlen)
-        _DECODERS.setdefault(key, []).append(dec)
-        _compiled[0] += 1
+    for dec in _DECODERS.get(key, ()):
+        r = dec(msg)
+        if r is not None:
+            return r
+    if _compiled[0] >= DECODERS_MAX:
+        _DECODERS.clear()
+        _compiled[0] = 0
+    dec, _end = _compile(tuple(shape), mlen)
+    _DECODERS.setdefault(key, []).append(dec)
+    _compiled[0] += 1
     r = dec(msg)
     if r is None:  # cannot happen for a message the generic decoder accepted
         raise OFPError(OFPET_BAD_MATCH, 0, "decoder compile mismatch")
