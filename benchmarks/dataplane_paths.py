@@ -4,9 +4,10 @@
   offload on): the fastest a packet gets from one namespace to another on this kernel.
 - `OneBridge`: one ovs-vswitchd (userspace datapath) in its own namespace with one bridge doing
   `NORMAL` switching between two namespaces, each holding a veth set up as an emulated container's
-  (its MTU, TX checksum offload off) and attached with the emulator's port type. No conntrack, no
-  tunnel, no controller: the ceiling of any overlay built on this datapath, since ~87% of
-  ovs-vswitchd's time goes to the kernel's packet sockets, which the overlay crosses just the same.
+  (its MTU, TX checksum offload off) and attached as the emulator attaches them (port type, packet
+  socket receive buffers: vsplab/emu/sockbuf.py). No conntrack, no tunnel, no controller: the
+  ceiling of any overlay built on this datapath, which crosses the same kernel-to-OVS boundary (twice
+  on each host) and adds conntrack and VXLAN to it.
 
 Every namespace here is named `vl-bench-*`, and removed on exit (with whatever runs inside it)."""
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from vsplab.emu.datapath import configure_switch, set_port_type
 from vsplab.emu.netns import netns_add, netns_delete, netns_exists, run
 from vsplab.emu.ovs import OvsInstance
+from vsplab.emu.sockbuf import enlarge_receive_buffers
 from vsplab.scenario.model import Dataplane
 
 PORT = 5201
@@ -141,6 +143,8 @@ class OneBridge:
             for port in self.PORTS:
                 self.ovs.vsctl("add-port", "br0", port)
                 set_port_type(self.ovs, port, self.dataplane.datapath)
+            if self.dataplane.datapath == "netdev":  # as the emulator's hosts have them
+                enlarge_receive_buffers(self.ovs.pid("ovs-vswitchd"))
         except BaseException:
             self.__exit__()
             raise

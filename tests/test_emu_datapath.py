@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -29,6 +30,7 @@ from vsplab.emu.datapath import (
 )
 from vsplab.emu.lab import EmuLab
 from vsplab.emu.netns import run
+from vsplab.emu.sockbuf import RCVBUF
 from vsplab.scenario.check import load_scenario
 from vsplab.scenario.loader import ScenarioError
 from vsplab.scenario.model import AFXDP_MAX_MTU, Dataplane
@@ -145,6 +147,13 @@ def run_three_tier(lab: EmuLab, dataplane: Dataplane) -> None:
         assert "Message too long" not in (h.dir / "ovs-vswitchd.log").read_text()
 
 
+def receive_buffers(ns: str) -> dict[str, int]:
+    """Interface -> receive buffer of each packet socket bound to one, in namespace `ns`."""
+    out = run("ss", "-0", "-a", "-m", ns=ns)
+    found = re.findall(r"\*:(\S+)\s+\*.*?skmem:\(r\d+,rb(\d+)", out, flags=re.S)
+    return {iface: int(rb) for iface, rb in found}
+
+
 @on_ovs
 def test_three_tier_on_the_default_jumbo_underlay():
     assert lab_traces() == []
@@ -153,8 +162,17 @@ def test_three_tier_on_the_default_jumbo_underlay():
         assert lab.dataplane == Dataplane()
         lab.start()
         run_three_tier(lab, lab.dataplane)
-        assert run("ovs-vsctl", f"--db={lab.hosts['host1'].ovs.db_remote}", "get", "interface", "vl-web1",
-                   "type").strip() == '""'
+        host = lab.hosts["host1"]
+        assert host.ovs.vsctl("get", "interface", "vl-web1", "type").strip() == '""'
+        # every veth OVS reads has the large receive buffer (the kernel reports twice what was set),
+        # also once a restarted ovs-vswitchd has opened its sockets again
+        assert "4 MiB receive buffers" in lab.figures["data plane"], lab.figures
+        for restart in (False, True):
+            if restart:
+                lab.restart_vswitchd("host1")
+            buffers = receive_buffers(host.ns)
+            assert set(buffers) == {"vl-ul0", "vl-web1", "vl-db2"}, buffers
+            assert min(buffers.values()) >= RCVBUF, buffers
     assert lab_traces() == []
 
 

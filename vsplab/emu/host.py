@@ -20,6 +20,7 @@ from pathlib import Path
 from vsplab.emu.datapath import DatapathUnsupported, configure_switch, ovs_lacks_afxdp, set_port_type
 from vsplab.emu.netns import link_delete, netns_add, netns_delete, netns_exists, run
 from vsplab.emu.ovs import OvsInstance
+from vsplab.emu.sockbuf import enlarge_receive_buffers, packet_socket_fds
 from vsplab.scenario.model import Dataplane
 
 MGMT_BRIDGE, MGMT_NET = "vl-mgmt", "169.254.100."
@@ -68,6 +69,7 @@ class EmuHost:
         self.agent: subprocess.Popen | None = None
         self.dataplane = dataplane or Dataplane()
         self.underlay_mtu = self.dataplane.underlay
+        self.sockbuf_problem: str | None = None  # why the packet sockets kept the kernel's buffers
 
     @property
     def root_mgmt_if(self) -> str:
@@ -101,12 +103,27 @@ class EmuHost:
                        "add-port", "br-phy", UNDERLAY_IF, "--", "set", "interface", "br-phy",
                        f"mtu_request={self.underlay_mtu}")
         self.use_datapath(UNDERLAY_IF)
+        self.tune_packet_sockets()
         run("ip", "addr", "add", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
 
     def use_datapath(self, iface: str) -> None:
         """Give a veth port (the underlay's, a container's) the scenario's port type."""
         set_port_type(self.ovs, iface, self.dataplane.datapath)
+
+    def tune_packet_sockets(self, timeout: float = 5.0) -> None:
+        """Large receive buffers on ovs-vswitchd's packet sockets (vsplab/emu/sockbuf.py), once it has
+        one for each veth port; after ports are added. AF_XDP ports have none."""
+        if self.dataplane.datapath != "netdev":
+            return
+        veths = len(self.ovs.vsctl("--bare", "--columns=name", "find", "interface", 'type=""').split())
+        pid, end = self.ovs.pid("ovs-vswitchd"), time.monotonic() + timeout
+        try:
+            while len(packet_socket_fds(pid)) < veths and time.monotonic() < end:  # a restart reopening them
+                time.sleep(0.05)
+            enlarge_receive_buffers(pid)
+        except OSError as e:  # an old kernel (no pidfd_getfd) or no right to it: slower, still correct
+            self.sockbuf_problem = str(e)
 
     def restart_vswitchd(self, peers: list[EmuHost]) -> None:
         """Restart ovs-vswitchd as a crash or upgrade would. The userspace datapath's taps die with it,
@@ -122,6 +139,7 @@ class EmuHost:
         run("ip", "addr", "replace", f"{self.vtep_ip}/24", "dev", "br-phy", ns=self.ns)
         run("ip", "link", "set", "br-phy", "up", ns=self.ns)
         self.learn_peers(peers)
+        self.tune_packet_sockets()
 
     def learn_peers(self, peers: list[EmuHost]) -> None:
         """Tell OVS's tunnel neighbour cache every peer VTEP's MAC. It only learns them from ARP it

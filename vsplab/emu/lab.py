@@ -139,6 +139,7 @@ class EmuLab(Lab):
                          "--mac", p.mac, "--ip", f"{p.ip}/{sn.network.prefixlen}", "--gateway", sn.gateway_ip,
                          "--vport-id", p.vport_id, "--vm-id", p.vm_id, "--mtu", str(self.container_mtu))
                 host.use_datapath(ifname("vl-", p.name))
+            host.tune_packet_sockets()
 
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="plug") as ex:
             list(ex.map(plug_host, self.hosts.values()))
@@ -179,9 +180,12 @@ class EmuLab(Lab):
                 rtts = ping(container_netns(src.name), dst.ip, count=10, timeout=0.5)
                 self.figures["ping RTT"] = f"{src.name} -> {dst.name}: {rtt_summary(rtts)}"
         dp = self.dataplane
+        problems = {h.sockbuf_problem for h in self.hosts.values() if h.sockbuf_problem}
+        notes = {"afxdp": "; a PMD thread per host polls (a core under traffic)",
+                 "netdev": (f"; packet sockets at the kernel's receive buffers ({', '.join(problems)})" if problems
+                            else "; 4 MiB receive buffers on OVS's packet sockets")}
         self.figures["data plane"] = (f"{dp.datapath} ports, underlay MTU {dp.underlay}, container MTU {dp.container}"
-                                      + ("; a PMD thread per host polls (a core under traffic)" if dp.datapath == "afxdp"
-                                         else ""))
+                                      + notes.get(dp.datapath, ""))
         rss = [sum(h.ovs.rss_kb().values()) for h in self.hosts.values()]
         if rss:
             self.figures["OVS memory"] = f"{max(rss) / 1024:.1f} MB RSS per host (ovsdb-server + ovs-vswitchd)"
