@@ -193,7 +193,7 @@ def transfer(vsd, tree: Tree, placement: Placement, vni: int, sender_dpids: list
         t_up = min(up.values())
         statuses = {sender: tx.status(), receiver: rx.status()}
         checks = verify(fed, expected, sender_dpids, receiver_dpids, vni)
-        checks.update(traces(fed, tree, placement, sender_dpids, receiver_dpids))
+        checks.update(traces(fed, tree))
     rx_bgp = statuses[receiver]["bgp"]
     checks[f"{receiver}'s VSC: {n} received and imported, no errors"] = (
         rx_bgp["received"] == rx_bgp["imported"] == n and not statuses[receiver]["input_errors"])
@@ -318,8 +318,7 @@ def verify(fed: Federation, expected: dict[int, tuple[int, int]], sender_dpids: 
                 counts == [n + len(receiver_dpids) - 1] * len(receiver_dpids)}
 
 
-def traces(fed: Federation, tree: Tree, placement: Placement, sender_dpids: list[int],
-           receiver_dpids: list[int]) -> dict[str, bool]:
+def traces(fed: Federation, tree: Tree) -> dict[str, bool]:
     """NFD8's policy across the federation: the receiver's web container (r0) may reach an app
     container of the sender on tcp/8080 but not a db one on tcp/5432 (c1 app, c2 db: the first host)."""
     ips = {o["entity"]["name"]: o["entity"]["IPAddress"] for o in tree.objects if o["entityType"] == "vminterface"}
