@@ -104,7 +104,15 @@ class VscApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
         dp = ev.msg.datapath
-        self.core.datapath_up(dp.id, dp.send)
+        peer = ":".join(map(str, dp.address)) if isinstance(dp.address, tuple) else str(dp.address)
+        self.core.datapath_up(dp.id, dp.send, lambda: _close(dp), peer)
+
+    @set_ev_cls(ofp_event.EventOFPDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _description(self, ev):
+        msg = ev.msg
+        desc = msg.body.dp_desc
+        desc = desc.decode("ascii", "replace") if isinstance(desc, bytes) else str(desc)
+        self.core.on_description(msg.datapath.id, msg.xid, desc, msg.datapath.send)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev):
@@ -118,16 +126,25 @@ class VscApp(app_manager.OSKenApp):
         try:
             entries = decode.flow_stats_reply(bytes(msg.buf[16:msg.msg_len]))
         except Exception as e:  # a flow we cannot decode: report it rather than sync against a partial dump
-            self.core.on_error(msg.datapath.id, msg.xid, f"undecodable flow-stats reply: {e}")
+            self.core.on_error(msg.datapath.id, msg.xid, f"undecodable flow-stats reply: {e}", msg.datapath.send)
             return
-        self.core.on_flow_stats(msg.datapath.id, msg.xid, entries, bool(msg.flags & OFPMPF_REPLY_MORE))
+        self.core.on_flow_stats(msg.datapath.id, msg.xid, entries, bool(msg.flags & OFPMPF_REPLY_MORE),
+                                msg.datapath.send)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
-        self.core.on_barrier(ev.msg.datapath.id, ev.msg.xid)
+        self.core.on_barrier(ev.msg.datapath.id, ev.msg.xid, ev.msg.datapath.send)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
         msg = ev.msg
         data = bytes(msg.data or b"")[:64].hex()
-        self.core.on_error(msg.datapath.id, msg.xid, f"OFPT_ERROR type={msg.type} code={msg.code} data={data}")
+        self.core.on_error(msg.datapath.id, msg.xid, f"OFPT_ERROR type={msg.type} code={msg.code} data={data}",
+                           msg.datapath.send)
+
+
+def _close(dp) -> None:
+    """End a connection from any thread: queued behind what is being sent, the close shuts our side;
+    the switch then closes, or os-ken's echo loop gives up on it (os-ken's own close() is for its
+    own threads only)."""
+    dp.send(b"", close_socket=True)

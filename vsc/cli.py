@@ -1,6 +1,10 @@
 """`vsc` console script: `vsc run --vsd URL --user U --password P --org csp --state-dir DIR`, and for
 EVPN federation with other VSCs `--bgp-asn N --router-id A.B.C.D --bgp-peer ADDR[:PORT]:ASN ...`.
 
+`vsc enrol DPID --state-dir DIR --secret-file PATH [--vtep-ip A.B.C.D]` enrols a VRS: its secret goes into
+DIR's enrolment table and to PATH for `vrs run --secret-file PATH` (vsc/enrolment.py); a running VSC
+picks it up. `vsc run --require-enrolment` refuses every VRS that is not enrolled.
+
 os-ken 4.x ships no osken-manager, so this starts the app manager itself (import order matters:
 app_manager before controller, or os-ken hits a circular import)."""
 
@@ -36,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--state-dir", help="keeps the view and its revision across restarts")
     r.add_argument("--view", help="a VSD snapshot (JSON: {revision, objects}) to serve without a VSD")
     r.add_argument("--log-level", default="INFO")
+    r.add_argument("--require-enrolment", action="store_true",
+                   help="refuse VRSs not enrolled in --state-dir's table (default: a lab's trust; see `vsc enrol`)")
+    r.add_argument("--echo-interval", type=float, default=10.0,
+                   help="seconds between echo requests to each switch (default 10)")
+    r.add_argument("--echo-misses", type=int, default=5,
+                   help="unanswered echo requests before a switch is disconnected (default 5)")
     b = r.add_argument_group("EVPN federation (MP-BGP through ExaBGP; none of these: no BGP at all)")
     b.add_argument("--bgp-asn", type=int, help="this VSC's AS number")
     b.add_argument("--router-id", help="BGP router id, IPv4; also the first half of this VSC's RDs")
@@ -45,7 +55,34 @@ def _parser() -> argparse.ArgumentParser:
                    help="a VSC or route reflector to peer with (repeatable; port default 179)")
     b.add_argument("--bgp-hold-time", type=int, default=9, help="seconds (default 9)")
     b.add_argument("--bgp-md5", help="TCP MD5 password for every peer")
+    e = sub.add_parser("enrol", help="enrol a VRS by its datapath ID: a secret for `vrs run --secret-file`")
+    e.add_argument("datapath_id", type=lambda t: int(t, 0), help="the VRS's datapath ID (decimal or 0x...)")
+    e.add_argument("--state-dir", required=True, help="the VSC's --state-dir (holds enrolment.json)")
+    e.add_argument("--secret-file", help="write the secret here for the VRS (else it is printed)")
+    e.add_argument("--vtep-ip", help="pin the VRS's VTEP (default: the first one it reports)")
+    e.add_argument("--remove", action="store_true", help="unenrol it instead")
     return p
+
+
+def enrol(args: argparse.Namespace) -> int:
+    from vsc.enrolment import Enrolment, EnrolmentError, write_secret
+
+    try:
+        table = Enrolment(args.state_dir)
+        if args.remove:
+            if not table.remove(args.datapath_id):
+                print(f"vsc enrol: datapath {args.datapath_id} was not enrolled", file=sys.stderr)
+                return 1
+            return 0
+        secret = table.issue(args.datapath_id, args.vtep_ip)
+    except (EnrolmentError, ValueError, OSError) as e:
+        print(f"vsc enrol: {e}", file=sys.stderr)
+        return 2
+    if args.secret_file:
+        print(write_secret(args.secret_file, secret))
+    else:
+        print(secret.hex())
+    return 0
 
 
 def _address_port(text: str, what: str) -> tuple[str, int]:
@@ -94,8 +131,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"vsc: {e}", file=sys.stderr)
         return 2
+    if args.require_enrolment and not args.state_dir:
+        print("vsc: --require-enrolment needs --state-dir (where the enrolment table is)", file=sys.stderr)
+        return 2
+    if args.echo_interval <= 0 or args.echo_misses < 1:
+        print("vsc: --echo-interval must be positive and --echo-misses at least 1", file=sys.stderr)
+        return 2
     tune_gc()
-    core = Vsc(args.state_dir)
+    try:
+        core = Vsc(args.state_dir, require_enrolment=args.require_enrolment)
+    except ValueError as e:  # an enrolment table that cannot be read
+        print(f"vsc: {e}", file=sys.stderr)
+        return 2
     core.start()
     agent = AgentServer(core, args.listen, args.agent_port)
     threading.Thread(target=agent.serve_forever, name="vsc-agent", daemon=True).start()
@@ -141,11 +188,16 @@ def run(args: argparse.Namespace) -> int:
     from os_ken.controller import controller  # noqa: F401  registers the --ofp-* options
 
     cfg.CONF(args=[f"--ofp-listen-host={args.listen}", f"--ofp-tcp-listen-port={args.of_port}"], project="os_ken")
+    # Echo requests drop a switch that went silent or stopped inside a message: os-ken's default
+    # (no limit) would keep such a connection, and its datapath ID, forever. (Options, not flags.)
+    cfg.CONF.set_override("echo_request_interval", args.echo_interval)
+    cfg.CONF.set_override("maximum_unreplied_echo_requests", args.echo_misses)
     import vsc.app
 
     vsc.app.CORE = core
-    log.info("VSC: OpenFlow %s:%d, agent %d, status %d", args.listen, args.of_port, args.agent_port,
-             args.status_port)
+    log.info("VSC: OpenFlow %s:%d, agent %d, status %d; %s", args.listen, args.of_port, args.agent_port,
+             args.status_port, "only enrolled VRSs" if args.require_enrolment else
+             f"enrolled VRSs ({len(core.sessions.enrolment.datapaths())}) proven, others trusted on first contact")
     app_manager.AppManager.run_apps(["vsc.app"])
     return 0
 
@@ -154,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "run":
         return run(args)
+    if args.cmd == "enrol":
+        return enrol(args)
     return 2
 
 

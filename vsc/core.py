@@ -12,48 +12,28 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from openflow import encode
-from openflow.consts import OFPFC_ADD, OFPFC_DELETE, OFPFC_MODIFY
 from openflow.flow import Flow
-from vsc.locations import AgentError, Locations
-from vsc.pipeline import KIND_MASK, Kind, cookie, cookie_kind, flow_key
+from vsc.bundles import bundle_bytes
+from vsc.enrolment import Enrolment
+from vsc.identity import AgentSession, Sessions
+from vsc.links import Link, Links
+from vsc.locations import AgentError, Locations, check_message
+from vsc.lograte import LogRate
+from vsc.pipeline import cookie, cookie_kind, flow_key
 from vsc.programmer import FlowOps, Programmer, diff
 from vsc.view import View, ViewError
 
 log = logging.getLogger("vsc")
+_rated = LogRate(log)  # what switches and agents send: a flood of one kind of mistake logs a few lines
 
 AGENT_SETTLE = 0.3  # s of agent silence after a hello before a VRS's port list counts as complete
 STATE_SAVE_INTERVAL = 2.0
 SYNC_RETRY = 2.0
-
-
-@dataclass
-class Link:
-    """One OpenFlow connection to a VRS."""
-
-    dpid: int
-    send: object  # callable(bytes)
-    connected_at: float = field(default_factory=time.monotonic)
-    synced: bool = False
-    sync_xid: int | None = None
-    sync_parts: list = field(default_factory=list)
-    installed: dict | None = None  # a completed flow dump waiting for the flusher to diff it
-    sync_ops: tuple[int, int, int] | None = None  # (add, modify, delete) of the last full sync
-    inflight: set[int] = field(default_factory=set)
-    next_xid: int = 0x1000
-    sent: dict[str, int] = field(default_factory=lambda: {"add": 0, "modify": 0, "delete": 0, "bundles": 0})
-    errors: list[str] = field(default_factory=list)
-    resync_after: float = 0.0
-
-    def xid(self, n: int = 1) -> int:
-        x = self.next_xid
-        self.next_xid = (self.next_xid + n) & 0xFFFFFFFF or 0x1000
-        return x
 
 
 def tune_gc() -> None:
@@ -64,13 +44,15 @@ def tune_gc() -> None:
 
 
 class Vsc:
-    def __init__(self, state_dir: str | Path | None = None) -> None:
+    def __init__(self, state_dir: str | Path | None = None, require_enrolment: bool = False) -> None:
         self.lock = threading.RLock()
         self.wake = threading.Event()
         self.view = View()
         self.locs = Locations()
         self.prog = Programmer(self.view, self.locs)
-        self.links: dict[int, Link] = {}
+        self.sessions = Sessions(Enrolment(state_dir, require_enrolment))  # who speaks for which VRS
+        self.gate = Links(self.prog.untrack, self.input_error)
+        self.links: dict[int, Link] = self.gate.up  # the admitted OpenFlow connection of each VRS
         self.view_ready = False
         self.vsd_revision = 0  # newest revision the VSD told us about (events or heartbeats)
         self.stream_connected = False
@@ -148,22 +130,33 @@ class Vsc:
             self.busy["vsd"] += time.perf_counter() - t0
         self.wake.set()
 
-    def on_agent(self, msg: dict) -> None:
+    def on_agent(self, msg: dict, session: AgentSession | None = None) -> AgentError | None:
+        """One agent-channel message (docs/interfaces.md section 2) from `session`, or from this
+        process when None. Returns why it was refused, None when it was applied."""
         with self.lock:
             try:
-                dpid = int(msg.get("datapath_id", -1))
-                if msg.get("op") == "hello":
+                op, dpid = check_message(msg)["op"], msg["datapath_id"]
+                if session is not None:
+                    verified = self.sessions.check(session, msg)
+                    if op == "hello":
+                        self.locs.host(dpid).verified = verified
+                    elif op == "openflow":
+                        self.gate.token_changed(dpid, self.sessions.need(dpid), time.monotonic())
+                if op == "hello":
                     h = self.locs.hosts.get(dpid)
                     self.agent_reconfirm[dpid] = set(h.ports) if h else set()
-                elif msg.get("op") == "port-up":
-                    self.agent_reconfirm.get(dpid, set()).discard(int(msg["ofport"]))
+                elif op == "port-up":
+                    self.agent_reconfirm.get(dpid, set()).discard(msg["ofport"])
                 t0 = time.perf_counter()
                 self.prog.on_agent(msg)
                 self.busy["agent"] += time.perf_counter() - t0
                 self.agent_last[dpid] = time.monotonic()
-            except (AgentError, KeyError, TypeError, ValueError) as e:
-                self.input_error(f"agent message {msg!r}: {e}")
+            except AgentError as e:
+                where = f" from {session.peer}" if session is not None else ""
+                self.input_error(f"agent message{where} {orjson.dumps(msg)[:200].decode(errors='replace')}: {e}")
+                return e
         self.wake.set()
+        return None
 
     def on_bgp_routes(self, peer: str, announced: list, withdrawn: list) -> None:
         """An EVPN update from a federated VSC (vsc/bgp/federation.py)."""
@@ -180,27 +173,31 @@ class Vsc:
         self.wake.set()
 
     def input_error(self, text: str) -> None:
-        log.error("%s", text)
+        _rated.log("input", logging.ERROR, "%s", text)
         self.input_errors = (self.input_errors + [text])[-20:]
 
-    def datapath_up(self, dpid: int, send) -> None:
+    def datapath_up(self, dpid: int, send, close=None, peer: str = "") -> None:
+        """A switch finished its handshake as `dpid` (vsc/links.py decides whether it is the VRS's)."""
         with self.lock:
-            self.links[dpid] = Link(dpid, send)
-        log.info("datapath %016x connected", dpid)
+            self.gate.connect(Link(dpid, send, close, peer), self.sessions.need(dpid), time.monotonic())
         self.wake.set()
 
     def datapath_down(self, dpid: int, send=None) -> None:
         with self.lock:
-            link = self.links.get(dpid)
-            if link is not None and (send is None or link.send == send):  # bound methods: equal, not identical
-                del self.links[dpid]
-                self.prog.untrack(dpid)
-        log.info("datapath %016x disconnected", dpid)
+            gone = self.gate.disconnect(dpid, send)
+        if gone is not None:
+            log.info("datapath %016x disconnected", dpid)
 
-    def on_flow_stats(self, dpid: int, xid: int, entries: list, more: bool) -> None:
+    def on_description(self, dpid: int, xid: int, desc: str, send=None) -> None:
+        with self.lock:
+            self.gate.described(dpid, send, xid, desc, self.sessions.need(dpid), time.monotonic())
+        self.wake.set()
+
+    def on_flow_stats(self, dpid: int, xid: int, entries: list, more: bool, send=None) -> None:
         with self.lock:
             link = self.links.get(dpid)
-            if link is None or link.sync_xid != xid:
+            # only the admitted connection's dump: a waiting one could otherwise fake what is installed
+            if link is None or link.sync_xid != xid or not link.is_from(send):
                 return
             link.sync_parts += entries
             if more:
@@ -223,23 +220,24 @@ class Vsc:
         link.installed = None
         return ops
 
-    def on_barrier(self, dpid: int, xid: int) -> None:
+    def on_barrier(self, dpid: int, xid: int, send=None) -> None:
         with self.lock:
             link = self.links.get(dpid)
-            if link is not None:
+            if link is not None and link.is_from(send):
                 link.inflight.discard(xid)
 
-    def on_error(self, dpid: int, xid: int, text: str) -> None:
+    def on_error(self, dpid: int, xid: int, text: str, send=None) -> None:
         """A rejected flow-mod or bundle: nothing of that bundle was applied, so resync the VRS."""
         with self.lock:
             link = self.links.get(dpid)
-            if link is None:
+            if link is None or not link.is_from(send):
                 return
             link.errors = (link.errors + [f"xid {xid}: {text}"])[-20:]
             link.synced, link.sync_xid, link.installed = False, None, None
             self.prog.untrack(dpid)
             link.resync_after = time.monotonic() + SYNC_RETRY
-        log.error("datapath %016x error (xid %d): %s; will resync", dpid, xid, text)
+        _rated.log(("switch error", dpid), logging.ERROR, "datapath %016x error (xid %d): %.300s; will resync", dpid,
+                   xid, text)
         self.wake.set()
 
     # --- output ----------------------------------------------------------------------------------
@@ -274,6 +272,7 @@ class Vsc:
         with self.lock:
             t0 = time.perf_counter()  # after the wait for the lock: compiling holds it
             self._expire_unconfirmed(now)
+            self.gate.retry(now)
             for dpid, link in list(self.links.items()):
                 if link.synced:
                     ops = self.prog.take(dpid)
@@ -339,7 +338,7 @@ class Vsc:
                     "flows_desired": len(self.prog.desired.get(dpid, {})), "pending": self.prog.pending(dpid),
                     "inflight": len(link.inflight) if link else 0, "sent": dict(link.sent) if link else {},
                     "last_sync_ops": link.sync_ops if link else None, "errors": list(link.errors) if link else [],
-                    "ports": len(h.ports),
+                    "ports": len(h.ports), "verified": h.verified, "waiting": len(self.gate.waiting.get(dpid, ())),
                 }
             # Following a VSD: connected, and no line for a moment (lines arrive in bursts).
             stream_ok = not self.expect_stream or (self.stream_connected and now - self.stream_quiet_since >= 0.2)
@@ -368,39 +367,3 @@ class Vsc:
     def flows(self, dpid: int) -> list[Flow]:
         with self.lock:
             return sorted(self.prog.desired.get(dpid, {}).values(), key=lambda f: (f.table, -f.priority))
-
-
-_ENCODED: dict[tuple, tuple[Flow, bytes]] = {}  # (id(flow), command) -> bundle-add, for flows many VRSs share
-_REMOTE = Kind.REMOTE_ENDPOINT << 56
-# One bundle at a time per connection (each is committed before the next opens), so one id serves all
-# and a bundle-add message is the same bytes for every VRS.
-BUNDLE_ID = 1
-
-
-def _bundle_add(f: Flow, command: int = OFPFC_ADD) -> bytes:
-    strict = command != OFPFC_ADD
-    if f.cookie & KIND_MASK != _REMOTE:
-        return encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, command, 0, strict=strict))
-    # A remote-endpoint flow is the same object on every VRS of its domain: encode it once per command.
-    key = (id(f), command)
-    hit = _ENCODED.get(key)
-    if hit is None or hit[0] is not f:
-        if len(_ENCODED) > 500_000:
-            _ENCODED.clear()
-        hit = _ENCODED[key] = (f, encode.bundle_add(BUNDLE_ID, encode.flow_mod(f, command, 0, strict=strict)))
-    return hit[1]
-
-
-def bundle_bytes(xid: int, ops: FlowOps) -> bytes:
-    """open, deletes, modifies, adds, commit, barrier: one write. Deletes first so that a flow moving
-    to a new key never coexists with its stale copy. Every bundle-add (and its inner flow-mod) carries
-    xid 0, so a message encoded once serves every VRS unchanged; an error inside a bundle therefore
-    names the bundle (its commit fails) and the VRS is resynced as a whole. Open has `xid`, commit
-    xid + 1, the barrier xid + 2."""
-    parts = [encode.bundle_open(BUNDLE_ID, xid)]
-    parts += [_bundle_add(f, OFPFC_DELETE) for f in ops.delete]
-    parts += [_bundle_add(f, OFPFC_MODIFY) for f in ops.modify]
-    parts += [_bundle_add(f) for f in ops.add]
-    parts.append(encode.bundle_commit(BUNDLE_ID, xid + 1))
-    parts.append(encode.barrier_request(xid + 2))
-    return b"".join(parts)

@@ -52,10 +52,19 @@ class VscProcess:
                  org: str = "csp", state_dir: str | Path | None = None, listen: str = "127.0.0.1",
                  of_port: int = 6653, agent_port: int = 6634, status_port: int = 6635,
                  log_file: str | Path | None = None, log_level: str = "INFO",
-                 view_file: str | Path | None = None, bgp: BgpOptions | None = None) -> None:
+                 view_file: str | Path | None = None, bgp: BgpOptions | None = None,
+                 require_enrolment: bool = False, echo_interval: float | None = None,
+                 echo_misses: int | None = None) -> None:
         self.args = ["run", "--listen", listen, "--of-port", str(of_port), "--agent-port", str(agent_port),
                      "--status-port", str(status_port), "--user", user, "--password", password, "--org", org,
                      "--log-level", log_level]
+        self.state_dir = Path(state_dir) if state_dir else None
+        if require_enrolment:
+            self.args.append("--require-enrolment")
+        if echo_interval is not None:
+            self.args += ["--echo-interval", str(echo_interval)]
+        if echo_misses is not None:
+            self.args += ["--echo-misses", str(echo_misses)]
         if vsd_url:
             self.args += ["--vsd", vsd_url]
         if state_dir:
@@ -117,6 +126,18 @@ class VscProcess:
         except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+    def enrol(self, datapath_id: int, secret_file: str | Path | None = None, vtep_ip: str | None = None) -> bytes:
+        """Enrol a VRS in this VSC's table (its state dir); the running VSC picks it up. Writes the
+        secret to `secret_file` too when given; returns it."""
+        from vsc.enrolment import Enrolment, write_secret
+
+        if self.state_dir is None:
+            raise ValueError("a VSC without a state dir keeps no enrolment table")
+        secret = Enrolment(self.state_dir).issue(datapath_id, vtep_ip)
+        if secret_file is not None:
+            write_secret(secret_file, secret)
+        return secret
 
     def restart(self) -> VscProcess:
         self.stop()

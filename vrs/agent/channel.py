@@ -2,7 +2,9 @@
 
 The VSC keeps no state about a VRS beyond its connection, so after every (re)connect the client replays
 the whole current state (hello, tunnel, every port-up) from `snapshot()`; messages sent while
-disconnected are dropped because that replay carries them anyway."""
+disconnected are dropped because that replay carries them anyway. With a secret (an enrolled VRS),
+the client waits for the VSC's challenge and proves the secret in every hello it sends
+(vrs/agent/identity.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,21 @@ import socket
 import threading
 from collections.abc import Callable
 
+from vrs.agent.identity import prove
 from vrs.reconnect import Backoff
 
 log = logging.getLogger("vrs.agent.channel")
 
+CHALLENGE_TIMEOUT = 10.0  # s for the VSC's first line
+
 
 class AgentChannel:
-    def __init__(self, host: str, port: int, snapshot: Callable[[], list[dict]]) -> None:
+    def __init__(self, host: str, port: int, snapshot: Callable[[], list[dict]], secret: bytes | None = None) -> None:
         self.host, self.port = host, port
         self.snapshot = snapshot
+        self.secret = secret
+        self.refusal: str | None = None  # the VSC's last `error` answer, for whoever asks why nothing works
+        self._nonce: str | None = None
         self.connected = threading.Event()
         self.sent = 0
         self._sock: socket.socket | None = None
@@ -49,6 +57,8 @@ class AgentChannel:
     def _send_locked(self, msgs: list[dict]) -> bool:
         if self._sock is None or not msgs:
             return False
+        if self.secret is not None:
+            msgs = [prove(m, self.secret, self._nonce) if m.get("op") == "hello" else m for m in msgs]
         try:
             self._sock.sendall(b"".join(json.dumps(m).encode() + b"\n" for m in msgs))
             self.sent += len(msgs)
@@ -66,24 +76,55 @@ class AgentChannel:
                 log.debug("VSC agent port %s:%d unreachable: %s", self.host, self.port, e)
                 self._stop.wait(delays.next())
                 continue
-            sock.settimeout(None)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            delays.reset()
+            sock.settimeout(CHALLENGE_TIMEOUT)
+            reader = sock.makefile("rb")
+            nonce = self._challenge(reader) if self.secret is not None else None
+            if self.secret is not None and nonce is None:
+                reader.close()
+                sock.close()
+                self._stop.wait(delays.next())
+                continue
+            sock.settimeout(None)
+            self.refusal = None
             with self._lock:
-                self._sock = sock
+                self._sock, self._nonce = sock, nonce
                 # replay under the lock so no incremental message overtakes the snapshot
                 self._send_locked(self.snapshot())
             log.info("agent channel connected to %s:%d", self.host, self.port)
             self.connected.set()
             try:
-                while sock.recv(4096):  # acks only; reading notices the VSC closing the connection
-                    pass
+                for line in reader:  # reading also notices the VSC closing the connection
+                    self._answer(line)
             except OSError:
                 pass
             self.connected.clear()
             with self._lock:
                 self._sock = None
+            reader.close()
             sock.close()
+            if self.refusal is None:  # refused: back off, rather than be refused twice a second
+                delays.reset()
             if not self._stop.is_set():
                 log.info("agent channel to %s:%d lost; reconnecting", self.host, self.port)
                 self._stop.wait(delays.next())
+
+    def _challenge(self, reader) -> str | None:
+        """The nonce of the VSC's challenge, its first line; None (logged) if it sends none in time."""
+        try:
+            msg = json.loads(reader.readline() or b"null")
+        except (OSError, ValueError) as e:
+            msg = f"{type(e).__name__}: {e}"
+        if isinstance(msg, dict) and msg.get("op") == "challenge" and isinstance(msg.get("nonce"), str):
+            return msg["nonce"]
+        log.error("VSC at %s:%d sent no challenge (%.80r): cannot prove this VRS's secret", self.host, self.port, msg)
+        return None
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(msg, dict) and msg.get("op") == "error":
+            self.refusal = str(msg.get("error"))
+            log.error("VSC at %s:%d refused: %s", self.host, self.port, self.refusal)

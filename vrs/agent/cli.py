@@ -12,6 +12,7 @@ import yaml
 
 from vrs.agent.container import ContainerSpec, PlugError, plug, unplug
 from vrs.agent.daemon import AgentConfig, VrsAgent
+from vrs.agent.identity import read_secret
 from vrs.agent.ovsdb import Ovsdb, OvsdbError
 
 DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
@@ -28,6 +29,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--vtep-ip", help="this host's underlay (VXLAN) address")
     r.add_argument("--datapath-id", type=lambda s: int(s, 0), help="OpenFlow datapath id of the bridge")
     r.add_argument("--name", help="host name reported to the VSC")
+    r.add_argument("--secret-file", help="this VRS's secret from `vsc enrol` (without one: a lab's trust)")
     r.add_argument("--log-file")
     r.add_argument("--log-level", default="INFO")
     for name, helptext in (("plug", "attach a container (namespace + veth) to the bridge"),
@@ -51,11 +53,11 @@ def _agent_config(args) -> AgentConfig:
     conf = (yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else {}
     if not isinstance(conf, dict):
         raise ValueError(f"{args.config}: expected a mapping of options")
-    for key in ("db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name"):
-        if getattr(args, key) is not None:
+    for key in ("db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name", "secret_file"):
+        if getattr(args, key, None) is not None:
             conf[key] = getattr(args, key)
     unknown = set(conf) - {"db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name",
-                           "extra_controllers"}
+                           "extra_controllers", "secret_file"}
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
     for key in ("vsc", "vtep_ip", "datapath_id"):
@@ -63,6 +65,9 @@ def _agent_config(args) -> AgentConfig:
             raise ValueError(f"--{key.replace('_', '-')} is required (flag or config file)")
     conf.setdefault("db", DEFAULT_DB)
     conf["vsc_host"] = conf.pop("vsc")
+    secret_file = conf.pop("secret_file", None)
+    if secret_file:
+        conf["secret"] = read_secret(secret_file)
     conf.setdefault("name", f"vrs-{conf['datapath_id']}")
     return AgentConfig(**conf)
 

@@ -6,12 +6,14 @@ between the container ports OVS now has and what the VSC was last told goes out 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 from dataclasses import dataclass, field
 
 from vrs.agent.channel import AgentChannel
+from vrs.agent.identity import is_token, new_token
 from vrs.agent.ovsdb import TUNNEL_PORT, BridgeSpec, Ovsdb, OvsdbError, PortState
 
 log = logging.getLogger("vrs.agent")
@@ -33,6 +35,7 @@ class AgentConfig:
     # of its own per bridge because interface names are unique per vswitchd.
     own_bridge: bool = True
     tunnel_port: str = TUNNEL_PORT
+    secret: bytes | None = None  # from `vsc enrol`: the hello proves it (vrs/agent/identity.py)
 
     @property
     def spec(self) -> BridgeSpec:
@@ -63,6 +66,7 @@ class VrsAgent:
         self.channel: AgentChannel | None = None
         self.tunnel_ofport: int | None = None
         self.reported: dict[str, PortState] = {}
+        self.of_token = ""  # what the bridge describes itself as over OpenFlow; named to the VSC
         self._state_lock = threading.Lock()
         self.stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()  # lets stop() (e.g. from a signal handler) end a block()
@@ -77,20 +81,31 @@ class VrsAgent:
             if self.tunnel_ofport is None:
                 return []  # not ready: the main loop sends hello once the tunnel port exists
             msgs = [{"op": "hello", "datapath_id": c.datapath_id, "name": c.name, "vtep_ip": c.vtep_ip},
+                    {"op": "openflow", "datapath_id": c.datapath_id, "dp_desc": self.of_token},
                     {"op": "tunnel", "datapath_id": c.datapath_id, "ofport": self.tunnel_ofport}]
             return msgs + [port_up(c.datapath_id, p) for p in sorted(self.reported.values(), key=lambda p: p.ofport)]
 
     def start(self) -> None:
-        self.db = Ovsdb(self.config.db)
-        if self.config.own_bridge:
-            self.db.ensure_bridge(self.config.spec)
-        self.channel = AgentChannel(self.config.vsc_host, self.config.agent_port, self._snapshot).start()
+        c = self.config
+        self.db = Ovsdb(c.db)
+        # The token of an agent before this one, if the bridge has it: the VSC keeps trusting the OpenFlow
+        # connection it already vouched for, rather than resyncing the switch after every agent restart.
+        existing = self.db.description(c.bridge)
+        self.of_token = existing if is_token(existing) else new_token()
+        self._ensure_bridge()
+        self.channel = AgentChannel(c.vsc_host, c.agent_port, self._snapshot, c.secret).start()
+
+    def _ensure_bridge(self) -> None:
+        c = self.config
+        if c.own_bridge:
+            self.db.ensure_bridge(dataclasses.replace(c.spec, description=self.of_token))
+        elif self.db.bridge(c.bridge) is not None:
+            self.db.ensure_description(c.bridge, self.of_token)
 
     def step(self) -> None:
         """Bring OVS and the VSC's picture up to date with the replica; cheap when nothing changed."""
         c, db = self.config, self.db
-        if c.own_bridge:
-            db.ensure_bridge(c.spec)
+        self._ensure_bridge()
         tunnel = db.ofport(c.bridge, c.tunnel_port)
         ports = {p.name: p for p in db.container_ports(c.bridge)}
         with self._state_lock:

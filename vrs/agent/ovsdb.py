@@ -52,6 +52,7 @@ class BridgeSpec:
     datapath_id: int
     controllers: tuple[str, ...]  # "tcp:IP:PORT"
     datapath_type: str = "netdev"
+    description: str = ""  # other_config:dp-desc, what the switch answers OFPMP_DESC with (the agent's token)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ class Ovsdb:
 
         def build(txn):
             br = self.bridge(spec.name)
-            want_cfg = {"datapath-id": f"{spec.datapath_id:016x}", "disable-in-band": "true"}
+            want_cfg = {"datapath-id": f"{spec.datapath_id:016x}", "disable-in-band": "true",
+                        **({"dp-desc": spec.description} if spec.description else {})}
             if br is None:
                 # a row inserted in this transaction has no readable columns yet: write them all
                 iface = txn.insert(self.idl.tables["Interface"])
@@ -208,6 +210,22 @@ class Ovsdb:
         port = txn.insert(self.idl.tables["Port"])
         port.name, port.interfaces = TUNNEL_PORT, [iface]
         br.addvalue("ports", port.uuid)
+
+    def description(self, bridge: str) -> str | None:
+        br = self.bridge(bridge)
+        return br.other_config.get("dp-desc") if br is not None else None
+
+    def ensure_description(self, bridge: str, text: str) -> None:
+        """Set only the bridge's dp-desc (a bridge another tool owns keeps everything else)."""
+
+        def build(txn):
+            br = self.bridge(bridge)
+            if br is None:
+                raise OvsdbError(f"no bridge {bridge!r}")
+            if br.other_config.get("dp-desc") != text:
+                br.setkey("other_config", "dp-desc", text)
+
+        self._commit(build, f"dp-desc of {bridge}")
 
     def datapath_id(self, bridge: str) -> int | None:
         br = self.bridge(bridge)

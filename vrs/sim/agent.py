@@ -1,6 +1,8 @@
 """The agent channel of a simulated VRS (docs/interfaces.md section 2): JSON lines to the VSC's agent
-port announcing the datapath, its tunnel port and every container port, replayed in full after each
-reconnect so a restarted VSC relearns where every vport is."""
+port announcing the datapath, the token its switch describes itself with over OpenFlow, its tunnel
+port and every container port, replayed in full after each reconnect so a restarted VSC relearns where
+every vport is. With a secret (an enrolled VRS) the hello proves it against the VSC's challenge, as
+the real agent's does (vrs/agent/identity.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import json
 import logging
 
 from openflow import text
+from vrs.agent.identity import prove
 from vrs.reconnect import Backoff
 from vrs.sim.switch import Port, SimSwitch
 
 log = logging.getLogger(__name__)
+
+CHALLENGE_TIMEOUT = 10.0
 
 
 def port_up(sw: SimSwitch, p: Port) -> dict:
@@ -25,10 +30,12 @@ def port_down(sw: SimSwitch, p: Port) -> dict:
 
 
 class AgentClient:
-    def __init__(self, switch: SimSwitch, host: str, port: int):
+    def __init__(self, switch: SimSwitch, host: str, port: int, secret: bytes | None = None):
         self.switch = switch
         self.host = host
         self.port = port
+        self.secret = secret
+        self.refusal: str | None = None  # the VSC's last `error` answer
         self.writer: asyncio.StreamWriter | None = None
         self.connected = asyncio.Event()
         self.sent = 0
@@ -55,11 +62,32 @@ class AgentClient:
             self.writer.write(json.dumps(obj).encode() + b"\n")
             self.sent += 1
 
-    def _hello(self) -> list[dict]:
+    def _hello(self, nonce: str | None) -> list[dict]:
         sw = self.switch
-        msgs = [{"op": "hello", "datapath_id": sw.datapath_id, "name": sw.name, "vtep_ip": text.ip_str(sw.vtep_ip)},
+        hello = {"op": "hello", "datapath_id": sw.datapath_id, "name": sw.name, "vtep_ip": text.ip_str(sw.vtep_ip)}
+        msgs = [prove(hello, self.secret, nonce) if self.secret is not None else hello,
+                {"op": "openflow", "datapath_id": sw.datapath_id, "dp_desc": sw.description},
                 {"op": "tunnel", "datapath_id": sw.datapath_id, "ofport": sw.tunnel_ofport}]
         return msgs + [port_up(sw, p) for p in sorted(sw.container_ports(), key=lambda p: p.ofport)]
+
+    async def _challenge(self, reader: asyncio.StreamReader) -> str | None:
+        try:
+            msg = json.loads(await asyncio.wait_for(reader.readline(), CHALLENGE_TIMEOUT) or b"null")
+        except (OSError, ValueError) as e:  # TimeoutError is an OSError
+            msg = f"{type(e).__name__}: {e}"
+        if isinstance(msg, dict) and msg.get("op") == "challenge" and isinstance(msg.get("nonce"), str):
+            return msg["nonce"]
+        log.error("%s: VSC at %s:%d sent no challenge (%.80r)", self.switch.name, self.host, self.port, msg)
+        return None
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(msg, dict) and msg.get("op") == "error":
+            self.refusal = str(msg.get("error"))
+            log.warning("%s: VSC at %s:%d refused: %s", self.switch.name, self.host, self.port, self.refusal)
 
     async def _run(self) -> None:
         delays = Backoff()
@@ -70,18 +98,25 @@ class AgentClient:
                 log.debug("%s: agent port %s:%d unreachable (%s)", self.switch.name, self.host, self.port, e)
                 await asyncio.sleep(delays.next())
                 continue
-            delays.reset()
+            nonce = await self._challenge(reader) if self.secret is not None else None
+            if self.secret is not None and nonce is None:
+                writer.close()
+                await asyncio.sleep(delays.next())
+                continue
+            self.refusal = None
             self.writer = writer
-            for m in self._hello():
+            for m in self._hello(nonce):
                 self.send(m)
             self.connected.set()
             try:
-                while await reader.readline():  # acks only; reading keeps the socket buffers flowing
-                    pass
-            except (ConnectionError, OSError):
+                while line := await reader.readline():  # reading also keeps the socket buffers flowing
+                    self._answer(line)
+            except (ConnectionError, OSError, ValueError):  # ValueError: a line over the reader's limit
                 pass
             self.connected.clear()
             self.writer = None
             writer.close()
+            if self.refusal is None:  # refused: back off rather than be refused again at once
+                delays.reset()
             if not self._stopping:
                 await asyncio.sleep(delays.next())

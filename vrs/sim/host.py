@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from openflow import switchmsg, text
 from openflow.consts import OFPPR_ADD, OFPPR_DELETE
 from openflow.flow import FlowStats
+from vrs.agent.identity import new_token
 from vrs.sim.agent import AgentClient, port_down, port_up
 from vrs.sim.ofconn import OpenFlowClient
 from vrs.sim.packet import ip_int, mac_int
@@ -39,10 +40,15 @@ class Container:
 class SimVrs:
     def __init__(self, name: str, datapath_id: int, vtep_ip: int | str, containers=(),
                  controller: tuple[str, int] | None = ("127.0.0.1", 6653),
-                 agent: tuple[str, int] | None = ("127.0.0.1", 6634), tunnel_ofport: int = 1):
+                 agent: tuple[str, int] | None = ("127.0.0.1", 6634), tunnel_ofport: int = 1,
+                 secret: bytes | None = None):
+        """secret: the VRS's enrolment secret (`vsc enrol`), proved in the agent channel's hello."""
         self.switch = SimSwitch(name, datapath_id, ip_int(vtep_ip), tunnel_ofport=tunnel_ofport)
         self.of = OpenFlowClient(self.switch, *controller) if controller else None
-        self.agent = AgentClient(self.switch, *agent) if agent else None
+        self.agent = AgentClient(self.switch, *agent, secret=secret) if agent else None
+        if self.agent is not None:
+            # names this switch's OpenFlow connection to the VSC (vrs/agent/identity.py)
+            self.switch.description = new_token()
         for c in containers:
             self._attach(c)
 

@@ -104,12 +104,13 @@ class SimRuntime:
 
     def add_host_now(self, name: str, datapath_id: int, vtep_ip: int | str,
                      containers: Iterable[Container] = (), controller: tuple[str, int] | None = None,
-                     agent: tuple[str, int] | None = None) -> SimVrs:
-        """controller/agent: this host's VSC, when hosts of one process follow different VSCs."""
+                     agent: tuple[str, int] | None = None, secret: bytes | None = None) -> SimVrs:
+        """controller/agent: this host's VSC, when hosts of one process follow different VSCs; secret:
+        its enrolment secret (`vsc enrol`)."""
         if name in self.hosts:
             raise ValueError(f"host {name} already exists")
         h = SimVrs(name, datapath_id, vtep_ip, list(containers), controller or self.controller,
-                   agent or self.agent)
+                   agent or self.agent, secret=secret)
         self.fabric.add(h.switch)
         self.hosts[name] = h
         h.start()

@@ -50,6 +50,7 @@ class SimSwitch:
     def __init__(self, name: str, datapath_id: int, vtep_ip: int, n_tables: int = 254, tunnel_ofport: int = 1):
         self.name = name
         self.datapath_id = datapath_id
+        self.description = name  # dp_desc of OFPMP_DESC, like OVS's other_config:dp-desc (the agent sets a token)
         self.vtep_ip = vtep_ip
         self.n_tables = n_tables
         self.tables: list[FlowTable | None] = [None] * n_tables
@@ -334,7 +335,7 @@ class SimSwitch:
             def s(v: str, n: int) -> bytes:
                 return v.encode()[: n - 1].ljust(n, b"\0")
 
-            body = s("vsplab", 256) + s("simulated VRS", 256) + s("vsplab-sim", 256) + s("", 32) + s(self.name, 256)
+            body = s("vsplab", 256) + s("simulated VRS", 256) + s("vsplab-sim", 256) + s("", 32) + s(self.description, 256)
             return switchmsg.multipart_replies(xid, C.OFPMP_DESC, [body])
         raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_MULTIPART, f"multipart type {mp_type}")
 
