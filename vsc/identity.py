@@ -19,6 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from vsc.enrolment import Enrolment, hello_proof
 from vsc.locations import AgentError
@@ -92,7 +93,7 @@ class Sessions:
         return session.verified
 
     def _hello(self, session: AgentSession, msg: dict) -> None:
-        dpid, vtep = msg["datapath_id"], msg["vtep_ip"]
+        dpid, vtep = msg["datapath_id"], str(IPv4Address(msg["vtep_ip"]))
         if session.datapath_id not in (None, dpid):
             raise AgentRefused(f"this session speaks for datapath {session.datapath_id}, not {dpid}")
         entry = self.enrolment.get(dpid)
@@ -100,7 +101,7 @@ class Sessions:
         if entry is not None:
             proof = msg.get("proof")
             if not isinstance(proof, str) or not hmac.compare_digest(
-                    proof, hello_proof(entry.secret, session.nonce, dpid, vtep)):
+                    proof, hello_proof(entry.secret, session.nonce, dpid, msg["vtep_ip"])):
                 raise AgentRefused(f"datapath {dpid} is enrolled: its hello must prove its secret (vrs --secret-file)")
             if entry.vtep_ip is not None and entry.vtep_ip != vtep:
                 raise AgentRefused(f"datapath {dpid} is enrolled at VTEP {entry.vtep_ip}, not {vtep} "

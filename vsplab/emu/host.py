@@ -154,12 +154,12 @@ class EmuHost:
         # and a container namespace `vrs plug` creates there (a bind mount) would vanish with it.
         return ["nsenter", f"--net=/var/run/netns/{self.ns}"]
 
-    def start_agent(self, vsc_ip: str, of_port: int, agent_port: int) -> None:
-        """`vrs run` inside the host's namespace, as on a real host."""
+    def start_agent(self, vsc_ip: str, of_port: int, agent_port: int, secret_file: Path | None = None) -> None:
+        """`vrs run` inside the host's namespace, as on a real host (with its enrolment secret if given)."""
         cmd = [*self._in_netns(), sys.executable, "-m", "vrs.cli", "run", "--db", self.ovs.db_remote,
                "--vsc", vsc_ip, "--of-port", str(of_port), "--agent-port", str(agent_port),
                "--vtep-ip", self.vtep_ip, "--datapath-id", str(self.datapath_id), "--name", self.name,
-               "--log-file", str(self.dir / "vrs.log")]
+               "--log-file", str(self.dir / "vrs.log"), *(["--secret-file", str(secret_file)] if secret_file else [])]
         err = open(self.dir / "vrs.stderr", "ab")
         self.agent = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, cwd=str(ROOT))
         err.close()

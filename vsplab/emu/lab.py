@@ -107,8 +107,10 @@ class EmuLab(Lab):
         for rr in (self.federation.reflectors.values() if self.federation else ()):
             self.manifest.add_process(rr.proc.pid, "bgpd")
         for h in self.scenario.hosts:
-            vsc = self.vscs[self.vsc_name(h)]
-            self.hosts[h.name].start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
+            vsc, host = self.vscs[self.vsc_name(h)], self.hosts[h.name]
+            self.enrol(h.name, host.datapath_id, host.vtep_ip)
+            host.start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"],
+                             self.secret_files[h.name])
         self.stack.callback(self._quietly, self._stop_agents)
         self.stack.callback(self._quietly, self._remove_containers)
         self.stack.callback(self._quietly, self.listeners.close)
@@ -210,7 +212,7 @@ class EmuLab(Lab):
         """Stop `vrs run` on `host` and start it again against the same VSC, as an upgrade would."""
         h, vsc = self.hosts[host], self.vsc_of(host)
         h.stop_agent()
-        h.start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"])
+        h.start_agent(self.fabric.mgmt_ip, vsc.ports["of_port"], vsc.ports["agent_port"], self.secret_files.get(host))
 
     def restart_vswitchd(self, host: str) -> None:
         """Kill and restart `ovs-vswitchd` on `host` (datapath and flows gone, database kept); the host

@@ -54,6 +54,7 @@ class Lab(ABC):
         self.vscs: dict[str, object] = {}
         self.federation: LabFederation | None = None  # BGP between the VSCs, if the scenario has it
         self.placed: dict[str, PlacedContainer] = {}
+        self.secret_files: dict[str, Path] = {}  # host -> the secret its VRS proves to its VSC
         self.report = LabReport(scenario=scenario.name, mode=self.MODE, hosts=len(scenario.hosts),
                                 containers=len(scenario.containers))
         self.figures: dict[str, str] = {}  # measured numbers worth printing after the table (RTT, memory)
@@ -130,7 +131,8 @@ class Lab(ABC):
 
     def start_vscs(self, vsd_base: str, listen: str = "127.0.0.1", note: str = "") -> None:
         """One VSC subprocess per controller of the scenario, on free ports of `listen`; with BGP, the
-        route reflectors first and each VSC with its speaker's options."""
+        route reflectors first and each VSC with its speaker's options. The VSCs serve enrolled VRSs
+        only: the lab enrols each host before its VRS starts (`enrol`)."""
         from vsc.process import VscProcess
 
         self.federation = LabFederation.of(self.scenario, self.workdir, free_port_on)
@@ -140,13 +142,22 @@ class Lab(ABC):
             ports = dict(of_port=free_port(), agent_port=free_port(), status_port=free_port())
             bgp = self.federation.vsc_options(c.name) if self.federation else None
             vsc = VscProcess(vsd_url=vsd_base, state_dir=self.workdir / c.name,
-                             log_file=self.workdir / f"{c.name}.log", listen=listen, bgp=bgp, **ports)
+                             log_file=self.workdir / f"{c.name}.log", listen=listen, bgp=bgp,
+                             require_enrolment=True, **ports)
             self.stack.callback(self._quietly, vsc.stop)
             vsc.start()
             vsc.ports = ports
             self.vscs[c.name] = vsc
             federated = f"; {self.federation.describe(c.name)}" if self.federation else ""
             self.console.print(f"VSC {c.name}: OpenFlow on {listen}:{ports['of_port']}{note}{federated}")
+
+    def enrol(self, host: str, datapath_id: int, vtep_ip: str) -> bytes:
+        """Enrol `host`'s VRS with its VSC (vsc/enrolment.py): a secret in the VSC's table and in a file
+        of the lab's for the VRS (`secret_files`), its VTEP pinned. Returns the secret."""
+        path = self.workdir / "secrets" / f"{host}.secret"
+        secret = self.vsc_of(host).enrol(datapath_id, path, vtep_ip)
+        self.secret_files[host] = path
+        return secret
 
     def _quietly(self, fn) -> None:
         """Teardown goes on past a failing step: the next steps still remove their part."""

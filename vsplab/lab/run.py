@@ -54,9 +54,10 @@ class SimLab(Lab):
             vsc = self.vscs[self.vsc_name(h)]
             containers = [Container(name=p.name, mac=p.mac, ip=p.ip, vport_id=p.vport_id)
                           for p in self.placed.values() if p.host == h.name]
-            specs.append(dict(name=h.name, datapath_id=i + 1, vtep_ip=f"{VTEP_BASE}{i + 1}", containers=containers,
+            vtep = f"{VTEP_BASE}{i + 1}"
+            specs.append(dict(name=h.name, datapath_id=i + 1, vtep_ip=vtep, containers=containers,
                               controller=("127.0.0.1", vsc.ports["of_port"]),
-                              agent=("127.0.0.1", vsc.ports["agent_port"])))
+                              agent=("127.0.0.1", vsc.ports["agent_port"]), secret=self.enrol(h.name, i + 1, vtep)))
         self.runtime.call(lambda: [self.runtime.add_host_now(**spec) for spec in specs])
         self._phase("plug", t0)
 

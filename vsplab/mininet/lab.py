@@ -169,7 +169,7 @@ class MininetLab(Lab):
             vsc = self.vscs[self.vsc_name(h)]
             config = AgentConfig(db=self.fabric.ovs.db_remote, vsc_host=VSC_IP, of_port=vsc.ports["of_port"],
                                  agent_port=vsc.ports["agent_port"], bridge=switch_name(i), vtep_ip=vtep_ip(i),
-                                 datapath_id=i, name=h.name)
+                                 datapath_id=i, name=h.name, secret=self.enrol(h.name, i, vtep_ip(i)))
             self.agents[h.name] = MininetVrs(config, tunnel_port(i)).spawn()
         self._phase("plug", t0)
 
