@@ -85,8 +85,24 @@ class BenchLab:
                 of, agent = self.ports[self.vsc_of_host[dpid]]
                 self.runtime.add_host_now(host, dpid, vtep, [], ("127.0.0.1", of), ("127.0.0.1", agent))
         self.runtime.call(add_all)
+        end = time.monotonic() + timeout
         for name, vsc in self.vscs.items():  # every host synced (the skeleton), every session up
-            vsc.wait_converged(timeout, datapaths=len(self.hosts_of(name)))
+            while True:
+                self.check_alive()
+                try:
+                    vsc.wait_converged(min(1.0, max(end - time.monotonic(), 0.01)), datapaths=len(self.hosts_of(name)))
+                    break
+                except TimeoutError:
+                    if time.monotonic() > end:
+                        raise
+
+    def check_alive(self) -> None:
+        """Raise at once when a process of the lab has exited: waiting on it would only time out."""
+        for name, vsc in self.vscs.items():
+            if vsc.proc.poll() is not None:
+                raise RuntimeError(f"VSC {name} exited with {vsc.proc.returncode} (log: {vsc.log_file})")
+        if self.vsd.proc.poll() is not None:
+            raise RuntimeError("the VSD exited")
 
     # --- questions ------------------------------------------------------------------------------
 

@@ -124,7 +124,7 @@ def _rollout(o, lab: BenchLab, w: Workload, res: dict, console: Console, show: b
         expect = {n: {"revision": revision, "datapaths": len(lab.hosts_of(n)), "endpoints": local[n],
                       "bgp_received": w.containers - local[n] if o.vscs > 1 else 0} for n in lab.names}
         try:
-            res["convergence_s"] = round(wait_all_converged(lab, expect, o.timeout, t0, lambda: _alive(lab)), 3)
+            res["convergence_s"] = round(wait_all_converged(lab, expect, o.timeout, t0, lab.check_alive), 3)
             res["converged"] = True
         except TimeoutError as e:
             res["converged"], res["convergence_s"], res["not_converged"] = False, None, str(e)[:3000]
@@ -137,14 +137,6 @@ def _rollout(o, lab: BenchLab, w: Workload, res: dict, console: Console, show: b
     res["processes"] = {role: {"cpu_s": round(cpu1[role] - cpu0.get(role, 0.0), 2), "peak_rss_mb": memory.get(role)}
                         for role in cpu1}
     res["peak_rss_total_mb"] = sum(memory.values())
-
-
-def _alive(lab: BenchLab) -> None:
-    for name, vsc in lab.vscs.items():
-        if vsc.proc.poll() is not None:
-            raise RuntimeError(f"VSC {name} exited with {vsc.proc.returncode}")
-    if lab.vsd.proc.poll() is not None:
-        raise RuntimeError("the VSD exited")
 
 
 def _figures(w: Workload, res: dict, rollout, series: list[dict], statuses: dict, local: dict) -> dict:
