@@ -13,7 +13,7 @@ import logging
 import time
 
 from os_ken.base import app_manager
-from os_ken.controller import ofp_event
+from os_ken.controller import controller, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_parser, ofproto_v1_3, ofproto_v1_3_parser
 
@@ -92,6 +92,25 @@ def _flow_stats_reply(datapath, version, msg_type, msg_len, xid, buf):
 ofproto_parser._MSG_PARSERS[ofproto_v1_3.OFP_VERSION] = _screened_parse
 
 
+_osken_recv_loop = controller.Datapath._recv_loop
+
+
+def _recv_loop_then_dead(self):
+    """os-ken's receive loop, the switch declared dead as soon as it hangs up. With os-ken's
+    native-thread hub, `serve()` waits for the send thread (which `hub.kill` cannot stop) before it
+    declares the switch dead, and the send thread waits for something to send: a switch that hung up
+    stayed connected for good (or until an echo request failed), and would now keep its datapath ID
+    from the switch reconnecting (vsc/links.py admits one connection per datapath)."""
+    try:
+        _osken_recv_loop(self)
+    finally:
+        self.close()  # DEAD now: the VSC drops the link
+        self.send(b"", close_socket=True)  # and the send thread wakes up to end
+
+
+controller.Datapath._recv_loop = _recv_loop_then_dead
+
+
 class VscApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -105,7 +124,8 @@ class VscApp(app_manager.OSKenApp):
     def _features(self, ev):
         dp = ev.msg.datapath
         peer = ":".join(map(str, dp.address)) if isinstance(dp.address, tuple) else str(dp.address)
-        self.core.datapath_up(dp.id, dp.send, lambda: _close(dp), peer)
+        # the message's own ID: os-ken's handler that copies it to dp.id may not have run yet
+        self.core.datapath_up(ev.msg.datapath_id, dp.send, dp.close, peer)
 
     @set_ev_cls(ofp_event.EventOFPDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _description(self, ev):
@@ -142,9 +162,3 @@ class VscApp(app_manager.OSKenApp):
         self.core.on_error(msg.datapath.id, msg.xid, f"OFPT_ERROR type={msg.type} code={msg.code} data={data}",
                            msg.datapath.send)
 
-
-def _close(dp) -> None:
-    """End a connection from any thread: queued behind what is being sent, the close shuts our side;
-    the switch then closes, or os-ken's echo loop gives up on it (os-ken's own close() is for its
-    own threads only)."""
-    dp.send(b"", close_socket=True)
