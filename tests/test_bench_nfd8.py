@@ -50,6 +50,25 @@ def test_reference_policy_is_the_anchors_policy():
                    or r.location.group in m.groups) == (8 if "web" in m.groups else 7)
 
 
+def test_other_tier_and_rule_counts_generalise_nfd8():
+    from vsplab.bench.tiers import chain
+    from vsplab.workload.tree import nfd8
+
+    ours, theirs = chain(4, 5, 3, 7), nfd8(4, 5)
+    assert ours[0].objects == theirs[0].objects and ours[1].hosts == theirs[1].hosts
+    w = Workload(2, 5, tiers=5, acls=9)
+    pol = w.policy
+    t = {name: ep(f"10.{k + 1}.0.2", name) for k, name in enumerate(["tier1", "tier2", "tier3", "tier4", "tier5"])}
+    assert pol.verdict(t["tier1"], t["tier2"], 6, 40000, 8080)[0] and pol.verdict(t["tier3"], t["tier4"], 6, 40000, 8082)[0]
+    assert pol.verdict(t["tier4"], t["tier5"], 6, 40000, 5432)[0] and not pol.verdict(t["tier1"], t["tier3"], 6, 40000, 8081)[0]
+    same = ep("10.3.0.3", "tier3")
+    assert pol.verdict(t["tier3"], same, 6, 40000, 10001) == (False, False)  # tier3 sends only on 8082
+    assert pol.decide("egress", same, t["tier3"], 6, 40000, 10001)[0]  # ... but would take it
+    for m in w.members:  # 7 rules each (the first tier's 80/443 rule is two entries), 2 more with --acls 9
+        assert sum(1 for rs in pol.rules.values() for r in rs if r.location.kind == "ANY"
+                   or r.location.group in m.groups) == (10 if "tier1" in m.groups else 9)
+
+
 def test_per_pair_model_expands_every_allowed_pair_once_however_containers_arrive():
     w = Workload(2, 6, "per-pair")
     whole = list(w.per_pair_entries(w.members, []))

@@ -41,8 +41,8 @@ NFD8_TIERS, NFD8_ACLS = 3, 7  # anchors.md: web/app/db, every container under ex
 def add_arguments(p) -> None:
     p.add_argument("--hosts", type=int, default=40)
     p.add_argument("--per-host", type=int, default=500)
-    p.add_argument("--acls", type=int, default=NFD8_ACLS, help="rules per container (the NFD8 workload: 7)")
-    p.add_argument("--tiers", type=int, default=NFD8_TIERS, help="application tiers (the NFD8 workload: 3)")
+    p.add_argument("--acls", type=int, default=NFD8_ACLS, help="rules per container (NFD8: 7; more add same-tier rules)")
+    p.add_argument("--tiers", type=int, default=NFD8_TIERS, help="application tiers in a chain (NFD8: 3, web/app/db)")
     p.add_argument("--vscs", type=int, default=2, help="VSCs federated over MP-BGP EVPN; hosts split between them")
     p.add_argument("--model", choices=MODELS, default="tagged",
                    help="tagged: policy groups; per-pair: one ACL entry per allowed container pair")
@@ -61,9 +61,8 @@ def add_arguments(p) -> None:
 
 
 def check_options(o) -> str | None:
-    if o.acls != NFD8_ACLS or o.tiers != NFD8_TIERS:
-        return (f"--acls {o.acls} --tiers {o.tiers}: only the NFD8 workload of anchors.md is built "
-                f"({NFD8_TIERS} tiers, {NFD8_ACLS} ACLs per container)")
+    if not 2 <= o.tiers <= 250 or o.acls < NFD8_ACLS:
+        return f"--tiers {o.tiers} --acls {o.acls}: 2 to 250 tiers, at least {NFD8_ACLS} ACLs (vsplab/bench/tiers.py)"
     if o.hosts < 1 or o.per_host < 1 or o.hosts * o.per_host < 2:
         return "--hosts and --per-host: at least two containers"
     if o.vscs < 1 or o.vscs > o.hosts:
@@ -73,15 +72,17 @@ def check_options(o) -> str | None:
 
 def default_json(o) -> Path:
     model = "" if o.model == "tagged" else f"-{o.model}"
-    name = "nfd8" if (o.hosts, o.per_host, o.model) == (40, 500, "tagged") else f"nfd8{model}-{o.hosts}x{o.per_host}"
+    shape = "" if (o.tiers, o.acls) == (NFD8_TIERS, NFD8_ACLS) else f"-{o.tiers}tiers-{o.acls}acls"
+    name = ("nfd8" if (o.hosts, o.per_host, o.model, shape) == (40, 500, "tagged", "")
+            else f"nfd8{model}-{o.hosts}x{o.per_host}{shape}")
     return RESULTS / f"{name}.json"
 
 
 def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> dict:
     """One rollout: bring the lab up, roll out, wait for convergence, verify; the results as a dict."""
-    w = Workload(o.hosts, o.per_host, o.model)
+    w = Workload(o.hosts, o.per_host, o.model, o.tiers, o.acls)
     res: dict = {"benchmark": "vsplab bench nfd8", "model": o.model, "hosts": o.hosts, "per_host": o.per_host,
-                 "containers": w.containers, "acls_per_container": NFD8_ACLS, "tiers": NFD8_TIERS, "vscs": o.vscs,
+                 "containers": w.containers, "acls_per_container": o.acls, "tiers": o.tiers, "vscs": o.vscs,
                  "arrival_rate": o.arrival_rate or "max", "seed": o.seed,
                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -1,4 +1,5 @@
-"""The NFD8 workload as an orchestrator rolls it out: the domain and its policy first, then containers
+"""The NFD8 workload (or its generalisation to other tier and rule counts, vsplab/bench/tiers.py) as an
+orchestrator rolls it out: the domain and its policy first, then containers
 arriving in batches, each as the VSD objects a batch creates.
 
 Two models of the same policy (`--model`):
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vsplab.bench.policy import Endpoint, Policy, Rule, ip_int
+from vsplab.bench.tiers import chain
 from vsplab.workload.tree import nfd8
 
 MODELS = ("tagged", "per-pair")
@@ -50,11 +52,12 @@ class Member:
 
 
 class Workload:
-    def __init__(self, hosts: int, per_host: int, model: str = "tagged") -> None:
+    def __init__(self, hosts: int, per_host: int, model: str = "tagged", tiers: int = 3, acls: int = 7) -> None:
         if model not in MODELS:
             raise ValueError(f"model {model!r}: one of {', '.join(MODELS)}")
         self.hosts_n, self.per_host, self.model = hosts, per_host, model
-        tree, placement = nfd8(hosts, per_host)
+        # NFD8 itself from its one definition; other shapes from the chain that reduces to it
+        tree, placement = nfd8(hosts, per_host) if (tiers, acls) == (3, 7) else chain(hosts, per_host, tiers, acls)
         self.objects = tree.objects
         self.policy = Policy.of_objects(self.objects)
         by_id = {o["entity"]["ID"]: o for o in self.objects}
