@@ -12,7 +12,9 @@ so a change in the machine's load hits every path alike:
   emulator's containers (same MTU, TX checksum offload off, same port type): the ceiling;
 - overlay: an emulated lab (vsplab/emu: two hosts, each a namespace with its own ovs-vswitchd and
   `vrs`, the VSC programming them) with one container per host; every packet crosses the VSC's
-  pipeline (conntrack, ACLs) and VXLAN on both hosts.
+  pipeline (conntrack, ACLs) and VXLAN on both hosts;
+- netdev only: one bridge again, its packet sockets left at the kernel's default receive buffer as
+  OVS leaves them (what vsplab/emu/sockbuf.py is worth; frames dropped there are counted).
 
 Configurations: `netdev` (the emulator's default: underlay MTU 9000, containers 1500), `netdev-jumbo`
 (containers at the largest MTU that fits, 8950), `afxdp` (AF_XDP ports with a PMD thread per
@@ -27,6 +29,7 @@ iperf3 (scripts/system-deps), and no other emulated lab running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -39,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dataplane_paths import PORT, OneBridge, VethPair, iperf3  # noqa: E402
+from dataplane_paths import PORT, OneBridge, VethPair, iperf3, packet_socket_drops  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from vsplab.emu.check import container_netns  # noqa: E402
@@ -51,6 +54,7 @@ from vsplab.scenario.model import Dataplane  # noqa: E402
 
 CONFIGS = {"netdev": Dataplane(), "netdev-jumbo": Dataplane(container_mtu="max"),
            "afxdp": Dataplane(datapath="afxdp")}
+STOCK = "one bridge, default buffers"
 TARGET_RATIO = 0.90  # overlay / one bridge, same configuration
 TARGET_MBIT_S = 2500  # the overlay with the default (9000-byte) underlay
 
@@ -101,7 +105,10 @@ class Overlay:
     def measure(self, seconds: float) -> dict:
         client, server = self.lab.placed["iperf-c"], self.lab.placed["iperf-s"]
         switches = {f"ovs-vswitchd {h.name}": h.ovs.pid("ovs-vswitchd") for h in self.lab.hosts.values()}
-        return iperf3(container_netns(client.name), container_netns(server.name), server.ip, seconds, watch=switches)
+        hosts = [h.ns for h in self.lab.hosts.values()]
+        drops = packet_socket_drops(hosts)
+        r = iperf3(container_netns(client.name), container_netns(server.name), server.ip, seconds, watch=switches)
+        return {**r, "packet_socket_drops": packet_socket_drops(hosts) - drops}
 
     def rss_kb(self) -> dict:
         return {h.name: h.ovs.rss_kb() for h in self.lab.hosts.values()}
@@ -133,9 +140,14 @@ def machine() -> dict:
 
 
 def measure_config(name: str, dataplane: Dataplane, scenario, args, console: Console) -> dict:
-    """veth, one bridge and the overlay of one configuration, alternating, `args.rounds` times each."""
-    with VethPair() as veth, OneBridge(dataplane) as bridge, Overlay(scenario, dataplane, console) as overlay:
+    """veth, one bridge and the overlay of one configuration, alternating, `args.rounds` times each; for
+    netdev also one bridge as OVS leaves its packet sockets (what the emulator's tuning is worth)."""
+    stock = OneBridge(dataplane, tuned=False) if dataplane.datapath == "netdev" else contextlib.nullcontext()
+    with VethPair() as veth, OneBridge(dataplane) as bridge, stock as untuned, \
+            Overlay(scenario, dataplane, console) as overlay:
         paths = {"veth": veth, "one bridge": bridge, "overlay": overlay}
+        if untuned is not None:
+            paths[STOCK] = untuned
         runs: dict[str, list[dict]] = {k: [] for k in paths}
         for r in range(args.rounds):
             for key, path in paths.items():
@@ -150,6 +162,8 @@ def measure_config(name: str, dataplane: Dataplane, scenario, args, console: Con
             "median_mbit_s": median,
             "overlay_over_one_bridge": round(median["overlay"] / median["one bridge"], 4),
             "overlay_over_veth": round(median["overlay"] / median["veth"], 4),
+            **({"overlay_over_one_bridge_default_buffers": round(median["overlay"] / median[STOCK], 4)}
+               if STOCK in median else {}),
             "runs": {k: [{f: (round(val, 2) if isinstance(val, float) else val) for f, val in x.items()} for x in v]
                      for k, v in runs.items()},
             "ovs_rss_kb": rss}

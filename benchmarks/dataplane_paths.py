@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -63,6 +64,12 @@ def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float, watch
             "retransmits": end["sum_sent"].get("retransmits"),
             "sender_cpu_percent": end["cpu_utilization_percent"]["host_total"],
             "receiver_cpu_percent": end["cpu_utilization_percent"]["remote_total"]}
+
+
+def packet_socket_drops(namespaces: list[str]) -> int:
+    """Frames the kernel dropped at the packet sockets in `namespaces` (full receive buffers), so far."""
+    return sum(int(d) for ns in namespaces
+               for d in re.findall(r"skmem:\(.*?,d(\d+)\)", run("ss", "-0", "-a", "-m", ns=ns)))
 
 
 def _refuse_existing(names: tuple[str, ...]) -> None:
@@ -117,22 +124,26 @@ class OneBridge:
     SWITCH, NS, PORTS = "vl-bench-sw", ("vl-bench-c1", "vl-bench-c2"), ("vl-bench-p1", "vl-bench-p2")
     IPS = ("10.250.1.1", "10.250.1.2")
 
-    def __init__(self, dataplane: Dataplane) -> None:
-        self.dataplane = dataplane
+    def __init__(self, dataplane: Dataplane, tuned: bool = True) -> None:
+        self.dataplane, self.tuned = dataplane, tuned
         self.dir = Path(tempfile.mkdtemp(prefix="vsplab-bench-"))
-        self.ovs = OvsInstance(self.SWITCH, self.dir)
+        self.ovs = OvsInstance(self.SWITCH if tuned else self.SWITCH + "0", self.dir)
+        if not tuned:  # a second one beside the first
+            self.NS, self.PORTS = tuple(n + "0" for n in self.NS), tuple(n + "0" for n in self.PORTS)
+            self.IPS = ("10.250.2.1", "10.250.2.2")
         self.label = (f"one {dataplane.datapath} bridge, NORMAL, container MTU {dataplane.container}, "
-                      "TX checksum offload off")
+                      "TX checksum offload off" + ("" if tuned else ", packet sockets at the kernel's "
+                                                   "default receive buffer (as OVS leaves them)"))
 
     def __enter__(self) -> OneBridge:
-        _refuse_existing((self.SWITCH, *self.NS))
+        _refuse_existing((self.ovs.ns, *self.NS))
         try:
-            for ns in (self.SWITCH, *self.NS):
+            for ns in (self.ovs.ns, *self.NS):
                 netns_add(ns)
-            _endpoints(self.NS, self.IPS, self.SWITCH, self.PORTS)
+            _endpoints(self.NS, self.IPS, self.ovs.ns, self.PORTS)
             mtu = str(self.dataplane.container)
             for ns, port in zip(self.NS, self.PORTS, strict=True):
-                run("ip", "link", "set", port, "mtu", mtu, ns=self.SWITCH)
+                run("ip", "link", "set", port, "mtu", mtu, ns=self.ovs.ns)
                 run("ip", "link", "set", "eth0", "mtu", mtu, ns=ns)
                 # as `vrs plug` does: the userspace datapath forwards partial checksums as they are
                 run("ethtool", "-K", "eth0", "tx", "off", ns=ns)
@@ -143,7 +154,7 @@ class OneBridge:
             for port in self.PORTS:
                 self.ovs.vsctl("add-port", "br0", port)
                 set_port_type(self.ovs, port, self.dataplane.datapath)
-            if self.dataplane.datapath == "netdev":  # as the emulator's hosts have them
+            if self.tuned and self.dataplane.datapath == "netdev":  # as the emulator's hosts have them
                 enlarge_receive_buffers(self.ovs.pid("ovs-vswitchd"))
         except BaseException:
             self.__exit__()
@@ -151,11 +162,12 @@ class OneBridge:
         return self
 
     def measure(self, seconds: float) -> dict:
-        return iperf3(self.NS[0], self.NS[1], self.IPS[1], seconds,
-                      watch={"ovs-vswitchd": self.ovs.pid("ovs-vswitchd")})
+        drops = packet_socket_drops([self.ovs.ns])
+        r = iperf3(self.NS[0], self.NS[1], self.IPS[1], seconds, watch={"ovs-vswitchd": self.ovs.pid("ovs-vswitchd")})
+        return {**r, "packet_socket_drops": packet_socket_drops([self.ovs.ns]) - drops}
 
     def __exit__(self, *exc) -> None:
         self.ovs.stop()
-        for ns in (*self.NS, self.SWITCH):
+        for ns in (*self.NS, self.ovs.ns):
             netns_delete(ns)
         shutil.rmtree(self.dir, ignore_errors=True)
