@@ -21,7 +21,7 @@ from vsc.identity import AgentRefused
 from vsc.lograte import LogRate
 
 log = logging.getLogger("vsc.agent")
-_rated = LogRate(log)
+_rated = LogRate(log, burst=50)  # a flood of sessions or bad lines must not fill the disk
 
 MAX_LINE = 64 * 1024  # bytes; a hello or port-up is a few hundred
 HELLO_TIMEOUT = 30.0  # s from connecting to a hello
@@ -55,7 +55,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 core.input_error(f"agent {peer}: refused, {MAX_UNBOUND} sessions have not said hello yet")
                 return
             session = core.sessions.open(peer, self._close)
-        log.info("agent %s connected", peer)
+        _rated.log("sessions", logging.INFO, "agent %s connected", peer)
         sock.settimeout(HELLO_TIMEOUT)
         self._say({"op": "challenge", "nonce": session.nonce})
         try:
@@ -65,7 +65,7 @@ class _Handler(socketserver.StreamRequestHandler):
         finally:
             with core.lock:
                 core.sessions.close(session)
-        log.info("agent %s disconnected", peer)
+        _rated.log("sessions", logging.INFO, "agent %s disconnected", peer)
 
     def _serve(self, core: Vsc, session, peer: str) -> None:
         while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import reprlib
 import threading
 import time
 from pathlib import Path
@@ -153,7 +154,7 @@ class Vsc:
                 self.agent_last[dpid] = time.monotonic()
             except AgentError as e:
                 where = f" from {session.peer}" if session is not None else ""
-                self.input_error(f"agent message{where} {orjson.dumps(msg)[:200].decode(errors='replace')}: {e}")
+                self.input_error(f"agent message{where} {reprlib.repr(msg)}: {e}")
                 return e
         self.wake.set()
         return None
