@@ -88,10 +88,15 @@ class VrsAgent:
     def start(self) -> None:
         c = self.config
         self.db = Ovsdb(c.db)
-        # The token of an agent before this one, if the bridge has it: the VSC keeps trusting the OpenFlow
-        # connection it already vouched for, rather than resyncing the switch after every agent restart.
         existing = self.db.description(c.bridge)
-        self.of_token = existing if is_token(existing) else new_token()
+        if c.own_bridge:
+            # The token of an agent before this one, if the bridge has it: the VSC keeps trusting the OpenFlow
+            # connection it already vouched for, rather than resyncing the switch after every agent restart.
+            self.of_token = existing if is_token(existing) else new_token()
+        else:
+            # A bridge another tool owns keeps the description it gave it (Mininet: the switch's name), and
+            # the agent names that: the VSC then tells this switch's connection from another's, no more.
+            self.of_token = existing or new_token()
         self._ensure_bridge()
         self.channel = AgentChannel(c.vsc_host, c.agent_port, self._snapshot, c.secret).start()
 
@@ -99,7 +104,7 @@ class VrsAgent:
         c = self.config
         if c.own_bridge:
             self.db.ensure_bridge(dataclasses.replace(c.spec, description=self.of_token))
-        elif self.db.bridge(c.bridge) is not None:
+        elif self.db.bridge(c.bridge) is not None and not self.db.description(c.bridge):
             self.db.ensure_description(c.bridge, self.of_token)
 
     def step(self) -> None:
