@@ -10,6 +10,7 @@ process (the `vsplab` front end) knows where to send control requests (vrs.sim.c
 detach one container (namespace + veth) on that host:
 
     vrs run --vsc 10.0.0.1 --vtep-ip 192.168.1.11 --datapath-id 11 [--db unix:PATH] [--config FILE]
+            [--secret-file FILE]   (from `vsc enrol 11 ... --secret-file FILE`: docs/interfaces.md section 2)
     vrs plug web1 --mac 02:00:00:00:00:01 --ip 10.1.0.11/24 --gateway 10.1.0.1 --vport-id ID [--netns NS]
     vrs unplug web1 [--netns NS]
 """

@@ -8,4 +8,6 @@ Public API:
 - `vsc.compiler.compile_host(view, locations, dpid)` - pure compilation, for tests and benchmarks;
   `vsc.view.View`, `vsc.locations.Locations` are its inputs, `vsplab.workload.tree` builds them in memory.
 - `vsc.core.Vsc` - the controller's state machine without os-ken (inputs in, bundles out).
+- `vsc enrol DPID ...` (vsc.cli, vsc.enrolment) - the VRSs a VSC knows; vsc.identity and vsc.links decide
+  which agent session and which OpenFlow connection speak for a datapath.
 """

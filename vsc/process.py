@@ -3,6 +3,7 @@ the benchmarks and the tests use.
 
     vsc = VscProcess(vsd_url=..., state_dir=..., of_port=6653, agent_port=6634, status_port=6635)
     vsc.start(); vsc.wait_converged(timeout=60); vsc.restart(); vsc.stop()
+    secret = vsc.enrol(datapath_id, secret_file=...)   # a VRS it will know (vsc/enrolment.py)
 
 `status()` is GET /status (see vsc/status.py); converged means: the view is at the VSD's revision,
 every VRS that reported on the agent channel is connected over OpenFlow, synced, and has no flow-mods
