@@ -21,6 +21,10 @@ BGP_FIRST_HOST = 100
 FIRST_ASN = 65001
 
 
+class MemoryLimit(RuntimeError):
+    pass
+
+
 class BenchLab:
     def __init__(self, workdir: Path, hosts: dict[int, tuple[str, str]], vscs: int = 2,
                  log_level: str = "WARNING") -> None:
@@ -32,6 +36,7 @@ class BenchLab:
         self.names = [f"vsc{i + 1}" for i in range(vscs)]
         self.vsc_of_host = {d: self.names[k // size] for k, d in enumerate(dpids)}
         self.stack = ExitStack()
+        self.rss_limit_mb, self.rss_mb = 0, 0  # 0: no limit
         self.vsd = None
         self.client = None
         self.vscs: dict[str, object] = {}
@@ -103,6 +108,20 @@ class BenchLab:
                 raise RuntimeError(f"VSC {name} exited with {vsc.proc.returncode} (log: {vsc.log_file})")
         if self.vsd.proc.poll() is not None:
             raise RuntimeError("the VSD exited")
+        if self.rss_limit_mb and self.rss_mb > self.rss_limit_mb:
+            raise MemoryLimit(f"the lab holds {self.rss_mb:,} MB resident, over the --max-rss-gb limit of "
+                              f"{self.rss_limit_mb:,} MB: stopped before the machine runs out")
+
+    def resident_mb(self) -> int:
+        """What every process of the lab holds resident now (the sampler keeps `rss_mb` up to date)."""
+        total = 0
+        for pid in self.processes().values():
+            try:
+                total += measure.rss_mb(pid)
+            except OSError:
+                pass
+        self.rss_mb = total
+        return total
 
     # --- questions ------------------------------------------------------------------------------
 

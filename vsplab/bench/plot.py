@@ -18,8 +18,8 @@ def _load(path: Path) -> dict | None:
 
 
 def _curve(res: dict) -> tuple[list[float], list[int]]:
-    ts = res.get("time_series") or []
-    return [max(p[0], 1e-2) for p in ts], [p[2] for p in ts]
+    ts = [p for p in res.get("time_series") or [] if p[0] > 0]
+    return [p[0] for p in ts], [p[2] for p in ts]
 
 
 def render(main_json: Path, sweep_json: Path, png: Path) -> None:
@@ -47,8 +47,8 @@ def render(main_json: Path, sweep_json: Path, png: Path) -> None:
                 x, y = _curve(p)
                 left.plot(x, y, style, lw=1.5, label=f"{p['model']}, {p['containers']:,} containers, {p['hosts']} hosts: "
                                                      f"{p.get('convergence_s')} s")
-    left.set(xscale="log", yscale="log", xlabel="seconds since the first REST call", ylabel="containers up",
-             title="Rollout: containers up over time")
+    left.set(xscale="log", xlabel="seconds since the first REST call (log)", ylabel="containers up",
+             title="Rollout: containers up over time", ylim=(0, None))
     left.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=8, loc="lower right")
     for model, color in (("tagged", "C0"), ("per-pair", "C3")):
@@ -62,7 +62,8 @@ def render(main_json: Path, sweep_json: Path, png: Path) -> None:
         right.set_title(f"Flows per host, {sweep['hosts']} hosts, {sweep['vscs']} VSCs")
     right.set(xscale="log", yscale="log", xlabel="containers", ylabel="flows per host")
     right.grid(True, which="both", alpha=0.3)
-    right.legend(fontsize=8)
+    if right.lines:
+        right.legend(fontsize=8)
     fig.suptitle("vsplab bench nfd8: tagged policy vs one ACL entry per container pair")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

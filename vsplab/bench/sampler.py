@@ -71,7 +71,7 @@ class Sampler:
                           "routes_received": bgp.get("received", 0), "routes_imported": bgp.get("imported", 0),
                           "busy_s": st.get("busy_s", {})}
         s = {"t": round(t, 3), "attached": self.rollout.attached, "created": self.rollout.created,
-             "containers_up": up, "flows_installed": flows, "vscs": vscs}
+             "containers_up": up, "flows_installed": flows, "rss_mb": self.lab.resident_mb(), "vscs": vscs}
         self.series.append(s)
         desired = sum(v["flows_desired"] for v in vscs.values())
         self.progress.update(self._up, completed=up)
@@ -79,7 +79,7 @@ class Sampler:
         if self.plain and t - self._printed >= 2.0:
             self._printed = t
             self.console.print(f"{t:7.1f} s  containers up {up:,}/{self.containers:,}  flows installed "
-                               f"{flows:,}/{max(desired, flows):,}", highlight=False)
+                               f"{flows:,}/{max(desired, flows):,}  resident {s['rss_mb']:,} MB", highlight=False)
         return s
 
 
