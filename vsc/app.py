@@ -15,6 +15,7 @@ import time
 from os_ken.base import app_manager
 from os_ken.controller import controller, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
 from os_ken.ofproto import ofproto_parser, ofproto_v1_3, ofproto_v1_3_parser
 
 from openflow import decode
@@ -111,6 +112,18 @@ def _recv_loop_then_dead(self):
 controller.Datapath._recv_loop = _recv_loop_then_dead
 
 
+def _datapath_id(dp) -> int | None:
+    """The datapath ID a connection said in its (first) features reply. os-ken takes the ID of every
+    features reply as dp.id; this is the one the VSC admitted the connection as."""
+    return getattr(dp, "vsc_datapath_id", None)
+
+
+def _closer(dp):
+    """Ends the connection from a thread of its own: os-ken queues the DEAD event to this app, so
+    closing must never wait for that queue on the app's thread, nor under the VSC's lock."""
+    return lambda: hub.spawn(dp.close)
+
+
 class VscApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -124,41 +137,48 @@ class VscApp(app_manager.OSKenApp):
     def _features(self, ev):
         dp = ev.msg.datapath
         peer = ":".join(map(str, dp.address)) if isinstance(dp.address, tuple) else str(dp.address)
-        # the message's own ID: os-ken's handler that copies it to dp.id may not have run yet
-        self.core.datapath_up(ev.msg.datapath_id, dp.send, dp.close, peer)
+        first = _datapath_id(dp)
+        if first is not None:
+            # One datapath per connection: a switch that claims another ID on the same connection is
+            # broken or lying, and its first ID must not stay taken once it goes.
+            self.core.input_error(f"OpenFlow connection from {peer} as datapath {first:016x} sent another "
+                                  f"features reply (datapath {ev.msg.datapath_id:016x}); closing it")
+            _closer(dp)()
+            return
+        dp.vsc_datapath_id = ev.msg.datapath_id  # (os-ken's own handler may not have set dp.id yet)
+        self.core.datapath_up(ev.msg.datapath_id, dp.send, _closer(dp), peer)
 
     @set_ev_cls(ofp_event.EventOFPDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _description(self, ev):
         msg = ev.msg
         desc = msg.body.dp_desc
         desc = desc.decode("ascii", "replace") if isinstance(desc, bytes) else str(desc)
-        self.core.on_description(msg.datapath.id, msg.xid, desc, msg.datapath.send)
+        self.core.on_description(_datapath_id(msg.datapath), msg.xid, desc, msg.datapath.send)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev):
         dp = ev.datapath
-        if dp.id is not None:
-            self.core.datapath_down(dp.id, dp.send)
+        if _datapath_id(dp) is not None:
+            self.core.datapath_down(_datapath_id(dp), dp.send)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _flow_stats(self, ev):
         msg = ev.msg
+        dpid = _datapath_id(msg.datapath)
         try:
             entries = decode.flow_stats_reply(bytes(msg.buf[16:msg.msg_len]))
         except Exception as e:  # a flow we cannot decode: report it rather than sync against a partial dump
-            self.core.on_error(msg.datapath.id, msg.xid, f"undecodable flow-stats reply: {e}", msg.datapath.send)
+            self.core.on_error(dpid, msg.xid, f"undecodable flow-stats reply: {e}", msg.datapath.send)
             return
-        self.core.on_flow_stats(msg.datapath.id, msg.xid, entries, bool(msg.flags & OFPMPF_REPLY_MORE),
-                                msg.datapath.send)
+        self.core.on_flow_stats(dpid, msg.xid, entries, bool(msg.flags & OFPMPF_REPLY_MORE), msg.datapath.send)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
-        self.core.on_barrier(ev.msg.datapath.id, ev.msg.xid, ev.msg.datapath.send)
+        self.core.on_barrier(_datapath_id(ev.msg.datapath), ev.msg.xid, ev.msg.datapath.send)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
         msg = ev.msg
         data = bytes(msg.data or b"")[:64].hex()
-        self.core.on_error(msg.datapath.id, msg.xid, f"OFPT_ERROR type={msg.type} code={msg.code} data={data}",
-                           msg.datapath.send)
-
+        self.core.on_error(_datapath_id(msg.datapath), msg.xid,
+                           f"OFPT_ERROR type={msg.type} code={msg.code} data={data}", msg.datapath.send)
