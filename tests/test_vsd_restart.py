@@ -129,3 +129,22 @@ def test_concurrent_writers_every_change_once_in_order(tmp_path):
             mine = [acked[w][x["entity"]["ID"]] for x in lines if x["entity"]["ID"] in acked[w]]
             assert mine == sorted(mine)
         c.close()
+
+
+def test_a_vm_lists_its_interfaces_the_same_after_a_restart(tmp_path):
+    """Found by the REST fuzz: updating a VM's first interface moved it to the end of the VM's
+    `interfaces` in memory, while a restart listed it first again (memory and disk disagreed)."""
+    vsd = EmbeddedVsd(db_url=f"sqlite:///{tmp_path}/vsd.db")
+    with vsd:
+        c = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise)
+        vps = c.create(f"subnets/{_tree(c)}", "vports", [{"name": f"v{i}", "type": "VM"} for i in range(2)])
+        vm = c.create("", "vms", {"name": "vm", "UUID": vps[0]["ID"], "interfaces": [
+            {"MAC": f"02:00:00:00:02:0{i}", "VPortID": v["ID"]} for i, v in enumerate(vps)]})
+        c.update(f"vminterfaces/{vm['interfaces'][0]['ID']}", {"name": "renamed"})
+        before = [i["ID"] for i in c.get(f"vms/{vm['ID']}")["interfaces"]]
+        c.close()
+        vsd.stop()
+        vsd.start()
+        with VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as c2:
+            assert [i["ID"] for i in c2.get(f"vms/{vm['ID']}")["interfaces"]] == before == [
+                i["ID"] for i in vm["interfaces"]]

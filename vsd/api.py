@@ -136,6 +136,8 @@ class VsdApp:
             if method == "PUT":
                 self.dir.visible(who, parts[1], kind)
                 body = req.json()
+                if kind == "user":
+                    self.dir.may_update(who, parts[1], body)
                 secret = await self._secret(kind, body)
                 txn, obj = self.dir.update(who, parts[1], body, secret)
                 await self._commit(who, txn, request)
@@ -201,7 +203,8 @@ class VsdApp:
         if isinstance(payload, list) and not payload:
             raise bad("", "an empty list creates nothing")
         secrets = None
-        if kind == "user":
+        if kind == "user":  # refuse what would be refused anyway before paying for the password hashes
+            self.dir.may_create(who, parent_id, kind, payload)
             items = payload if isinstance(payload, list) else [payload]
             secrets = await asyncio.gather(*(self._secret(kind, item) for item in items))
         txn, objs = self.dir.create(who, parent_id, kind, payload, secrets)

@@ -13,8 +13,8 @@ older keys stay valid until they expire (several clients may share one account),
 of them. Only each key's SHA-256 is kept, in memory and in the store's `apikeys` table. A password
 change drops all of the user's keys.
 
-Password hashes cost about 0.2 s of CPU, so they are computed on a small thread pool of their own,
-never on the event loop. A refusal says the same whether the organization, the user or the secret was
+Password hashes cost about 0.2 s of CPU, so they are computed on a small thread pool of their own at
+a lower priority, never on the event loop. A refusal says the same whether the organization, the user or the secret was
 wrong (and an unknown user costs a hash too), so a login cannot be used to learn who exists."""
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import os
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +49,13 @@ def expired() -> VsdError:
                     "the API key has expired; log in again (GET /me with the password) for a new one")
 
 
+def _lower_priority() -> None:
+    try:  # Linux: a thread's own nice value, set by its thread ID
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
 @dataclass(slots=True)
 class ApiKey:
     digest: str
@@ -60,7 +69,10 @@ class Auth:
         self.lifetime = lifetime
         self.keys: dict[str, ApiKey] = {}
         self.by_user: dict[str, list[str]] = {}  # user ID -> its key digests, oldest first
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="vsd-hash")
+        # one hashing thread per core beyond the event loop's, at a lower priority: a burst of logins
+        # (or a password-guessing client) then takes spare CPU, never the event loop's
+        self._pool = ThreadPoolExecutor(max(1, min(2, (os.cpu_count() or 2) - 1)), thread_name_prefix="vsd-hash",
+                                        initializer=_lower_priority)
         self._decoy: dict | None = None  # a hash to check unknown users against, so they cost the same
 
     def load_keys(self) -> None:

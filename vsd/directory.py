@@ -73,9 +73,10 @@ def event_line(rev: int, op: str, kind: str, entity: str | bytes, assoc: str | b
 
 def represent(tree: Tree, obj: Obj, data: dict | None = None) -> dict:
     d = obj.data if data is None else data
-    if obj.kind == "vm":
-        d = {**d, "interfaces": [tree.objs[i].data for i in tree.under(obj.id, "vminterface")
-                                 if tree.objs[i].parent == obj.id]}
+    if obj.kind == "vm":  # in creation order: an updated interface moves to the end of the tree's listing
+        ifaces = sorted((tree.objs[i] for i in tree.under(obj.id, "vminterface") if tree.objs[i].parent == obj.id),
+                        key=lambda o: o.rev)
+        d = {**d, "interfaces": [o.data for o in ifaces]}
     return d
 
 
@@ -188,9 +189,26 @@ class Directory:
         if obj.kind == "enterprise" and name.lower() == "csp":
             raise conflict("name", "enterprise name 'csp' is reserved for the service provider", "Name clash")
 
-    def create(self, who: Principal, parent_id: str | None, kind: str, body: object,
-               secrets: list[dict | None] | None = None) -> tuple[Txn, list[Obj]]:
-        """`secrets`: for users, each item's password hash, in the order of the items."""
+    def may_create(self, who: Principal, parent_id: str | None, kind: str, body: object) -> None:
+        """The checks of `create` that need no change of the tree: the parent, the caller's role, each
+        item's attributes (to refuse a call before the API hashes its passwords)."""
+        parent = self._parent(who, parent_id, kind)
+        if not who.root:
+            self._writable(who, parent.enterprise if parent else None)
+        for i, item in enumerate(body if isinstance(body, list) else [body]):
+            try:
+                clean_input(kind, item, creating=True)
+            except VsdError as e:
+                if isinstance(body, list):
+                    e.description = f"item {i}: {e.description}"
+                raise
+
+    def may_update(self, who: Principal, oid: str, body: object) -> None:
+        obj = self.visible(who, oid)
+        self._writable(who, obj.enterprise)
+        clean_input(obj.kind, body, creating=False)
+
+    def _parent(self, who: Principal, parent_id: str | None, kind: str) -> Obj | None:
         parent = None
         if parent_id is not None:
             parent = self.tree.get(parent_id)
@@ -199,6 +217,12 @@ class Directory:
         if (parent.kind if parent else "") not in PARENTS[kind]:
             where = f"under a {parent.kind}" if parent else "at the API root"
             raise VsdError(405, "parentID", "Not allowed", f"a {kind} cannot be created {where} (parentID)")
+        return parent
+
+    def create(self, who: Principal, parent_id: str | None, kind: str, body: object,
+               secrets: list[dict | None] | None = None) -> tuple[Txn, list[Obj]]:
+        """`secrets`: for users, each item's password hash, in the order of the items."""
+        parent = self._parent(who, parent_id, kind)
         items = body if isinstance(body, list) else [body]
         txn = Txn()
         now = str(int(time.time() * 1000))
