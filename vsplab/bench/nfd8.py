@@ -204,6 +204,10 @@ def _verify(o, lab: BenchLab, w: Workload, res: dict, console: Console) -> None:
         res["flows_per_host"] = _spread([c["flows"] for c in counts.values()])
         res["acl_flows_per_host"] = _spread([c["acl"] for c in counts.values()])
         res["flows_total"] = sum(c["flows"] for c in counts.values())
+        # The VSCs count what they sent per connection: a VRS that reconnected (1,000 hosts do) starts a
+        # new count there. The VRSs count every flow-mod they applied, whichever connection brought it.
+        res["flow_mods_sent_on_current_connections"] = res["flow_mods"]
+        res["flow_mods"] = sum(c["flow_mods"] for c in counts.values())
         traces = trace_all(lab.runtime, w, cases(w, lab.vsc_of_host, o.pairs, o.seed))
         flows = installed_vs_desired(lab, w)
     res["traces"], res["flows_check"] = traces, flows

@@ -31,7 +31,8 @@ def print_result(res: dict, console: Console) -> None:
         if ph["bgp"]["done_s"] is not None:
             t.add_row("BGP", f"every route received at {ph['bgp']['done_s']} s; import busy "
                              + ", ".join(f"{n} {v} s" for n, v in ph["bgp"]["import_busy_s"].items()))
-    t.add_row("flow-mods sent", f"{res.get('flow_mods', 0):,} ({res.get('flow_mods_by_kind')})")
+    t.add_row("flow-mods", f"{res.get('flow_mods', 0):,} applied by the VRSs; the VSCs' count on their current "
+                           f"connections: {res.get('flow_mods_by_kind')}")
     if res.get("flows_per_host"):
         f, a = res["flows_per_host"], res["acl_flows_per_host"]
         t.add_row("flows per host", f"min {f['min']:,} median {f['median']:,} max {f['max']:,} "

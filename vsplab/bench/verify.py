@@ -139,7 +139,8 @@ def installed_vs_desired(lab, w: Workload) -> dict:
 
 
 def flow_counts(runtime) -> dict[str, dict[str, int]]:
-    """Per host: all flows, ACL flows (tables 45 and 55) and remote-endpoint flows (table 20)."""
+    """Per host: all flows, ACL flows (tables 45 and 55), remote-endpoint flows (table 20) and the
+    flow-mods it has applied (over every connection it had)."""
     from vsc.pipeline import Table
 
     def count():
@@ -148,6 +149,6 @@ def flow_counts(runtime) -> dict[str, dict[str, int]]:
             t = h.switch.tables
             n = {k: (t[k].count if t[k] is not None else 0) for k in (Table.INGRESS_ACL, Table.EGRESS_ACL, Table.ENDPOINT)}
             out[name] = {"flows": h.switch.flow_count(), "acl": n[Table.INGRESS_ACL] + n[Table.EGRESS_ACL],
-                         "endpoint_table": n[Table.ENDPOINT]}
+                         "endpoint_table": n[Table.ENDPOINT], "flow_mods": h.switch.stats["flow_mods"]}
         return out
     return runtime.call(count, timeout=600)
