@@ -34,7 +34,9 @@ def _client(args):
     if args.db:
         from vsd.server import EmbeddedVsd
 
-        vsd = stack.enter_context(EmbeddedVsd(db_url=args.db, password=args.password))
+        # started without a root password: a command only reads or adds, it never resets the root's
+        # (a new database gets the lab default, which the command's default --password matches)
+        vsd = stack.enter_context(EmbeddedVsd(db_url=args.db, password=None))
         return stack, VsdClient(vsd.api, args.user, args.password, args.org)
     return stack, VsdClient(args.api, args.user, args.password, args.org)
 
