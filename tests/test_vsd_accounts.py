@@ -7,6 +7,7 @@ refuses to start with the lab default password."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sqlite3
 import subprocess
@@ -192,3 +193,41 @@ def test_vsd_client_changes_its_own_password(vsd, root, ent):
     with pytest.raises(VsdApiError) as e:
         VsdClient(vsd.api, "vl-self", "vl-self-pw", "vl-accounts")
     assert e.value.status == 401
+
+
+def test_a_database_from_before_keeps_its_passwords_and_loses_its_clear_keys(tmp_path):
+    """Secrets as earlier versions stored them (PBKDF2 with 20,000 iterations, the API key in clear
+    beside the hash, in meta, objects and events): the passwords still log in, the keys are gone."""
+    import hashlib
+
+    def legacy(password: str) -> str:
+        salt = os.urandom(16)
+        return json.dumps({"salt": salt.hex(), "apikey": "c1ea7e" * 5 + "ab",
+                           "hash": hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 20_000).hex()})
+
+    path = tmp_path / "vsd.db"
+    vsd = EmbeddedVsd(db_url=f"sqlite:///{path}", password=None)
+    with vsd:
+        with VsdClient(vsd.api, vsd.user, vsd.password or "csproot", vsd.enterprise) as root:
+            ent = root.create("", "enterprises", {"name": "vl-old"})["ID"]
+            user = make_user(root, ent, "vl-old-user", "ORGUSER")
+        vsd.stop()
+        db = sqlite3.connect(path)
+        with db:
+            meta = json.loads(db.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()[0])
+            db.execute("UPDATE meta SET value = ? WHERE key = 'root'",
+                       (json.dumps({"user": meta["user"], "id": meta["id"], **json.loads(legacy("csproot"))}),))
+            db.execute("UPDATE objects SET secret = ? WHERE id = ?", (legacy("old-pw"), user["ID"]))
+            db.execute("UPDATE events SET secret = ? WHERE object_id = ?", (legacy("old-pw"), user["ID"]))
+            db.execute("DELETE FROM meta WHERE key = 'clear_keys_removed'")  # the mark a database from before lacks
+        db.close()
+        vsd.start()
+        assert _me(vsd, "csproot", "csproot", "csp").status_code == 200
+        assert _me(vsd, "vl-old-user", "old-pw", "vl-old").status_code == 200
+        assert _me(vsd, "vl-old-user", "c1ea7e" * 5 + "ab", "vl-old").status_code == 401
+    db = sqlite3.connect(path)
+    try:
+        for table in ("meta", "objects", "events"):
+            assert not [r for r in db.execute(f"SELECT * FROM {table}") if "c1ea7e" in " ".join(map(str, r))]  # noqa: S608
+    finally:
+        db.close()

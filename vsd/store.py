@@ -196,15 +196,19 @@ class Store:
             c.execute(apikeys.delete().where(apikeys.c.user_id == user_id))
 
     def scrub_clear_keys(self) -> int:
-        """Remove the API keys earlier versions kept in clear inside stored secrets; returns how many rows."""
+        """Remove the API keys earlier versions kept in clear inside stored secrets (once per database:
+        a mark in meta says it was done); returns how many rows."""
         n = 0
         with self.engine.begin() as c:
+            if self.get_meta("clear_keys_removed", c):
+                return 0
             for table, key in ((objects, objects.c.id), (events, events.c.revision)):
                 rows = c.execute(select(key, table.c.secret).where(table.c.secret.like('%"apikey"%'))).all()
                 for k, secret in rows:
                     clean = {f: v for f, v in orjson.loads(secret).items() if f != "apikey"}
                     c.execute(table.update().where(key == k).values(secret=orjson.dumps(clean).decode()))
                 n += len(rows)
+            self.set_meta("clear_keys_removed", "1", c)
         return n
 
     # --- the writer
