@@ -37,6 +37,7 @@ from vsc.bgp.loopback import free_port as free_port_on
 from vsc.bgp.routes import key_text, route_distinguisher
 from vsc.pipeline import REG_KEY, REG_PEER_TAGS, Kind, Table, cookie
 from vsc.process import BgpOptions, VscProcess
+from vsplab.bench.measure import argv, children
 from vsplab.lab.ports import free_port
 from vsplab.workload.tree import Placement, Tree, nfd8, vtep_of
 
@@ -119,7 +120,7 @@ class Federation:
 
     def exabgp_pid(self, side: str) -> int:
         vsc = self.vscs[side].proc.pid
-        pids = [p for p in _children(vsc) if any(Path(a).name == "exabgp" for a in _cmdline(p))]
+        pids = [p for p in children(vsc) if any(Path(a).name == "exabgp" for a in argv(p))]
         if len(pids) != 1:
             raise RuntimeError(f"VSC {side} (pid {vsc}) has ExaBGP children {pids}, not one")
         return pids[0]
@@ -141,25 +142,6 @@ class Federation:
             tables = [self.rt.hosts[self.host_name(d)].switch.tables[Table.ENDPOINT] for d in dpids]
             return time.time(), [t.count if t else 0 for t in tables]
         return self.rt.call(count)
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def _session(vsc: VscProcess) -> dict:

@@ -15,29 +15,11 @@ from pathlib import Path
 from vsc.bgp.exabgp_process import working_dir
 from vsc.bgp.loopback import free_port as free_port_on
 from vsc.process import BgpOptions, VscProcess
+from vsplab.bench.measure import argv, children
 from vsplab.lab.ports import free_port
 
 SIDES = {"A": ("127.0.0.2", 65001), "B": ("127.0.0.3", 65002)}
 NAME = "vl-bgp"  # what `vsc run` names its speaker's directory
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-    except OSError:
-        return []
 
 
 def alive(pid: int) -> bool:
@@ -73,10 +55,10 @@ def test_killed_vsc_takes_its_exabgp_along_and_the_peer_withdraws(tmp_path):
                                     bgp=bgp).start()
         wait_for("sessions up", lambda: all(session_state(v) == "up" for v in vscs.values()), 30)
         b = vscs["B"].proc.pid
-        (exabgp,) = [p for p in children(b) if any(Path(a).name == "exabgp" for a in cmdline(p))]
-        relays = [p for p in children(exabgp) if "vsc.bgp.relay" in cmdline(p)]
+        (exabgp,) = [p for p in children(b) if any(Path(a).name == "exabgp" for a in argv(p))]
+        relays = [p for p in children(exabgp) if "vsc.bgp.relay" in argv(p)]
         strays += [exabgp, *relays]
-        workdir = Path(cmdline(exabgp)[-2]).parent  # ... exabgp DIR/exabgp.conf
+        workdir = Path(argv(exabgp)[-1]).parent  # ... exabgp DIR/exabgp.conf
         assert workdir.name.startswith(f"{NAME}-pid{b}-") and (workdir / "relay.sock").exists()
 
         os.kill(b, signal.SIGKILL)

@@ -20,6 +20,7 @@ from vsc.pipeline import Kind, Table, cookie
 from vsc.process import BgpOptions, VscProcess
 from vsd.client import VsdClient
 from vsd.server import EmbeddedVsd
+from vsplab.bench.measure import argv, children
 from vsplab.lab.ports import free_port
 from vsplab.workload.tree import nfd8
 from vsplab.workload.vsd_push import push, relabel
@@ -30,20 +31,8 @@ HOLD = 3  # s: the smallest hold time BGP allows, so the test waits little for a
 SIDES = {"A": ("127.0.0.2", 65001, [1, 2]), "B": ("127.0.0.3", 65002, [3, 4])}
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
 def exabgp_of(vsc: VscProcess) -> int:
-    pids = [p for p in children(vsc.proc.pid) if b"exabgp" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    pids = [p for p in children(vsc.proc.pid) if any("exabgp" in a for a in argv(p))]
     assert len(pids) == 1, pids
     return pids[0]
 

@@ -48,11 +48,17 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def cmdline(pid: int) -> str:
+def argv(pid: int) -> list[str]:
+    """A process's command line as its arguments ([] once it is gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+def cmdline(pid: int) -> str:
+    return " ".join(argv(pid))
 
 
 def load_average() -> float:
