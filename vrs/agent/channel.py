@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from vrs.agent.identity import prove
+from vrs.agent.identity import challenge_nonce, prove, refusal
 from vrs.reconnect import Backoff
 
 log = logging.getLogger("vrs.agent.channel")
@@ -112,19 +112,16 @@ class AgentChannel:
     def _challenge(self, reader) -> str | None:
         """The nonce of the VSC's challenge, its first line; None (logged) if it sends none in time."""
         try:
-            msg = json.loads(reader.readline() or b"null")
-        except (OSError, ValueError) as e:
-            msg = f"{type(e).__name__}: {e}"
-        if isinstance(msg, dict) and msg.get("op") == "challenge" and isinstance(msg.get("nonce"), str):
-            return msg["nonce"]
+            nonce, msg = challenge_nonce(reader.readline())
+        except OSError as e:
+            nonce, msg = None, f"{type(e).__name__}: {e}"
+        if nonce is not None:
+            return nonce
         log.error("VSC at %s:%d sent no challenge (%.80r): cannot prove this VRS's secret", self.host, self.port, msg)
         return None
 
     def _answer(self, line: bytes) -> None:
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(msg, dict) and msg.get("op") == "error":
-            self.refusal = str(msg.get("error"))
+        reason = refusal(line)
+        if reason is not None:
+            self.refusal = reason
             log.error("VSC at %s:%d refused: %s", self.host, self.port, self.refusal)

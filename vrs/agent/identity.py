@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from pathlib import Path
 
@@ -47,3 +48,29 @@ def new_token() -> str:
 
 def is_token(text: str | None) -> bool:
     return bool(text) and text.startswith(TOKEN_PREFIX) and len(text) == len(TOKEN_PREFIX) + 32
+
+
+# What the VSC says on the channel, read the same by the real agent (blocking) and the simulated one
+# (asyncio): they differ only in how the line arrives.
+
+
+def challenge_nonce(line: bytes | str) -> tuple[str | None, object]:
+    """The nonce of the VSC's first line, its challenge; (None, what came instead) when it is not one."""
+    try:
+        msg = json.loads(line or b"null")
+    except ValueError as e:
+        return None, f"{type(e).__name__}: {e}"
+    if isinstance(msg, dict) and msg.get("op") == "challenge" and isinstance(msg.get("nonce"), str):
+        return msg["nonce"], msg
+    return None, msg
+
+
+def refusal(line: bytes) -> str | None:
+    """The reason of an `error` answer from the VSC; None for any other line."""
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(msg, dict) and msg.get("op") == "error":
+        return str(msg.get("error"))
+    return None

@@ -11,7 +11,7 @@ import json
 import logging
 
 from openflow import text
-from vrs.agent.identity import prove
+from vrs.agent.identity import challenge_nonce, prove, refusal
 from vrs.reconnect import Backoff
 from vrs.sim.switch import Port, SimSwitch
 
@@ -72,21 +72,18 @@ class AgentClient:
 
     async def _challenge(self, reader: asyncio.StreamReader) -> str | None:
         try:
-            msg = json.loads(await asyncio.wait_for(reader.readline(), CHALLENGE_TIMEOUT) or b"null")
-        except (OSError, ValueError) as e:  # TimeoutError is an OSError
-            msg = f"{type(e).__name__}: {e}"
-        if isinstance(msg, dict) and msg.get("op") == "challenge" and isinstance(msg.get("nonce"), str):
-            return msg["nonce"]
+            nonce, msg = challenge_nonce(await asyncio.wait_for(reader.readline(), CHALLENGE_TIMEOUT))
+        except OSError as e:  # TimeoutError is an OSError
+            nonce, msg = None, f"{type(e).__name__}: {e}"
+        if nonce is not None:
+            return nonce
         log.error("%s: VSC at %s:%d sent no challenge (%.80r)", self.switch.name, self.host, self.port, msg)
         return None
 
     def _answer(self, line: bytes) -> None:
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(msg, dict) and msg.get("op") == "error":
-            self.refusal = str(msg.get("error"))
+        reason = refusal(line)
+        if reason is not None:
+            self.refusal = reason
             log.warning("%s: VSC at %s:%d refused: %s", self.switch.name, self.host, self.port, self.refusal)
 
     async def _run(self) -> None:
