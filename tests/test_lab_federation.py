@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.scenario_support import assert_edit_is_refused
 from vsplab.bgp import frr, leftovers
 from vsplab.bgp.plan import BgpPlan
 from vsplab.bgp.routes import routes_text
 from vsplab.scenario.check import load_scenario
-from vsplab.scenario.loader import ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -85,14 +85,7 @@ BAD = [
 
 @pytest.mark.parametrize("old,new,line,words", BAD, ids=[b[3] for b in BAD])
 def test_bad_bgp_sections_name_line_and_field(tmp_path, old, new, line, words):
-    assert old in BASE, old
-    f = tmp_path / "bad.yaml"
-    f.write_text(BASE.replace(old, new, 1))
-    with pytest.raises(ScenarioError) as e:
-        load_scenario(f)
-    text = str(e.value)
-    assert f"{f}:{line}:" in text, text
-    assert words in text, text
+    assert_edit_is_refused(tmp_path, BASE, old, new, line, words)
 
 
 def test_ibgp_without_full_mesh_or_shared_reflector_warns(tmp_path):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scenario_support import assert_edit_is_refused
 from vsplab.scenario.check import load_scenario
-from vsplab.scenario.loader import ScenarioError
 
 SCENARIOS = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml"))
 
@@ -65,14 +65,7 @@ BAD = [
 
 @pytest.mark.parametrize("old,new,line,words", BAD, ids=[b[3] for b in BAD])
 def test_bad_scenarios_name_line_and_field(tmp_path, old, new, line, words):
-    assert old in BASE, old
-    f = tmp_path / "bad.yaml"
-    f.write_text(BASE.replace(old, new, 1))
-    with pytest.raises(ScenarioError) as e:
-        load_scenario(f)
-    text = str(e.value)
-    assert f"{f}:{line}:" in text, text
-    assert words in text, text
+    assert_edit_is_refused(tmp_path, BASE, old, new, line, words)
 
 
 def test_base_is_valid(tmp_path):
