@@ -16,7 +16,8 @@ from vrs.sim.switch import Port, SimSwitch
 from vsc.compiler import compile_host, endpoints_by_domain
 from vsc.locations import Locations
 from vsc.pipeline import ROUTER_MAC, Table
-from vsc.view import View, ip_int, mac_int
+from vsc.view import View
+from vsc.vsd_objects import ip_int, mac_int
 from vsplab.workload.tree import Placement, Tree, vtep_of
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}

@@ -26,7 +26,8 @@ from vsc.pipeline import (
     canonical,
     cookie,
 )
-from vsc.view import AclEntry, AclTemplate, View
+from vsc.view import View
+from vsc.vsd_objects import AclEntry, AclTemplate
 
 Alt = tuple[MatchField, ...]
 

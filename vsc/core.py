@@ -27,7 +27,8 @@ from vsc.locations import AgentError, Locations, check_message
 from vsc.lograte import LogRate
 from vsc.pipeline import cookie, cookie_kind, flow_key
 from vsc.programmer import FlowOps, Programmer, diff
-from vsc.view import View, ViewError
+from vsc.view import View
+from vsc.vsd_objects import ViewError
 
 log = logging.getLogger("vsc")
 _rated = LogRate(log)  # what switches and agents send: a flood of one kind of mistake logs a few lines

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from vsc.view import ip_int, mac_int
+from vsc.vsd_objects import ip_int, mac_int
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 MAX_OFPORT = 0xFFFFFF00  # OFPP_MAX

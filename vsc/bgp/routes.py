@@ -12,7 +12,8 @@ from ipaddress import IPv4Address
 
 from vsc.bgp.route import MacIpRoute
 from vsc.compiler import Endpoint
-from vsc.view import View, mac_int
+from vsc.view import View
+from vsc.vsd_objects import mac_int
 
 # An imported endpoint sits behind no VRS of this VSC: no datapath id is negative.
 NO_DATAPATH = -1
