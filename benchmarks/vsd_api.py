@@ -134,6 +134,8 @@ def main() -> int:
         client.close()
 
     best, median = min(times), statistics.median(times)
+    # every acknowledged create must be in the store, no more and no fewer
+    expected = 500 + args.single + max(args.single // 2, 1) + args.bulk * args.rounds
     result = {
         "benchmark": "vsd_api",
         "store": "sqlite (WAL, synchronous=NORMAL), loopback HTTP/1.1 keep-alive",
@@ -148,6 +150,9 @@ def main() -> int:
         "bulk_objects_per_s_best": round(args.bulk / best, 1),
         "bulk_objects_per_s_median": round(args.bulk / median, 1),
         "vports_in_store": total,
+        "vports_expected": expected,
+        "verified_ok": total == expected,
+        "load_avg_at_end": round(os.getloadavg()[0], 2),
         "targets": {"single_creates_per_s": TARGET_SINGLE_PER_S, "bulk_objects_per_s": TARGET_BULK_PER_S},
     }
     print(f"single creates: {multi:,.0f}/s over {args.connections} connections "
@@ -158,6 +163,9 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
+    if total != expected:
+        print(f"FAILED: the store holds {total:,} vports, {expected:,} were acknowledged")
+        return 1
     return 0
 
 
