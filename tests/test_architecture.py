@@ -1,6 +1,7 @@
 """The layout as a checked rule: tiers import only downward, no package imports another in a circle, no
 module grows past 450 lines. An AST walk, so imports inside functions count as much as top-level ones.
 
+    daemonconf a daemon's YAML config file as its flags' defaults, journal logging: imports no tier
     openflow   the OpenFlow wire codec and flow model: imports no tier
     vsd        directory and policy server: imports no other tier
     vrs        host agent and simulated VRS: the wire codec only
@@ -14,13 +15,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS = ("openflow", "vsd", "vsc", "vrs", "vsplab")
-ALLOWED = {
+TIERS = ("daemonconf", "openflow", "vsd", "vsc", "vrs", "vsplab")
+ALLOWED = {  # daemonconf and openflow are floors: every tier may stand on them
+    "daemonconf": set(),
     "openflow": set(),
-    "vsd": set(),
-    "vrs": {"openflow"},
-    "vsc": {"openflow", "vsd"},
-    "vsplab": {"openflow", "vsd", "vsc", "vrs"},
+    "vsd": {"daemonconf"},
+    "vrs": {"daemonconf", "openflow"},
+    "vsc": {"daemonconf", "openflow", "vsd"},
+    "vsplab": {"daemonconf", "openflow", "vsd", "vsc", "vrs"},
 }
 MAX_LINES = 450
 

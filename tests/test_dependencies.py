@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["openflow", "vsd", "vsc", "vrs", "vsplab", "benchmarks"]
+PACKAGES = ["daemonconf", "openflow", "vsd", "vsc", "vrs", "vsplab", "benchmarks"]
 
 # distribution -> import name, where the two differ by more than '-' and '_'
 IMPORT_NAME = {"os-ken": "os_ken", "pyyaml": "yaml"}

@@ -11,12 +11,14 @@ import subprocess
 
 import pytest
 
+from daemonconf import parse_with_config
 from vrs.agent.channel import AgentChannel
 from vrs.agent.cli import _agent_config
 from vrs.agent.container import ContainerSpec, PlugError
 from vrs.agent.daemon import port_changes
 from vrs.agent.ovsdb import PortState
 from vrs.cli import main as vrs_main
+from vrs.cli import parser as vrs_parser
 from vsplab.emu import leftovers
 from vsplab.emu.netns import IFNAMSIZ, ifname
 
@@ -41,24 +43,20 @@ def test_port_changes_are_minimal_and_ordered():
     assert [m["op"] for m in changed] == ["port-down", "port-up"] and changed[1]["ip"] == "10.0.0.9"
 
 
-class Args:
-    def __init__(self, **kw):
-        for key in ("config", "db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name"):
-            setattr(self, key, kw.get(key))
-
-
-def test_agent_config_from_file_and_flags(tmp_path):
+def test_agent_config_from_file_and_flags(tmp_path, capsys):
     conf = tmp_path / "vrs.yaml"
     conf.write_text("vsc: 10.0.0.1\nvtep_ip: 192.168.1.5\ndatapath_id: 5\nof_port: 6653\n")
-    c = _agent_config(Args(config=str(conf), of_port=7000))  # flags win over the file
+    # flags win over the file
+    c = _agent_config(parse_with_config(vrs_parser(), ["run", "--config", str(conf), "--of-port", "7000"]))
     assert (c.vsc_host, c.vtep_ip, c.datapath_id, c.of_port, c.bridge) == ("10.0.0.1", "192.168.1.5", 5, 7000,
                                                                            "br-int")
     assert c.spec.controllers == ("tcp:10.0.0.1:7000",) and c.db.startswith("unix:")
     with pytest.raises(ValueError, match="--vtep-ip"):
-        _agent_config(Args(vsc="10.0.0.1", datapath_id=1))
+        _agent_config(vrs_parser().parse_args(["run", "--vsc", "10.0.0.1", "--datapath-id", "1"]))
     conf.write_text("vsc: 10.0.0.1\nvtep: 1.2.3.4\n")
-    with pytest.raises(ValueError, match="unknown option.*vtep"):
-        _agent_config(Args(config=str(conf)))
+    with pytest.raises(SystemExit) as e:
+        parse_with_config(vrs_parser(), ["run", "--config", str(conf)])
+    assert e.value.code == 2 and f"{conf} line 2: unknown key 'vtep'" in capsys.readouterr().err
 
 
 def test_vrs_run_rejects_incomplete_configuration(capsys):

@@ -9,7 +9,8 @@ process (the `vsplab` front end) knows where to send control requests (vrs.sim.c
 `vrs run` is the agent beside a real Open vSwitch (vrs/agent); `vrs plug` / `vrs unplug` attach and
 detach one container (namespace + veth) on that host:
 
-    vrs run --vsc 10.0.0.1 --vtep-ip 192.168.1.11 --datapath-id 11 [--db unix:PATH] [--config FILE]
+    vrs run --vsc 10.0.0.1 --vtep-ip 192.168.1.11 --datapath-id 11 [--db unix:PATH] [--datapath-type system]
+            [--config /etc/vsplab/vrs.yaml]   (the file: any of run's options as keys, e.g. vtep_ip; flags win)
             [--secret-file FILE]   (from `vsc enrol 11 ... --secret-file FILE`: docs/interfaces.md section 2)
     vrs plug web1 --mac 02:00:00:00:00:01 --ip 10.1.0.11/24 --gateway 10.1.0.1 --vport-id ID [--netns NS]
     vrs unplug web1 [--netns NS]
@@ -23,6 +24,8 @@ import ipaddress
 import json
 import signal
 import sys
+
+from daemonconf import parse_with_config
 
 
 def _addr(s: str) -> tuple[str, int]:
@@ -76,7 +79,7 @@ def _agent_parsers(sub) -> None:
     add_parsers(sub)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vrs")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sim", help="host simulated VRSs (OpenFlow 1.3 to the VSC, flows in memory)")
@@ -90,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--vtep-base", default="192.168.100.1", help="VTEP of the first generated host")
     s.add_argument("--prefix", default="vl-sim", help="name prefix of generated hosts")
     _agent_parsers(sub)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_with_config(parser(), argv)
     if args.cmd == "sim":
         return asyncio.run(_sim(args))
     from vrs.agent.cli import run_command

@@ -1,6 +1,8 @@
 """`vsc` console script: `vsc run --vsd URL --user U --password P --org csp --state-dir DIR`, and for
 EVPN federation with other VSCs `--bgp-asn N --router-id A.B.C.D --bgp-peer ADDR[:PORT]:ASN ...`.
 
+`vsc run --config /etc/vsplab/vsc.yaml` reads any of run's options from that file (flags win).
+
 `vsc enrol DPID --state-dir DIR --secret-file PATH [--vtep-ip A.B.C.D]` enrols a VRS: its secret goes into
 DIR's enrolment table and to PATH for `vrs run --secret-file PATH` (vsc/enrolment.py); a running VSC
 picks it up. `vsc run --require-enrolment` refuses every VRS that is not enrolled.
@@ -17,6 +19,7 @@ import signal
 import sys
 import threading
 
+from daemonconf import journal_logging, mark_subparser, parse_with_config
 from vsc.agent import AgentServer
 from vsc.core import Vsc, tune_gc
 from vsc.follower import StreamFollower
@@ -28,7 +31,7 @@ log = logging.getLogger("vsc")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vsc", description="vsplab VSC: OpenFlow 1.3 controller on os-ken")
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run the controller")
+    r = mark_subparser(sub.add_parser("run", help="run the controller"))
     r.add_argument("--vsd", help="VSD base URL, e.g. http://127.0.0.1:8443 (omit to run without a VSD)")
     r.add_argument("--user", default="csproot")
     r.add_argument("--password", default="csproot")
@@ -125,7 +128,7 @@ def bgp_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    journal_logging(args.log_level)
     try:
         bgp = bgp_config(args)
     except ValueError as e:
@@ -203,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_with_config(_parser(), argv)
     if args.cmd == "run":
         return run(args)
     if args.cmd == "enrol":

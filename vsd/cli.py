@@ -1,7 +1,7 @@
 """`vsd` console script.
 
     vsd serve --host H --port P --db URL [--tls-cert F --tls-key F] [--root-user U] [--root-password PW]
-              [--apikey-lifetime SECONDS]
+              [--apikey-lifetime SECONDS] [--config /etc/vsplab/vsd.yaml]   (the file: any of these options)
     vsd show TYPE [ID]          e.g. `vsd show enterprises`, `vsd show subnet 1b2c...`
     vsd export ENTERPRISE > acme.yaml
     vsd import acme.yaml [--as NEWNAME]
@@ -24,6 +24,7 @@ import time
 import orjson
 import yaml
 
+from daemonconf import journal_logging, mark_subparser, parse_with_config
 from vsd.schema import RESOURCE, RESOURCE_TO_ENTITY
 
 
@@ -47,6 +48,7 @@ def _cmd_serve(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("vsd serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    journal_logging()
     serve(args.host, args.port, args.db, args.tls_cert, args.tls_key, args.root_password, args.retention,
           args.root_user, fd=args.fd, apikey_lifetime=args.apikey_lifetime)
     return 0
@@ -102,7 +104,7 @@ def _cmd_audit(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vsd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="run the VSD")
+    s = mark_subparser(sub.add_parser("serve", help="run the VSD"))
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8443)
     s.add_argument("--db", default="sqlite:///vsd.db", help="sqlite:///path or postgresql://user@host/db")
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--limit", type=int, default=100)
     client_args(s)
     s.set_defaults(func=_cmd_audit)
-    args = p.parse_args(argv)
+    args = parse_with_config(p, argv)
     from vsd.client import VsdApiError
 
     try:

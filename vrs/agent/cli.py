@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
-from pathlib import Path
 
-import yaml
-
+from daemonconf import journal_logging, mark_subparser
 from vrs.agent.container import ContainerSpec, PlugError, plug, unplug
 from vrs.agent.daemon import AgentConfig, VrsAgent
 from vrs.agent.identity import read_secret
@@ -19,13 +16,17 @@ DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
 
 
 def add_parsers(sub) -> None:
-    r = sub.add_parser("run", help="the agent beside real Open vSwitch: bridge over OVSDB, ports to the VSC")
-    r.add_argument("--config", help="YAML/JSON file with any of the options below (flags win)")
-    r.add_argument("--db", help=f"OVSDB remote (default {DEFAULT_DB})")
+    r = mark_subparser(sub.add_parser(
+        "run", help="the agent beside real Open vSwitch: bridge over OVSDB, ports to the VSC"))
+    r.add_argument("--db", default=DEFAULT_DB, help=f"OVSDB remote (default {DEFAULT_DB})")
     r.add_argument("--vsc", help="the VSC's address (OpenFlow and agent channel)")
-    r.add_argument("--of-port", type=int)
-    r.add_argument("--agent-port", type=int)
-    r.add_argument("--bridge", help="integration bridge (default br-int)")
+    r.add_argument("--of-port", type=int, default=6653)
+    r.add_argument("--agent-port", type=int, default=6634)
+    r.add_argument("--bridge", default="br-int", help="integration bridge (default br-int)")
+    r.add_argument("--datapath-type", choices=["netdev", "system"], default="netdev",
+                   help="the bridge's datapath: netdev (userspace, works anywhere) or system (the kernel module)")
+    r.add_argument("--extra-controller", action="append", default=[], metavar="tcp:IP:PORT",
+                   help="another VSC the bridge also connects to (repeatable)")
     r.add_argument("--vtep-ip", help="this host's underlay (VXLAN) address")
     r.add_argument("--datapath-id", type=lambda s: int(s, 0), help="OpenFlow datapath id of the bridge")
     r.add_argument("--name", help="host name reported to the VSC")
@@ -50,36 +51,24 @@ def add_parsers(sub) -> None:
 
 
 def _agent_config(args) -> AgentConfig:
-    conf = (yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else {}
-    if not isinstance(conf, dict):
-        raise ValueError(f"{args.config}: expected a mapping of options")
-    for key in ("db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name", "secret_file"):
-        if getattr(args, key, None) is not None:
-            conf[key] = getattr(args, key)
-    unknown = set(conf) - {"db", "vsc", "of_port", "agent_port", "bridge", "vtep_ip", "datapath_id", "name",
-                           "extra_controllers", "secret_file"}
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    """The agent's configuration from its options (flags over `--config`'s file, daemonconf)."""
     for key in ("vsc", "vtep_ip", "datapath_id"):
-        if conf.get(key) in (None, ""):
+        if getattr(args, key) in (None, ""):
             raise ValueError(f"--{key.replace('_', '-')} is required (flag or config file)")
-    conf.setdefault("db", DEFAULT_DB)
-    conf["vsc_host"] = conf.pop("vsc")
-    secret_file = conf.pop("secret_file", None)
-    if secret_file:
-        conf["secret"] = read_secret(secret_file)
-    conf.setdefault("name", f"vrs-{conf['datapath_id']}")
-    return AgentConfig(**conf)
+    return AgentConfig(db=args.db, vsc_host=args.vsc, of_port=args.of_port, agent_port=args.agent_port,
+                       bridge=args.bridge, vtep_ip=args.vtep_ip, datapath_id=args.datapath_id,
+                       name=args.name or f"vrs-{args.datapath_id}", extra_controllers=list(args.extra_controller),
+                       datapath_type=args.datapath_type,
+                       secret=read_secret(args.secret_file) if args.secret_file else None)
 
 
 def _run(args) -> int:
     try:
         config = _agent_config(args)
-    except (ValueError, OSError, yaml.YAMLError) as e:
+    except (ValueError, OSError) as e:
         print(f"vrs run: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(filename=args.log_file, level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    journal_logging(args.log_level, args.log_file)
     agent = VrsAgent(config)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())

@@ -36,11 +36,12 @@ class AgentConfig:
     own_bridge: bool = True
     tunnel_port: str = TUNNEL_PORT
     secret: bytes | None = None  # from `vsc enrol`: the hello proves it (vrs/agent/identity.py)
+    datapath_type: str = "netdev"  # "system" on a host with the kernel module (kernel datapath)
 
     @property
     def spec(self) -> BridgeSpec:
         return BridgeSpec(self.bridge, self.datapath_id,
-                          (f"tcp:{self.vsc_host}:{self.of_port}", *self.extra_controllers))
+                          (f"tcp:{self.vsc_host}:{self.of_port}", *self.extra_controllers), self.datapath_type)
 
 
 def port_up(dpid: int, p: PortState) -> dict:
