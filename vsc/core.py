@@ -19,6 +19,7 @@ import orjson
 
 from openflow import encode
 from openflow.flow import Flow
+from vsc.audit import Audits
 from vsc.bundles import bundle_bytes
 from vsc.enrolment import Enrolment
 from vsc.identity import AgentSession, Sessions
@@ -65,6 +66,7 @@ class Vsc:
         self.input_errors: list[str] = []
         self.state_dir = Path(state_dir) if state_dir else None
         self.peering = None  # vsc.bgp.peering.Peering once BGP is configured
+        self.audits = Audits()  # drift audits' flow dumps (vsc/audit.py)
         # Seconds spent compiling each kind of input, and diffing + encoding + sending (benchmarks' phases).
         self.busy = {"vsd": 0.0, "agent": 0.0, "bgp": 0.0, "openflow": 0.0}
         self._saved_revision = -1
@@ -198,6 +200,8 @@ class Vsc:
     def on_flow_stats(self, dpid: int, xid: int, entries: list, more: bool, send=None) -> None:
         with self.lock:
             link = self.links.get(dpid)
+            if link is not None and link.is_from(send) and self.audits.take(link, xid, entries, more, self.prog):
+                return
             # only the admitted connection's dump: a waiting one could otherwise fake what is installed
             if link is None or link.sync_xid != xid or not link.is_from(send):
                 return
@@ -288,6 +292,9 @@ class Vsc:
                 self.peering.kick.set()
         for link, ops in todo:
             self._send_ops(link, ops)
+        if self.audits.due:
+            with self.lock:  # after the bundles: an audit's dump shows all that was sent
+                self.audits.send_due(self.links)
         self.busy["openflow"] += time.perf_counter() - t0
 
     def _may_sync(self, dpid: int, now: float) -> bool:

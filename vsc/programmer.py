@@ -157,6 +157,17 @@ class Programmer:
     def pending(self, dpid: int) -> int:
         return len(self._log.get(dpid, ()))
 
+    def sent_state(self, dpid: int) -> dict[Key, Flow]:
+        """What a tracked VRS holds once everything taken so far is applied: the desired flows with the
+        changes not yet taken put back to their old values (the drift audit's expectation, vsc/audit.py)."""
+        out = dict(self.desired.get(dpid, {}))
+        for k, old in self._log.get(dpid, {}).items():
+            if old is _ABSENT:
+                out.pop(k, None)
+            else:
+                out[k] = old  # type: ignore[assignment]
+        return out
+
     # --- recompilation ----------------------------------------------------------------------------
 
     def refresh(self, vports: set[str] | None = None, domains: set[str] | None = None,

@@ -11,6 +11,7 @@
                            advertised (the same, with the vport and domain they stand for)
     GET /flows?dpid=N      the desired flows of a VRS, one per line (ovs-ofctl style)
     GET /explain?cookie=C  which VSD object a cookie names
+    GET /audit, /intent, POST /resync   the drift audit (vsc/audit.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from openflow.text import format_flow
+from vsc import audit
 from vsc.core import Vsc
 
 
@@ -54,11 +56,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, _flow_text(core, int(q["dpid"], 0)).encode(), "text/plain")
             elif u.path == "/explain":
                 self._reply(200, orjson.dumps(core.explain(int(q["cookie"], 0))))
+            elif (audited := audit.answer(core, self.command, u.path, q)) is not None:
+                self._reply(audited[0], orjson.dumps(audited[1]))
             else:
                 known = "/status, /bgp, /flows or /explain"
                 self._reply(404, orjson.dumps({"error": f"no such path {u.path}; try {known}"}))
         except (KeyError, ValueError) as e:
             self._reply(400, orjson.dumps({"error": f"bad query: {e}"}))
+
+    def do_POST(self) -> None:  # only /resync changes anything (vsc/audit.py)
+        self.do_GET()
 
 
 def _flow_text(core: Vsc, dpid: int) -> str:

@@ -8,6 +8,8 @@
     vsplab trace FROM TO [--proto tcp --port 80] [--lab DIR]
     vsplab bgp [--lab DIR] [--routes]      show a running federated lab's BGP sessions and route counts;
                                            --routes: every route each VSC advertises and receives
+    vsplab audit [--lab DIR] [--repair] [--json]   a running lab's drift, VSD to VSC to datapath; --repair
+                                           resyncs only what differs (exit 1 while drift remains)
     vsplab check SCENARIO                  only validate a scenario file
     vsplab bench nfd8 [--hosts 40 --per-host 500 --vscs 2 --model tagged|per-pair] [--sweep]
                                            the NFD8 rollout through the federated control plane, verified
@@ -97,6 +99,16 @@ def _cmd_bgp(args) -> int:
     return 0
 
 
+def _cmd_audit(args) -> int:
+    import json
+
+    from vsplab.lab.control import LabControl
+
+    answer = LabControl.find(args.lab).request(op="audit", repair=args.repair)
+    print(json.dumps(answer["report"], indent=2) if args.json else answer["text"])
+    return 0 if answer["clean"] else 1
+
+
 def _cmd_fidelity(args) -> int:
     from vsplab.fidelity.run import run_fidelity
 
@@ -171,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--routes", action="store_true", help="also list every route each VSC advertises and receives "
                    "(RD, MAC, IP, VNI, next hop, RTs, communities) and what became of each received one")
     b.set_defaults(func=_cmd_bgp)
+
+    au = sub.add_parser("audit", help="a running lab's drift: VSD intent vs each VSC's view, desired vs installed "
+                        "flows of every datapath (OpenFlow flow stats), each named by its VSD object")
+    au.add_argument("--lab", help="the lab's directory (default: the most recent running lab)")
+    au.add_argument("--repair", action="store_true", help="resync only the datapaths that differ, then audit again")
+    au.add_argument("--json", action="store_true", help="the report as JSON")
+    au.set_defaults(func=_cmd_audit)
 
     fi = sub.add_parser("fidelity", help="emu lab: compare the simulator's traces of the real flows with "
                         "ofproto/trace and real packets (root)")

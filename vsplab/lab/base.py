@@ -11,6 +11,7 @@ hooks; this package never imports a mode (the command line picks the lab class).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -233,6 +234,11 @@ class Lab(ABC):
             self.report.bgp_sessions = self.federation.sessions(self.vsc_statuses())
 
     def _answer(self, req: dict) -> dict:
+        if req.get("op") == "audit":  # `vsplab audit [--repair]` (vsplab/audit)
+            from vsplab.audit import audit_lab
+
+            report = audit_lab(self, repair=bool(req.get("repair")))
+            return {"text": "\n".join(report.lines()), "report": json.loads(report.to_json()), "clean": report.ok}
         if req.get("op") == "bgp":
             if self.federation is None:
                 raise ValueError(f"scenario {self.scenario.name} has no bgp: section; its VSCs do not federate")
