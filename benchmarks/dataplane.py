@@ -16,10 +16,14 @@ so a change in the machine's load hits every path alike:
 - netdev only: one bridge again, its packet sockets left at the kernel's default receive buffer as
   OVS leaves them (what vsplab/emu/sockbuf.py is worth; frames dropped there are counted).
 
-Configurations: `netdev` (the emulator's default: underlay MTU 9000, containers 1500), `netdev-jumbo`
-(containers at the largest MTU that fits, 8950), `afxdp` (AF_XDP ports with a PMD thread per
-ovs-vswitchd, underlay 3500, containers 1500; left out, with the reason, where unsupported). The
+Configurations: `netdev` (the emulator's default: underlay MTU 9000, containers at the largest MTU
+that fits, 8950), `netdev-1500` (containers at 1500), `afxdp` (AF_XDP ports with a PMD thread per
+ovs-vswitchd, underlay 3500, containers 3450; left out, with the reason, where unsupported). The
 ratio is overlay / one bridge within a configuration: the same container MTU and port type.
+
+Each path's cost is also taken from the whole machine's busy time during its tests (/proc/stat, so
+the kernel's work counts wherever it ran): Mbit/s per busy core, and for the overlay the most the
+machine's cores could carry at that cost ("bound"), which says whether the overlay is held by CPU.
 
 Prints Mbit/s per path and the ratios; writes benchmarks/results/dataplane.json, with the machine's
 load at the start and the end (figures taken under load mean little). Needs root, Open vSwitch and
@@ -52,7 +56,7 @@ from vsplab.emu.netns import run  # noqa: E402
 from vsplab.scenario.check import load_scenario  # noqa: E402
 from vsplab.scenario.model import Dataplane  # noqa: E402
 
-CONFIGS = {"netdev": Dataplane(), "netdev-jumbo": Dataplane(container_mtu="max"),
+CONFIGS = {"netdev": Dataplane(), "netdev-1500": Dataplane(container_mtu=1500),
            "afxdp": Dataplane(datapath="afxdp")}
 STOCK = "one bridge, default buffers"
 TARGET_RATIO = 0.90  # overlay / one bridge, same configuration
@@ -156,11 +160,17 @@ def measure_config(name: str, dataplane: Dataplane, scenario, args, console: Con
                           + ", ".join(f"{k} {v[-1]['mbit_s']:.0f} Mbit/s" for k, v in runs.items()))
         rss = overlay.rss_kb()
     median = {k: round(statistics.median(x["mbit_s"] for x in v), 1) for k, v in runs.items()}
+    cores = {k: round(statistics.median(x["machine_busy_cores"] for x in v), 2) for k, v in runs.items()}
+    per_core = {k: round(median[k] / cores[k], 1) for k in median}
+    bound = round(per_core["overlay"] * (os.cpu_count() or 1), 1)
     return {"dataplane": {"datapath": dataplane.datapath, "underlay_mtu": dataplane.underlay,
                           "container_mtu": dataplane.container},
             "paths": {k: p.label for k, p in paths.items()},
             "median_mbit_s": median,
             "overlay_over_one_bridge": round(median["overlay"] / median["one bridge"], 4),
+            "machine_busy_cores": cores, "mbit_s_per_busy_core": per_core,
+            "overlay_cost_over_one_bridge": round(per_core["one bridge"] / per_core["overlay"], 2),
+            "overlay_bound_mbit_s": bound, "overlay_bound_over_one_bridge": round(bound / median["one bridge"], 4),
             "overlay_over_veth": round(median["overlay"] / median["veth"], 4),
             **({"overlay_over_one_bridge_default_buffers": round(median["overlay"] / median[STOCK], 4)}
                if STOCK in median else {}),
@@ -210,7 +220,10 @@ def main() -> int:
         m = c["median_mbit_s"]
         console.print(f"{name}: veth {m['veth']:.0f}, one bridge {m['one bridge']:.0f}, overlay {m['overlay']:.0f} "
                       f"Mbit/s: overlay {c['overlay_over_one_bridge']:.1%} of one bridge, "
-                      f"{c['overlay_over_veth']:.1%} of veth")
+                      f"{c['overlay_over_veth']:.1%} of veth; busy cores {c['machine_busy_cores']}; the overlay "
+                      f"costs {c['overlay_cost_over_one_bridge']}x the bridge's CPU per bit, so "
+                      f"{os.cpu_count()} cores carry at most {c['overlay_bound_mbit_s']:.0f} Mbit/s of it "
+                      f"({c['overlay_bound_over_one_bridge']:.0%} of one bridge)")
     for t in result["targets"]:
         console.print(f"target {t['what']}: {t['measured']} ({t['on']}): {'met' if t['met'] else 'NOT met'}")
     console.print(f"load {start_load} at the start, {result['load']['loadavg_at_end']} at the end; wrote {args.out}")
@@ -219,18 +232,18 @@ def main() -> int:
 
 def targets(configs: dict) -> list[dict]:
     out = []
-    if "netdev" in configs:
-        ratio = configs["netdev"]["overlay_over_one_bridge"]
-        out.append({"what": f"overlay >= {TARGET_RATIO:.0%} of one bridge, same container MTU",
-                    "on": "netdev: containers 1500 on both paths, the overlay's underlay 9000 (the default)",
-                    "measured": ratio, "met": ratio >= TARGET_RATIO})
-    for name in ("netdev", "netdev-jumbo"):
+    for name in ("netdev", "netdev-1500"):
         if name in configs:
             c = configs[name]
-            mbit = c["median_mbit_s"]["overlay"]
-            out.append({"what": f"overlay >= {TARGET_MBIT_S} Mbit/s with the default underlay (9000)",
-                        "on": f"{name}: container MTU {c['dataplane']['container_mtu']}",
-                        "measured": mbit, "met": mbit >= TARGET_MBIT_S})
+            ratio = c["overlay_over_one_bridge"]
+            out.append({"what": f"overlay >= {TARGET_RATIO:.0%} of one bridge, same container MTU",
+                        "on": f"{name}: containers {c['dataplane']['container_mtu']} on both paths, the overlay's "
+                              "underlay 9000", "measured": ratio, "met": ratio >= TARGET_RATIO})
+    if "netdev" in configs:
+        mbit = configs["netdev"]["median_mbit_s"]["overlay"]
+        out.append({"what": f"overlay >= {TARGET_MBIT_S} Mbit/s with the default underlay (9000)",
+                    "on": f"netdev, the emulator's default (container MTU {configs['netdev']['dataplane']['container_mtu']})",
+                    "measured": mbit, "met": mbit >= TARGET_MBIT_S})
     return out
 
 

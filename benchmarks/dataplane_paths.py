@@ -36,9 +36,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def busy_cores() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat: user to steal, all cores."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), sum(fields) / os.sysconf("SC_CLK_TCK")
+
+
 def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float, watch: dict[str, int] | None = None) -> dict:
     """One iperf3 TCP test (one stream); the server is started for it and stopped after it (by its pid).
-    `watch`: name -> pid of processes whose CPU use during the test is reported (the switches)."""
+    `watch`: name -> pid of processes whose CPU use during the test is reported (the switches).
+    `machine_busy_cores`: the whole machine's busy cores during the test (the kernel's softirq work
+    included, wherever it ran): the path's cost, meaningful on an otherwise quiet machine."""
     server = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", server_ip,
                                "-p", str(PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -47,10 +56,11 @@ def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float, watch
             if server.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"iperf3 server in {server_ns} did not start: {server.stderr.read()!r}")
             time.sleep(0.05)
-        cpu0, t0 = {k: cpu_seconds(p) for k, p in (watch or {}).items()}, time.monotonic()
+        cpu0, t0, machine0 = {k: cpu_seconds(p) for k, p in (watch or {}).items()}, time.monotonic(), busy_cores()
         out = run("iperf3", "-c", server_ip, "-p", str(PORT), "-t", str(seconds), "-J", ns=client_ns,
                   timeout=seconds + 30)
-        busy = {k: round(100 * (cpu_seconds(p) - cpu0[k]) / (time.monotonic() - t0)) for k, p in (watch or {}).items()}
+        machine1, elapsed = busy_cores(), time.monotonic() - t0
+        busy = {k: round(100 * (cpu_seconds(p) - cpu0[k]) / elapsed) for k, p in (watch or {}).items()}
     finally:
         if server.poll() is None:
             server.terminate()
@@ -60,7 +70,9 @@ def iperf3(client_ns: str, server_ns: str, server_ip: str, seconds: float, watch
         raise RuntimeError(f"iperf3 {client_ns} -> {server_ip}: {doc['error']}")
     end = doc["end"]
     extra = {"cpu_percent_of_one_core": busy} if busy else {}
-    return {**extra, "mbit_s": end["sum_received"]["bits_per_second"] / 1e6,
+    cores = (machine1[0] - machine0[0]) / elapsed
+    return {**extra, "mbit_s": end["sum_received"]["bits_per_second"] / 1e6, "machine_busy_cores": cores,
+            "machine_cores": round((machine1[1] - machine0[1]) / elapsed, 2),
             "retransmits": end["sum_sent"].get("retransmits"),
             "sender_cpu_percent": end["cpu_utilization_percent"]["host_total"],
             "receiver_cpu_percent": end["cpu_utilization_percent"]["remote_total"]}
