@@ -10,6 +10,7 @@
                                            --routes: every route each VSC advertises and receives
     vsplab audit [--lab DIR] [--repair] [--json]   a running lab's drift, VSD to VSC to datapath; --repair
                                            resyncs only what differs (exit 1 while drift remains)
+    vsplab ui --vsd URL [--lab DIR] [--port N]   the teaching page of a running lab (also `run --ui [PORT]`)
     vsplab check SCENARIO                  only validate a scenario file
     vsplab bench nfd8 [--hosts 40 --per-host 500 --vscs 2 --model tagged|per-pair] [--sweep]
                                            the NFD8 rollout through the federated control plane, verified
@@ -44,8 +45,12 @@ def _cmd_run(args) -> int:
     if args.datapath and args.mode != "emu":
         console.print("[red]error[/] --datapath applies to emu mode only (add --mode emu)")
         return 2
+    if args.ui is not None and args.mode != "sim":
+        console.print("[red]error[/] --ui serves sim labs only today (the emu trace is ofproto/trace: not yet "
+                      "on the page); drop --mode or --ui")
+        return 2
     # the command line picks the mode's lab: vsplab.lab (the shared steps) knows none of them
-    options = dict(vsd_url=args.vsd, keep=args.keep, console=console)
+    options = dict(vsd_url=args.vsd, keep=args.keep or args.ui is not None, console=console)
     if args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
 
@@ -57,12 +62,41 @@ def _cmd_run(args) -> int:
     else:
         from vsplab.lab.run import run_sim_scenario
 
-        report = run_sim_scenario(args.scenario, **options)
+        report = run_sim_scenario(args.scenario, on_keep=_ui_beside(args.ui), **options)
     if args.json:
         report.write_json(args.json)
     if args.junit:
         report.write_junit(args.junit)
     return 0 if report.ok else 1
+
+
+def _ui_beside(port: int | None):
+    """With --ui: once the lab is up, the teaching page beside it, and its one line of address."""
+    if port is None:
+        return None
+
+    def start(lab, sock):
+        from vsplab.ui.launch import for_lab
+
+        print(f"UI at {for_lab(lab, sock, port).url}", flush=True)
+
+    return start
+
+
+def _cmd_ui(args) -> int:
+    import time
+
+    from vsd.client import VsdClient
+    from vsplab.lab.control import LabControl
+    from vsplab.ui.launch import serve
+
+    server = serve(LabControl.find(args.lab), VsdClient(args.vsd, args.user, args.password, args.org), args.port)
+    print(f"UI at {server.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.close()
 
 
 def _cmd_clean(args) -> int:
@@ -155,7 +189,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--datapath", choices=["netdev", "afxdp", "afxdp-nonpmd"],
                    help="emu: OVS port type, overriding the scenario's `dataplane:` (default netdev, which works "
                         "everywhere; afxdp needs AF_XDP in the kernel and OVS, and a busy core per host)")
+    r.add_argument("--ui", nargs="?", const=0, type=int, metavar="PORT",
+                   help="serve the teaching page on 127.0.0.1:PORT (default: a free port) and keep the lab up "
+                        "until Ctrl-C (sim mode)")
     r.set_defaults(func=_cmd_run)
+    u = sub.add_parser("ui", help="serve the teaching page of a running lab (`vsplab run --keep`) on 127.0.0.1")
+    u.add_argument("--vsd", required=True, help="the lab's VSD API URL (printed by `vsplab run` as `VSD at`, "
+                   "plus /nuage/api/v6)")
+    u.add_argument("--user", default="csproot")
+    u.add_argument("--password", default="csproot")
+    u.add_argument("--org", default="csp")
+    u.add_argument("--lab", help="the lab's directory (default: the most recent running lab)")
+    u.add_argument("--port", type=int, default=0, help="default: a free port")
+    u.set_defaults(func=_cmd_ui)
 
     cl = sub.add_parser("clean", help="list (--dry-run) or remove what an interrupted emu or Mininet lab left behind")
     cl.add_argument("--dry-run", action="store_true")

@@ -233,7 +233,25 @@ class Lab(ABC):
         if self.federation is not None:
             self.report.bgp_sessions = self.federation.sessions(self.vsc_statuses())
 
+    def describe(self) -> dict:
+        """The lab as the teaching page (vsplab/ui) draws it: VSCs with their status URLs, hosts,
+        containers where they sit, the checks' results and the BGP sessions. Read-only."""
+        statuses = self.vsc_statuses() if self.federation is not None else {}
+        return {
+            "scenario": self.scenario.name, "mode": self.MODE, "vsd": self.client.api if self.client else None,
+            "vscs": [{"name": n, "status_url": f"http://{v.listen}:{v.status_port}", "hosts": self.hosts_of(n)}
+                     for n, v in self.vscs.items()],
+            "hosts": [{"name": h.name, "vsc": self.vsc_name(h)} for h in self.scenario.hosts],
+            "containers": [{"name": p.name, "host": p.host, "enterprise": p.enterprise, "domain": p.domain,
+                            "subnet": p.subnet, "ip": p.ip, "groups": list(p.groups)} for p in self.placed.values()],
+            "results": [{**vars(r), "passed": r.passed} for r in self.report.results],
+            "reflectors": sorted(self.federation.reflectors) if self.federation else [],
+            "bgp": [vars(s) for s in self.federation.sessions(statuses)] if self.federation else [],
+        }
+
     def _answer(self, req: dict) -> dict:
+        if req.get("op") == "lab":
+            return self.describe()
         if req.get("op") == "audit":  # `vsplab audit [--repair]` (vsplab/audit)
             from vsplab.audit import audit_lab
 
@@ -260,12 +278,13 @@ class Lab(ABC):
 
 
 def drive(lab_class: type[Lab], path: str, vsd_url: str | None = None, keep: bool = False,
-          console: Console | None = None, after_check=None) -> LabReport:
+          console: Console | None = None, after_check=None,
+          skip_impossible_faults: bool = False, on_keep=None) -> LabReport:
     """The steps every mode takes, with the words of its lab class (`STEPS`): start, push, plug and
     converge, check, print; then `after_check(lab)`, the lab's figures, and with `keep` serve the lab
-    until Ctrl-C."""
+    until Ctrl-C (`on_keep(lab, control_socket)` first: the teaching page, vsplab/ui)."""
     console = console or Console()
-    scenario = load_scenario(path)
+    scenario = load_scenario(path, mode=lab_class.MODE, skip_impossible_faults=skip_impossible_faults)
     for warning in scenario.warnings:
         console.print(f"[yellow]warning[/] {warning}", highlight=False)
     steps = {**Lab.STEPS, **lab_class.STEPS}
@@ -292,6 +311,8 @@ def drive(lab_class: type[Lab], path: str, vsd_url: str | None = None, keep: boo
             lab.print_figures()
             if keep:
                 sock = lab.serve_control()
+                if on_keep is not None:
+                    on_keep(lab, sock)
                 console.print(f"lab running; control socket {sock}. Try `vsplab flows {scenario.hosts[0].name}`"
                               f"{lab.keep_hint()}{', `vsplab bgp`' if lab.federation else ''}. Ctrl-C stops it.")
                 while True:

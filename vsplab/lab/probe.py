@@ -51,8 +51,9 @@ def why_dropped(res: TraceResult) -> str:
 
 
 def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protocol: str, port: int | None,
-          gateways: dict[tuple[str, str], str]) -> tuple[str, str]:
-    """(observed verdict, detail) for traffic from src to dst."""
+          gateways: dict[tuple[str, str], str], traces: list | None = None) -> tuple[str, str]:
+    """(observed verdict, detail) for traffic from src to dst; `traces` (if given) collects
+    ("request" | "reply", TraceResult) for the teaching page's walk (vsplab/ui)."""
     mac, why = resolve_mac(fabric, src, next_hop_ip(src, dst, gateways))
     if mac is None:
         return "deny", why
@@ -60,6 +61,8 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
     first = Packet(proto=protocol, source=src.name, dst_ip=dst.ip, dst_port=port, src_port=sport,
                    eth_dst=mac, tcp_flags="S", icmp_type=8, icmp_id=sport & 0xFFFF)
     res = fabric.trace(first)
+    if traces is not None:
+        traces.append(("request", res))
     if not res.delivered_to(dst.name):
         return "deny", f"request: {why_dropped(res)}"
     if protocol == "udp":
@@ -70,9 +73,24 @@ def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protoco
     reply = Packet(proto=protocol, source=dst.name, dst_ip=src.ip, dst_port=sport if protocol == "tcp" else None,
                    src_port=port or 0, eth_dst=back_mac, tcp_flags="SA", icmp_type=0, icmp_id=sport & 0xFFFF)
     res = fabric.trace(reply)
+    if traces is not None:
+        traces.append(("reply", res))
     if not res.delivered_to(src.name):
         return "deny", f"reply: {why_dropped(res)}"
     return "allow", ""
+
+
+def walk_pass(label: str, res: TraceResult) -> dict:
+    """One traced pass as the teaching page shows it: every step with its table's name and the cookie
+    of the flow it matched (the page asks the VSC which VSD object that cookie names)."""
+    steps = []
+    for s in res.steps:
+        try:
+            name = Table(s.table).name
+        except ValueError:
+            name = "?"
+        steps.append({**s.to_dict(), "table_name": name, "cookie": hex(s.cookie) if s.flow is not None else None})
+    return {**res.to_dict(), "label": label, "steps": steps, "text": res.text()}
 
 
 def check_expectations(fabric: SimFabric, scenario, placed: dict[str, PlacedContainer]) -> list[ExpectationResult]:

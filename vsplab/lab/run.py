@@ -16,7 +16,7 @@ import time
 from rich.console import Console
 
 from vsplab.lab.base import Lab, drive
-from vsplab.lab.probe import check_expectations, probe
+from vsplab.lab.probe import check_expectations, probe, walk_pass
 from vsplab.report import LabReport
 
 VTEP_BASE = "172.30.0."  # underlay addresses of simulated hosts (never leave the process)
@@ -85,7 +85,18 @@ class SimLab(Lab):
                          tcp_flags="S")
             text = self.runtime.trace(pkt, commit=False).text()
             return {"text": f"{text}\n\n{src.name} -> {dst.name}: {verdict} {detail}".rstrip(), "verdict": verdict}
+        if req.get("op") == "walk":  # the teaching page's trace: each pass's steps, cookies included
+            src, dst = self._placed(req["from"]), self._placed(req["to"])
+            traces: list = []
+            verdict, detail = self.runtime.call(probe, self.runtime.fabric, src, dst, req["proto"], req.get("port"),
+                                                self.scenario.gateways(), traces)
+            return {"verdict": verdict, "detail": detail, "passes": [walk_pass(label, res) for label, res in traces]}
         raise ValueError(f"unknown op {req.get('op')!r}")
+
+    def _placed(self, name: str):
+        if name not in self.placed:
+            raise KeyError(f"no container {name!r}; containers: {', '.join(sorted(self.placed))}")
+        return self.placed[name]
 
     def _check_running(self, hosts: list[str]) -> None:
         if self.runtime.loop is None or not self.runtime.loop.is_running():
@@ -96,6 +107,6 @@ class SimLab(Lab):
 
 
 def run_sim_scenario(path: str, vsd_url: str | None = None, keep: bool = False,
-                     console: Console | None = None) -> LabReport:
-    """`vsplab run PATH` (sim mode)."""
-    return drive(SimLab, path, vsd_url=vsd_url, keep=keep, console=console)
+                     console: Console | None = None, on_keep=None) -> LabReport:
+    """`vsplab run PATH` (sim mode); `on_keep` as in `drive`."""
+    return drive(SimLab, path, vsd_url=vsd_url, keep=keep, console=console, on_keep=on_keep)

@@ -1,0 +1,56 @@
+"""A host's flow table as the page shows it: `ovs-ofctl dump-flows` lines, counted per table,
+filtered by table and by text, and cut at a limit that the page states (never silently). Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from vsc.pipeline import Table
+
+SHOWN = 500  # rows drawn at most; a 2,000-container host has ~2,500 flows, a projector shows a few dozen
+_COOKIE = re.compile(r"cookie=(0x[0-9a-f]+)")
+_TABLE = re.compile(r"table=(\d+)")
+
+
+@dataclass
+class FlowLine:
+    table: int
+    cookie: str
+    text: str
+
+
+@dataclass
+class FlowView:
+    total: int
+    per_table: dict[int, int]  # before filtering: the shape of the whole pipeline
+    matching: int
+    rows: list[FlowLine] = field(default_factory=list)  # at most SHOWN
+
+
+def table_name(table: int) -> str:
+    try:
+        return Table(table).name
+    except ValueError:
+        return "?"
+
+
+def parse(dump: str) -> list[FlowLine]:
+    out = []
+    for line in dump.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("NXST_FLOW", "OFPST_FLOW")):
+            continue
+        t, c = _TABLE.search(line), _COOKIE.search(line)
+        out.append(FlowLine(int(t.group(1)) if t else 0, c.group(1) if c else "0x0", line))
+    return out
+
+
+def view(dump: str, table: int | None = None, text: str = "") -> FlowView:
+    flows = parse(dump)
+    per_table: dict[int, int] = {}
+    for f in flows:
+        per_table[f.table] = per_table.get(f.table, 0) + 1
+    needle = text.lower()
+    matching = [f for f in flows if (table is None or f.table == table) and (not needle or needle in f.text.lower())]
+    return FlowView(len(flows), dict(sorted(per_table.items())), len(matching), matching[:SHOWN])

@@ -1,0 +1,28 @@
+"""Starting the teaching page: beside a lab this process runs (`vsplab run --ui`), or against a lab
+that runs elsewhere on this machine (`vsplab ui --vsd URL`). Either way the page reads the lab through
+its control socket, the VSD through its REST API and the VSCs through their status ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vsd.client import VsdClient
+from vsplab.lab.control import LabControl
+from vsplab.ui.server import UiServer
+from vsplab.ui.source import LabSource
+
+
+def serve(control: LabControl, vsd: VsdClient | None, port: int = 0) -> UiServer:
+    """The page on 127.0.0.1:`port` (0: any free port), serving in a background thread."""
+    return UiServer(LabSource(control, vsd), port).start()
+
+
+def for_lab(lab, sock: Path, port: int = 0) -> UiServer:
+    """Beside a lab of this process: its control socket, and its VSD with the lab's own credentials."""
+    if lab.vsd is not None:
+        vsd = VsdClient(lab.vsd.api, lab.vsd.user, lab.vsd.password, lab.vsd.enterprise)
+    else:
+        vsd = VsdClient(lab.external_vsd)
+    server = serve(LabControl(sock), vsd, port)
+    lab.stack.callback(server.close)
+    return server
