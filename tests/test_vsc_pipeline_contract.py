@@ -85,10 +85,21 @@ def every_acl_type() -> tuple[Tree, Placement]:
     return t, p
 
 
+def slot_groups() -> tuple[Tree, Placement]:
+    """70 groups (six beyond the bitmap: slot tags, vsc/tags.py), a rule between each pair of neighbours,
+    and one vport in four slot groups at once, so every slot register is written."""
+    t, p = tiered(140, 3, 70, 70)
+    vp = ids(t, "vport")[0]
+    for g in ids(t, "policygroup")[64:68]:
+        t.find(g)["assoc"]["vport"].append(vp)
+    return t, p
+
+
 SCENARIOS = {
     "tiered": lambda: tiered(100, 4, 4, 8),
     "nfd8": lambda: nfd8(n_hosts=4, per_host=30),
     "every-acl-type": every_acl_type,
+    "slot-groups": slot_groups,
 }
 
 
@@ -177,8 +188,8 @@ def refused(flow: Flow, *fragments: str) -> str:
 def test_write_to_an_undeclared_register_is_refused():
     f = Flow(Table.ENDPOINT, 100, match(metadata=1, reg0=0x0A000001), (SetField("reg11", 1),), Table.PEER_MAP)
     refused(f, "table 20 ENDPOINT", "writes reg11, undeclared")
-    move = Flow(Table.PEER_MAP, 100, match(reg8=1), (Move(REG_PEER_TAGS[0], "reg12", 32),), Table.LOCAL_DST)
-    refused(move, "table 25 PEER_MAP", "moves into reg12")
+    move = Flow(Table.PEER_MAP, 100, match(reg8=1), (Move(REG_PEER_TAGS[0], "reg15", 32),), Table.LOCAL_DST)
+    refused(move, "table 25 PEER_MAP", "moves into reg15")
     read = Flow(Table.PEER_MAP, 100, match(reg8=1), (Move("reg9", "reg4", 32),), Table.LOCAL_DST)
     refused(read, "moves from reg9")
     md = Flow(Table.ENDPOINT, 100, match(metadata=1, reg0=1), goto=Table.PEER_MAP, write_metadata=(2, 0xFFFF))
@@ -214,8 +225,8 @@ def test_forward_jumps_and_actions_not_declared_are_refused():
 def test_a_corrupted_compiled_flow_names_everything_it_broke(all_flows):
     remote = next(f for f in all_flows["nfd8"] if f.table == Table.ENDPOINT and f.priority == 100)
     bad = Flow(remote.table, remote.priority, (*remote.match, MatchField("reg4", 1)),
-               (*remote.actions, SetField("reg13", 7)), Table.CLASSIFY, cookie=remote.cookie)
-    text = refused(bad, "matches reg4", "writes reg13", "goto_table:0 goes backwards")
+               (*remote.actions, SetField("reg15", 7)), Table.CLASSIFY, cookie=remote.cookie)
+    text = refused(bad, "matches reg4", "writes reg15", "goto_table:0 goes backwards")
     assert text.count(";") == 2
 
 

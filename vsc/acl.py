@@ -11,6 +11,7 @@ the direction (Nuage's convention, see pipeline.md):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from openflow.fields import FIELDS
@@ -19,13 +20,16 @@ from vsc.pipeline import (
     ACL_BAND_WIDTH,
     ACL_BANDS,
     ACL_DEFAULT_PRIORITY,
+    REG_DST_SLOTS,
     REG_DST_TAGS,
+    REG_SRC_SLOTS,
     REG_SRC_TAGS,
     Kind,
     Table,
     canonical,
     cookie,
 )
+from vsc.tags import TagError, group_match
 from vsc.view import View
 from vsc.vsd_objects import AclEntry, AclTemplate
 
@@ -38,12 +42,13 @@ class UnsupportedEntry(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    tags: tuple[str, str]
+    tags: tuple[str, str]  # the bitmap registers
+    slots: tuple[str, str]  # the slot registers (vsc.tags)
     ip: str
 
 
-SRC = Side(REG_SRC_TAGS, "ipv4_src")
-DST = Side(REG_DST_TAGS, "ipv4_dst")
+SRC = Side(REG_SRC_TAGS, REG_SRC_SLOTS, "ipv4_src")
+DST = Side(REG_DST_TAGS, REG_DST_SLOTS, "ipv4_dst")
 # direction -> (ACL table, table after an allow, location side, network side)
 DIRECTIONS = {
     "ingress": (Table.INGRESS_ACL, Table.ROUTE, SRC, DST),
@@ -82,15 +87,16 @@ def port_masks(lo: int, hi: int) -> list[tuple[int, int]]:
     return out
 
 
-def _tag_match(view: View, side: Side, group_id: str | None) -> Alt:
-    bit = view.group_bit.get(group_id or "")
-    if bit is None:
+def _tag_match(view: View, side: Side, group_id: str | None) -> list[Alt]:
+    index = view.group_bit.get(group_id or "")
+    if index is None:
         pg = view.policy_groups.get(group_id or "")
         why = "unknown policy group" if pg is None else "policy group beyond the per-domain tag limit"
         raise UnsupportedEntry(f"{why} {group_id}")
-    reg = side.tags[bit // 32]
-    b = 1 << (bit % 32)
-    return (MatchField(reg, b, b),)
+    try:
+        return group_match(index, side.tags, side.slots)
+    except TagError as e:
+        raise UnsupportedEntry(f"policy group {group_id}: {e}") from None
 
 
 def _prefix(side: Side, net: int, mask: int) -> Alt:
@@ -106,7 +112,7 @@ def _alternatives(view: View, domain_id: str, side: Side, kind: str, ident: str 
     if kind == "ANY":
         return [()]
     if kind == "POLICYGROUP":
-        return [_tag_match(view, side, ident)]
+        return _tag_match(view, side, ident)
     if kind == "SUBNET":
         s = view.subnets.get(ident or "")
         if s is None:
@@ -204,13 +210,37 @@ def _port_alts(name: str, rng: tuple[int, int] | None) -> list[Alt]:
     return [(MatchField(name, v, None if m == 0xFFFF else m),) for v, m in port_masks(*rng)]
 
 
+def band_of(template: AclTemplate) -> str:
+    """TOP, NONE or BOTTOM: the band of OpenFlow priorities a template's entries go to."""
+    band = template.priority_type.split("_")[0]
+    return band if band in ACL_BANDS else "NONE"
+
+
+def band_priorities(band: str, priorities: Iterable[int]) -> dict[int, int]:
+    """Nuage entry priority -> OpenFlow priority for the entries of one band of one direction of a
+    domain (lower Nuage number = evaluated first = higher OpenFlow priority). When every priority
+    fits the band's width it is subtracted from the band's top, so an added entry moves no other;
+    otherwise the distinct priorities are ranked densely. Priorities beyond the band's
+    ACL_BAND_WIDTH distinct values get none (acl_flows reports those entries)."""
+    top = ACL_BANDS[band] + ACL_BAND_WIDTH - 1
+    ps = sorted(set(priorities))
+    if not ps or (ps[0] >= 0 and ps[-1] < ACL_BAND_WIDTH):
+        return {p: top - p for p in ps}
+    return {p: top - k for k, p in enumerate(ps[:ACL_BAND_WIDTH])}
+
+
 def entry_priority(template: AclTemplate, entry: AclEntry) -> int:
-    band = ACL_BANDS.get(template.priority_type.split("_")[0], ACL_BANDS["NONE"])
-    return band + ACL_BAND_WIDTH - 1 - min(max(entry.priority, 0), ACL_BAND_WIDTH - 1)
+    """The OpenFlow priority of an entry considered alone (band top - its priority); acl_flows ranks
+    a domain's entries instead when they do not fit."""
+    prio = band_priorities(band_of(template), [entry.priority]).get(entry.priority)
+    assert prio is not None  # one priority always fits
+    return prio
 
 
-def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, entry: AclEntry) -> list[Flow]:
-    """The flows of one ACL entry. Raises UnsupportedEntry naming what cannot be compiled."""
+def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, entry: AclEntry,
+                prio: int | None = None) -> list[Flow]:
+    """The flows of one ACL entry at OpenFlow priority `prio` (default: `entry_priority`). Raises
+    UnsupportedEntry naming what cannot be compiled."""
     ether = (entry.ether_type or "0x0800").strip().upper()
     if ether not in ("0X0800", "ANY", "2048"):
         raise UnsupportedEntry(f"etherType {entry.ether_type} (only IPv4 entries are compiled)")
@@ -229,7 +259,8 @@ def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, 
         actions, goto = (), None
     else:
         raise UnsupportedEntry(f"action {entry.action}")
-    prio = entry_priority(template, entry)
+    if prio is None:
+        prio = entry_priority(template, entry)
     ck = cookie(Kind.ACL_ENTRY, entry.id)
     head = (MatchField("metadata", dindex), MatchField("eth_type", 0x0800))
     flows = []
@@ -279,10 +310,21 @@ def acl_flows(view: View, domain_id: str, dindex: int) -> tuple[list[Flow], list
     for e in view.acl_entries.values():
         entries_by_template.setdefault(e.template_id, []).append(e)
     for direction in DIRECTIONS:
-        for t in view.templates_of(domain_id, direction):
+        templates = view.templates_of(domain_id, direction)
+        in_band: dict[str, list[int]] = {}
+        for t in templates:
+            in_band.setdefault(band_of(t), []).extend(e.priority for e in entries_by_template.get(t.id, ()))
+        ranks = {band: band_priorities(band, ps) for band, ps in in_band.items()}
+        for t in templates:
+            band = band_of(t)
             for e in sorted(entries_by_template.get(t.id, ()), key=lambda e: (e.priority, e.id)):
+                prio = ranks[band].get(e.priority)
                 try:
-                    fs = entry_flows(view, domain_id, dindex, t, e)
+                    if prio is None:
+                        raise UnsupportedEntry(
+                            f"priority {e.priority} is beyond the {ACL_BAND_WIDTH:,} distinct priorities the "
+                            f"{band} band of the domain's {direction} ACLs can order")
+                    fs = entry_flows(view, domain_id, dindex, t, e, prio)
                 except UnsupportedEntry as err:
                     problems.append(f"{direction} ACL entry {e.id} (template {t.name}): {err}")
                     continue
@@ -294,3 +336,19 @@ def acl_flows(view: View, domain_id: str, dindex: int) -> tuple[list[Flow], list
     for f in default_flows(view, domain_id, dindex):
         flows[f.key] = f
     return list(flows.values()), problems
+
+
+def predicted_flows(view: View, domain_id: str) -> dict[str, int]:
+    """ACL entry ID -> how many flows it costs every host with an endpoint of the domain (0: not
+    compiled, acl_flows says why), and "default" -> the default verdicts. Counted from acl_flows
+    itself, so a prediction (e.g. `vsplab lint`) always equals what the VSC installs."""
+    flows, _ = acl_flows(view, domain_id, view.domain_index.get(domain_id, 1))
+    by_cookie: dict[int, int] = {}
+    for f in flows:
+        by_cookie[f.cookie] = by_cookie.get(f.cookie, 0) + 1
+    out = {"default": by_cookie.get(cookie(Kind.ACL_DEFAULT, domain_id), 0)}
+    for t in (*view.templates_of(domain_id, "ingress"), *view.templates_of(domain_id, "egress")):
+        for e in view.acl_entries.values():
+            if e.template_id == t.id:
+                out[e.id] = by_cookie.get(cookie(Kind.ACL_ENTRY, e.id), 0)
+    return out

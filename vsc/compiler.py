@@ -19,6 +19,7 @@ from vsc.pipeline import (
     METADATA_MASK,
     PATH_LOCAL,
     PATH_TUNNEL,
+    REG_DST_SLOTS,
     REG_DST_TAGS,
     REG_KEY,
     REG_OUT_PORT,
@@ -26,6 +27,7 @@ from vsc.pipeline import (
     REG_PEER_REMOTE,
     REG_PEER_TAGS,
     REG_SCRATCH,
+    REG_SRC_SLOTS,
     REG_SRC_TAGS,
     ROUTER_MAC,
     Kind,
@@ -34,6 +36,7 @@ from vsc.pipeline import (
     cookie,
     flow_key,
 )
+from vsc.tags import TagError, set_tags, tag_problems, vport_tags
 from vsc.view import View
 
 ARP = 0x0806
@@ -50,7 +53,7 @@ class Endpoint:
     vni: int
     mac: int
     ip: int
-    tags: int  # policy-group bitmap
+    tags: int  # policy-group tags (vsc.tags): bitmap in bits 0-63, slots in bits 64-127
     dpid: int
     ofport: int
     vtep_ip: int
@@ -71,16 +74,12 @@ def endpoint(view: View, locs: Locations, vport_id: str) -> Endpoint | None:
     ip = vif.ip if vif.ip is not None else port.ip
     if mac is None or ip is None or not host.vtep_ip:
         return None
+    try:
+        tags = vport_tags(view, vport_id)
+    except TagError:
+        return None  # refused: its domain's problems name it (tag_problems)
     return Endpoint(vport_id, domain_id, view.domain_index[domain_id], view.domains[domain_id].vni, mac, ip,
-                    view.tags_of_vport(vport_id), host.datapath_id, where[1], host.vtep_ip)
-
-
-def _set_tags(regs: tuple[str, str], tags: int) -> tuple[SetField, ...]:
-    # Registers start at zero, so only the words with bits set need writing.
-    lo, hi = tags & 0xFFFFFFFF, tags >> 32
-    if not hi:
-        return (SetField(regs[0], lo),) if lo else ()
-    return (SetField(regs[0], lo), SetField(regs[1], hi)) if lo else (SetField(regs[1], hi),)
+                    tags, host.datapath_id, where[1], host.vtep_ip)
 
 
 def _md(dindex: int) -> tuple[int, int]:
@@ -94,7 +93,11 @@ def pipeline_flows(host: Host) -> list[Flow]:
     """The per-VRS skeleton: table-to-table glue that names no VSD object."""
     ck = cookie(Kind.PIPELINE)
     moves_dst = tuple(Move(p, d, 32) for p, d in zip(REG_PEER_TAGS, REG_DST_TAGS, strict=True))
-    moves_src = tuple(Move(p, s, 32) for p, s in zip(REG_PEER_TAGS, REG_SRC_TAGS, strict=True))
+    # From a tunnel the peer is the source: its slots, which Table.ENDPOINT wrote into the destination's,
+    # move over and the destination's are cleared for Table.LOCAL_DST (see vsc.tags.set_tags).
+    moves_src = (*(Move(p, s, 32) for p, s in zip(REG_PEER_TAGS, REG_SRC_TAGS, strict=True)),
+                 *(Move(d, s, 32) for d, s in zip(REG_DST_SLOTS, REG_SRC_SLOTS, strict=True)),
+                 *(SetField(d, 0) for d in REG_DST_SLOTS))
     flows = [
         Flow(Table.ENDPOINT, 0, goto=Table.PEER_MAP, cookie=ck),
         Flow(Table.PEER_MAP, 100, match(**{REG_PATH: PATH_LOCAL}), moves_dst, Table.LOCAL_DST, cookie=ck),
@@ -142,7 +145,7 @@ def domain_flows(view: View, domain_id: str, host: Host) -> tuple[list[Flow], li
         if s.gateway is not None:
             flows.append(gateway_echo(dindex, s.gateway, cookie(Kind.SUBNET, s.id)))
     acls, problems = acl_flows(view, domain_id, dindex)
-    return [_canon(f) for f in flows] + acls, problems
+    return [_canon(f) for f in flows] + acls, problems + tag_problems(view, domain_id)
 
 
 def gateway_echo(dindex: int, gateway: int, ck: int) -> Flow:
@@ -189,12 +192,12 @@ def local_flows(ep: Endpoint, non_ip: bool) -> list[Flow]:
     in_port, mac, ip, meta = F("in_port", p), F("eth_src", ep.mac), ep.ip, F("metadata", d)
     flows = [
         Flow(Table.CLASSIFY, 100, (in_port, mac, _IP, F("ipv4_src", ip)),
-             (*_set_tags(REG_SRC_TAGS, ep.tags), _PATH_LOCAL, _KEY_FROM_DST), Table.ENDPOINT, md, cookie=ck),
+             (*set_tags(REG_SRC_TAGS, REG_SRC_SLOTS, ep.tags), _PATH_LOCAL, _KEY_FROM_DST), Table.ENDPOINT, md, cookie=ck),
         Flow(Table.CLASSIFY, 100, (in_port, mac, _ARP, F("arp_spa", ip)), goto=Table.ARP, write_metadata=md, cookie=ck),
         # A gratuitous ARP for its own address must not be answered (it would look like a conflict).
         Flow(Table.ARP, 200, (meta, _ARP, F("arp_spa", ip), F("arp_tpa", ip)), cookie=ck),
         Flow(Table.LOCAL_DST, 100, (meta, _IP, F("ipv4_dst", ip)),
-             (*_set_tags(REG_DST_TAGS, ep.tags), SetField(REG_OUT_PORT, p)), Table.CONNTRACK, cookie=ck),
+             (*set_tags(REG_DST_TAGS, REG_DST_SLOTS, ep.tags), SetField(REG_OUT_PORT, p)), Table.CONNTRACK, cookie=ck),
         Flow(Table.DELIVER, 100, (F(REG_OUT_PORT, p),),
              (_ROUTER_SRC, SetField("eth_dst", ep.mac), Output(p)), cookie=ck),
     ]
@@ -217,7 +220,7 @@ def remote_flow(ep: Endpoint) -> Flow:
     """The one flow every other VRS of the domain holds for this endpoint: its tags and where to
     tunnel. Keyed on reg0 so it serves both the sender's lookup (reg0 = ipv4_dst) and the receiver's
     (reg0 = ipv4_src). Built directly in canonical order: this is the flow NFD8 needs 780,000 of."""
-    actions = (*_set_tags(REG_PEER_TAGS, ep.tags), _PEER_REMOTE, SetField("tun_id", ep.vni),
+    actions = (*set_tags(REG_PEER_TAGS, REG_DST_SLOTS, ep.tags), _PEER_REMOTE, SetField("tun_id", ep.vni),
                SetField("tun_ipv4_dst", ep.vtep_ip))
     m = (MatchField("metadata", ep.dindex), MatchField(REG_KEY, ep.ip))
     return Flow(Table.ENDPOINT, 100, m, actions, Table.PEER_MAP, cookie=cookie(Kind.REMOTE_ENDPOINT, ep.vport_id))

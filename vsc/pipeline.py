@@ -39,11 +39,18 @@ REG_PEER_TAGS = ("reg6", "reg7")  # scratch: what Table.ENDPOINT found, moved by
 REG_PATH = "reg8"  # PATH_LOCAL or PATH_TUNNEL
 REG_PEER_REMOTE = "reg9"  # 1 when Table.ENDPOINT matched (the peer is a known remote endpoint)
 REG_SCRATCH = "reg10"  # ARP responder's temporary for swapping arp_spa/arp_tpa
+# A domain's groups beyond the bitmap, as group numbers in 16-bit slots (see vsc/tags.py). Table.ENDPOINT
+# writes the peer's straight into the destination slots; Table.PEER_MAP moves them on the tunnel path.
+REG_SRC_SLOTS = ("reg11", "reg12")
+REG_DST_SLOTS = ("reg13", "reg14")
 
 PATH_LOCAL = 1
 PATH_TUNNEL = 2
 
-MAX_GROUPS_PER_DOMAIN = 32 * len(REG_SRC_TAGS)
+BITMAP_GROUPS = 32 * len(REG_SRC_TAGS)  # a domain's first 64 groups: one bit each, any number per vport
+SLOT_BITS = 16
+SLOTS_PER_VPORT = 32 // SLOT_BITS * len(REG_SRC_SLOTS)  # groups 65..4095 a vport may be in
+MAX_GROUPS_PER_DOMAIN = 4095  # Nuage's policyGroupID range, 1..4095 per domain
 
 # metadata carries the domain index (also the conntrack zone); fits ct_zone's 16 bits.
 MAX_DOMAIN_INDEX = 0xFFFF
@@ -60,7 +67,8 @@ CT_INVALID = (CT_TRK | CT_INV, CT_TRK | CT_INV)
 CT_NEW_STATE = (CT_TRK | CT_NEW, CT_TRK | CT_NEW | CT_INV)
 
 # OpenFlow priority bands for ACL entries, by the template's priorityType. Within a band the entry's
-# Nuage priority (lower number = evaluated first) is subtracted from the band's top.
+# Nuage priority (lower number = evaluated first) is subtracted from the band's top when all of the
+# band's priorities fit its width, else ranked densely (vsc.acl.band_priorities).
 ACL_BANDS = {"TOP": 40_000, "NONE": 20_000, "BOTTOM": 1_000}
 ACL_BAND_WIDTH = 19_000
 ACL_DEFAULT_PRIORITY = 10  # the template's defaultAllowIP verdict, below every entry

@@ -32,6 +32,7 @@ from openflow.fields import FIELD_ORDER, FIELDS
 from openflow.flow import Ct, Flow, Move, Output, SetField
 from openflow.text import format_flow
 from vsc.pipeline import (
+    REG_DST_SLOTS,
     REG_DST_TAGS,
     REG_KEY,
     REG_OUT_PORT,
@@ -39,6 +40,7 @@ from vsc.pipeline import (
     REG_PEER_REMOTE,
     REG_PEER_TAGS,
     REG_SCRATCH,
+    REG_SRC_SLOTS,
     REG_SRC_TAGS,
     Table,
 )
@@ -68,18 +70,18 @@ def _f(*names: str | tuple[str, ...]) -> frozenset[str]:
 
 T = Table
 _ACL_MATCH = _f("metadata", "eth_type", "ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src",
-                "udp_dst", "icmpv4_type", "icmpv4_code", REG_SRC_TAGS, REG_DST_TAGS)
+                "udp_dst", "icmpv4_type", "icmpv4_code", REG_SRC_TAGS, REG_DST_TAGS, REG_SRC_SLOTS, REG_DST_SLOTS)
 
 _SPECS = [
     TableSpec(
         T.CLASSIFY,
-        "local port + source MAC + source IP (anti-spoofing) -> metadata = domain index, reg2/3 = source tags, "
+        "local port + source MAC + source IP (anti-spoofing) -> metadata = domain index, reg2/3 + reg11/12 = source tags, "
         "reg8 = 1, reg0 = ipv4_dst, goto 20. Same port + MAC + ARP with the right `arp_spa` -> 10. The tunnel "
         "port + `tun_id` = domain VNI -> metadata, reg8 = 2, reg0 = ipv4_src, goto 20. Anything else: dropped "
         "(table miss).",
         "2 per local endpoint (+1 if non-IP allowed), 1 per domain",
         _f("in_port", "eth_src", "eth_type", "ipv4_src", "arp_spa", "tun_id"),
-        writes=_f("metadata", REG_SRC_TAGS, REG_PATH, REG_KEY),
+        writes=_f("metadata", REG_SRC_TAGS, REG_SRC_SLOTS, REG_PATH, REG_KEY),
         reads=_f("ipv4_src", "ipv4_dst"),
         goto=frozenset({T.ARP, T.ENDPOINT, T.NON_IP})),
     TableSpec(
@@ -94,31 +96,31 @@ _SPECS = [
         output=True),
     TableSpec(
         T.ENDPOINT,
-        "metadata + reg0 = IP of a remote endpoint -> reg6/7 = its tags, reg9 = 1, `tun_id` = domain VNI, "
+        "metadata + reg0 = IP of a remote endpoint -> reg6/7 = its bitmap, reg13/14 = its slots, reg9 = 1, `tun_id` = domain VNI, "
         "`tun_ipv4_dst` = its VTEP. Miss -> 25 (local or unknown peer).",
         "**1 per remote endpoint**",
         _f("metadata", REG_KEY),
-        writes=_f(REG_PEER_TAGS, REG_PEER_REMOTE, "tun_id", "tun_ipv4_dst"),
+        writes=_f(REG_PEER_TAGS, REG_DST_SLOTS, REG_PEER_REMOTE, "tun_id", "tun_ipv4_dst"),
         goto=frozenset({T.PEER_MAP}),
         miss=T.PEER_MAP),
     TableSpec(
         T.PEER_MAP,
         "reg8 = 1 (sent by a local port): reg6/7 -> reg4/5 (the peer is the destination). reg8 = 2 (from a "
-        "tunnel): reg6/7 -> reg2/3 (the peer is the source).",
+        "tunnel): reg6/7 -> reg2/3 and reg13/14 -> reg11/12, then reg13/14 = 0 (the peer is the source).",
         "2",
         _f(REG_PATH),
-        writes=_f(REG_SRC_TAGS, REG_DST_TAGS),
-        reads=_f(REG_PEER_TAGS),
+        writes=_f(REG_SRC_TAGS, REG_DST_TAGS, REG_SRC_SLOTS, REG_DST_SLOTS),
+        reads=_f(REG_PEER_TAGS, REG_DST_SLOTS),
         goto=frozenset({T.LOCAL_DST}),
         miss_note="(reg8 is always 1 or 2)"),
     TableSpec(
         T.LOCAL_DST,
-        "metadata + ipv4_dst = a local endpoint -> reg4/5 = its tags, reg1 = its ofport. Miss: local path -> "
+        "metadata + ipv4_dst = a local endpoint -> reg4/5 + reg13/14 = its tags, reg1 = its ofport. Miss: local path -> "
         "35, tunnel path -> drop. An ICMP echo request to a subnet's gateway address is answered here, in place "
         "(swap addresses via reg10, type 0, out `IN_PORT`), before any ACL.",
         "1 per local endpoint, 1 per subnet",
         _f("metadata", "eth_type", "ip_proto", "ipv4_dst", "icmpv4_type", REG_PATH),
-        writes=_f(REG_DST_TAGS, REG_OUT_PORT, REG_SCRATCH, "ipv4_src", "ipv4_dst", "icmpv4_type", "eth_src",
+        writes=_f(REG_DST_TAGS, REG_DST_SLOTS, REG_OUT_PORT, REG_SCRATCH, "ipv4_src", "ipv4_dst", "icmpv4_type", "eth_src",
                   "eth_dst"),
         reads=_f("ipv4_src", "ipv4_dst", "eth_src", REG_SCRATCH),
         goto=frozenset({T.CONNTRACK}),

@@ -12,6 +12,7 @@ from ipaddress import IPv4Address
 
 from vsc.bgp.route import MacIpRoute
 from vsc.compiler import Endpoint
+from vsc.tags import TagError, encode
 from vsc.view import View
 from vsc.vsd_objects import mac_int
 
@@ -101,9 +102,13 @@ def imported_endpoints(view: View, route: MacIpRoute, by_rt: dict[str, list[str]
     out = {}
     for d in doms:
         named = bits.get(d, {})
-        tags = 0
+        indices = 0  # the set of tag indices, as bits; vsc.tags encodes it (bitmap and slots)
         for c in route.communities:
-            tags |= named.get(c, 0)  # a community no group of this domain carries names nothing here
+            indices |= named.get(c, 0)  # a community no group of this domain carries names nothing here
+        try:
+            tags = encode(i for i in range(indices.bit_length()) if indices >> i & 1)
+        except TagError as e:
+            raise RouteError(f"route {key_text(route.key)}: {e}") from None
         out[d] = Endpoint(owner, d, view.domain_index[d], route.vni, mac, ip, tags, NO_DATAPATH, 0, vtep)
     return out
 
