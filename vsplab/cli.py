@@ -1,6 +1,7 @@
 """`vsplab`: the lab front end.
 
     vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
+                       [--skip-impossible-faults]   (a scenario's faults: its timeline in the report)
                        [--datapath netdev|afxdp|afxdp-nonpmd]   (emu)
     vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab (or a lab's route
                                            reflector) left behind
@@ -54,7 +55,8 @@ def _cmd_run(args) -> int:
     if args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
 
-        report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, **options)
+        report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, **options,
+                                  **_faults(args))
     elif args.mode == "mininet":
         from vsplab.mininet.lab import run_mininet_scenario
 
@@ -62,7 +64,7 @@ def _cmd_run(args) -> int:
     else:
         from vsplab.lab.run import run_sim_scenario
 
-        report = run_sim_scenario(args.scenario, on_keep=_ui_beside(args.ui), **options)
+        report = run_sim_scenario(args.scenario, **_faults(args), on_keep=_ui_beside(args.ui), **options)
     if args.json:
         report.write_json(args.json)
     if args.junit:
@@ -97,6 +99,16 @@ def _cmd_ui(args) -> int:
             time.sleep(3600)
     finally:
         server.close()
+
+
+def _faults(args) -> dict:
+    """A scenario's `faults:` run once its lab is checked (vsplab/faults), their timeline in the report."""
+    def run(lab) -> None:
+        from vsplab.faults.run import run_faults
+
+        run_faults(lab)
+
+    return dict(after_check=run, skip_impossible_faults=args.skip_impossible_faults)
 
 
 def _cmd_clean(args) -> int:
@@ -189,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--datapath", choices=["netdev", "afxdp", "afxdp-nonpmd"],
                    help="emu: OVS port type, overriding the scenario's `dataplane:` (default netdev, which works "
                         "everywhere; afxdp needs AF_XDP in the kernel and OVS, and a busy core per host)")
+    r.add_argument("--skip-impossible-faults", action="store_true",
+                   help="leave out (each named in a warning) the scenario's fault steps this mode cannot perform, "
+                        "instead of refusing the file")
     r.add_argument("--ui", nargs="?", const=0, type=int, metavar="PORT",
                    help="serve the teaching page on 127.0.0.1:PORT (default: a free port) and keep the lab up "
                         "until Ctrl-C (sim mode)")

@@ -79,6 +79,8 @@ class LabReport:
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     started: float = field(default_factory=time.time)
     bgp_sessions: list[BgpSession] | None = None  # None: the scenario has no BGP
+    # the faults run (vsplab/faults/timeline.py Timeline: ok, to_json(), junit_cases(suite)); None: no faults
+    timeline: object | None = None
 
     @property
     def failures(self) -> list[ExpectationResult]:
@@ -90,7 +92,8 @@ class LabReport:
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and not self.failures and not self.sessions_down
+        return (bool(self.results) and not self.failures and not self.sessions_down
+                and (self.timeline is None or self.timeline.ok))
 
     def to_json(self) -> dict:
         out = {
@@ -101,6 +104,8 @@ class LabReport:
         }
         if self.bgp_sessions is not None:
             out["bgp"] = {"sessions": [asdict(s) for s in self.bgp_sessions]}
+        if self.timeline is not None:
+            out["faults"] = self.timeline.to_json()
         return out
 
     def write_json(self, path: str | Path) -> None:
@@ -116,6 +121,10 @@ class LabReport:
             if not r.passed:
                 failure = ET.SubElement(case, "failure", message=f"expected {r.expected}, observed {r.observed}")
                 failure.text = r.detail
+        if self.timeline is not None:  # one case per fault step and per step and expectation
+            cases, failures = self.timeline.junit_cases(suite)
+            suite.set("tests", str(len(self.results) + cases))
+            suite.set("failures", str(len(self.failures) + failures))
         ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
     def print(self, console: Console | None = None) -> None:

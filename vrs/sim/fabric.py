@@ -3,6 +3,7 @@ from one switch's tunnel port into the destination switch's pipeline."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from openflow import text
@@ -74,12 +75,35 @@ class TraceResult:
         return "\n".join(out).lstrip("\n")
 
 
+@dataclass
+class UnderlayLink:
+    """A simulated host's link into the underlay, as a fault leaves it: down, losing a share of the
+    frames that cross it (percent), or delaying them (a trace reports the delay; it does not wait)."""
+
+    up: bool = True
+    loss: float = 0.0
+    delay_ms: float = 0.0
+
+
 class SimFabric:
     """The switches one process simulates. Containers are found by name and IP across all of them."""
 
     def __init__(self) -> None:
         self.switches: dict[str, SimSwitch] = {}
         self.by_vtep: dict[int, SimSwitch] = {}
+        self.links: dict[str, UnderlayLink] = {}  # host -> its underlay link, once a fault touched it
+        self._loss = random.Random()
+
+    def link(self, host: str) -> UnderlayLink:
+        if host not in self.switches:
+            raise KeyError(f"no simulated host {host!r}")
+        return self.links.setdefault(host, UnderlayLink())
+
+    def path_delay_ms(self, a: str, b: str) -> float:
+        """The underlay delay one way between hosts a and b (none on the same host)."""
+        if a == b:
+            return 0.0
+        return sum(self.links[h].delay_ms for h in (a, b) if h in self.links)
 
     def add(self, sw: SimSwitch) -> SimSwitch:
         if sw.name in self.switches or sw.vtep_ip in self.by_vtep:
@@ -172,6 +196,14 @@ class SimFabric:
         if hops + 1 > MAX_HOPS:
             res.drops.append(f"{where}: too many tunnel hops")
             return None
+        for host in (e.switch.name, remote.name):
+            link = self.links.get(host)
+            if link is not None and not link.up:
+                res.drops.append(f"{where}: the underlay link of {host} is down")
+                return None
+            if link is not None and link.loss and self._loss.random() * 100 < link.loss:
+                res.drops.append(f"{where}: lost on the underlay link of {host} ({link.loss:g}% loss)")
+                return None
         vni = f.get("tun_id", 0) & 0xFFFFFF  # VXLAN carries 24 bits of tun_id
         res.tunnels.append(f"{e.switch.name} -> {remote.name} (vni {vni})")
         g = {k: f[k] for k in _PACKET_FIELDS if k in f}

@@ -274,13 +274,17 @@ class EmuLab(Lab):
 
 
 def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, revoke: bool = False,
-                     console: Console | None = None, datapath: str | None = None) -> LabReport:
-    """`vsplab run PATH --mode emu`, the same steps and table as sim mode; with `revoke`, afterwards
-    delete one allowing ACL entry and print how fast real connections stop; `datapath` overrides the
-    scenario's port type (vsplab/emu/datapath.py)."""
-    def revocation(lab: EmuLab) -> None:
-        with lab.console.status("removing an ACL entry while connections run"):
-            lab.measure_revocation()
+                     console: Console | None = None, datapath: str | None = None, after_check=None,
+                     skip_impossible_faults: bool = False) -> LabReport:
+    """`vsplab run PATH --mode emu`, the same steps and table as sim mode; `after_check(lab)` once
+    checked (the faults, vsplab/faults); with `revoke`, afterwards delete one allowing ACL entry and print
+    how fast real connections stop; `datapath` overrides the scenario's port type (vsplab/emu/datapath.py)."""
+    def after(lab: EmuLab) -> None:
+        if after_check is not None:
+            after_check(lab)
+        if revoke:
+            with lab.console.status("removing an ACL entry while connections run"):
+                lab.measure_revocation()
 
     class ChosenDatapathLab(EmuLab):
         def __init__(self, scenario: Scenario, **kw) -> None:
@@ -290,5 +294,5 @@ def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, 
                 raise EmuError(str(e)) from None
             super().__init__(scenario, dataplane=dataplane, **kw)
 
-    return drive(ChosenDatapathLab, path, vsd_url=vsd_url, keep=keep, console=console,
-                 after_check=revocation if revoke else None)
+    return drive(ChosenDatapathLab, path, vsd_url=vsd_url, keep=keep, console=console, after_check=after,
+                 skip_impossible_faults=skip_impossible_faults)

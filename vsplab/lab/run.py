@@ -106,7 +106,9 @@ class SimLab(Lab):
         return {h["name"]: h["flows"] for h in self.runtime.stats()["hosts"]}
 
 
-def run_sim_scenario(path: str, vsd_url: str | None = None, keep: bool = False,
+def run_sim_scenario(path: str, vsd_url: str | None = None, keep: bool = False, after_check=None,
+                     skip_impossible_faults: bool = False,
                      console: Console | None = None, on_keep=None) -> LabReport:
     """`vsplab run PATH` (sim mode); `on_keep` as in `drive`."""
-    return drive(SimLab, path, vsd_url=vsd_url, keep=keep, console=console, on_keep=on_keep)
+    return drive(SimLab, path, vsd_url=vsd_url, keep=keep, console=console, after_check=after_check,
+                 skip_impossible_faults=skip_impossible_faults, on_keep=on_keep)

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .bgp_check import check_bgp
+from .fault_check import check_faults, check_mode
 from .loader import LineMap, ScenarioError, load_yaml
 from .model import Container, Domain, Enterprise, Scenario, Subnet, Zone
 
@@ -27,13 +28,17 @@ class SubnetRef:
     subnet: Subnet
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, mode: str | None = None, skip_impossible_faults: bool = False) -> Scenario:
+    """The checked scenario; with `mode`, also refuse the faults that mode cannot perform (or, with
+    `skip_impossible_faults`, leave them out, each named in a warning)."""
     data, lm = load_yaml(path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
         raise ScenarioError([lm.error(_loc(err["loc"]), _message(err)) for err in e.errors()]) from None
-    problems = check(scenario, lm)
+    problems = check(scenario, lm) + check_faults(scenario, lm)
+    if mode is not None and not problems:
+        problems = check_mode(scenario, lm, mode, skip=skip_impossible_faults)
     if problems:
         raise ScenarioError(problems)
     return scenario

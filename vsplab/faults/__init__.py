@@ -1,0 +1,1 @@
+"""Faults on purpose in a running lab and the measured recovery (`faults:` in a scenario; vsplab/faults/run.py)."""
