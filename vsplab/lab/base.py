@@ -24,7 +24,7 @@ from rich.console import Console
 
 from vsplab.bgp import frr
 from vsplab.bgp.federation import LabFederation
-from vsplab.lab.control import LABS_DIR, LabControlServer
+from vsplab.lab.control import EXTRA_OPS, LABS_DIR, LabControlServer
 from vsplab.lab.ports import free_port, free_port_on
 from vsplab.report import LabReport
 from vsplab.scenario.check import load_scenario
@@ -250,6 +250,8 @@ class Lab(ABC):
         }
 
     def _answer(self, req: dict) -> dict:
+        if req.get("op") in EXTRA_OPS:  # explain, lint, diff (vsplab/policy/ops.py)
+            return EXTRA_OPS[req["op"]](self, req)
         if req.get("op") == "lab":
             return self.describe()
         if req.get("op") == "audit":  # `vsplab audit [--repair]` (vsplab/audit)

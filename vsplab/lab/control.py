@@ -14,6 +14,7 @@ import socket
 import socketserver
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 LABS_DIR = Path(os.environ.get("VSPLAB_LABS_DIR", Path(tempfile.gettempdir()) / "vsplab-labs"))
@@ -21,6 +22,15 @@ LABS_DIR = Path(os.environ.get("VSPLAB_LABS_DIR", Path(tempfile.gettempdir()) / 
 
 class LabControlError(RuntimeError):
     pass
+
+
+# Ops a package above the lab adds to the labs this process serves (vsplab.policy: explain, lint, diff):
+# name -> handler(lab, request) -> answer. The lab package never imports them.
+EXTRA_OPS: dict[str, Callable[[object, dict], dict]] = {}
+
+
+def register_op(name: str, handler: Callable[[object, dict], dict]) -> None:
+    EXTRA_OPS[name] = handler
 
 
 class LabControlServer:
