@@ -96,7 +96,8 @@ def dimensions(views: list[View]) -> Dimensions:
 
 def cases(endpoints: list[str], dims: Dimensions) -> list[Case]:
     out = []
-    sports = dims.sports or [EPHEMERAL]
+    # the class a client's port comes from first, so the first example of anything is an ordinary one
+    sports = sorted(dims.sports or [EPHEMERAL], key=lambda c: not c[0] <= EPHEMERAL[0] <= c[1])
     for src, dst in itertools.permutations(endpoints, 2):
         for proto in ("tcp", "udp"):
             out += [Case(src, dst, proto, d, s) for d in dims.ports for s in sports]

@@ -1,0 +1,126 @@
+"""`vsplab explain SRC DST --proto P --port N`: one packet exchange on a running sim lab, told in the
+order the packet meets things: the source vport and its groups, the ingress ACL's decider, the flows
+and tables on the source host, the tunnel and remote VTEP (and, between federated VSCs, the EVPN route
+it rides), the egress ACL's decider, the delivery or the exact drop point, and the reply's path.
+
+The packets are traced through the lab's own switches (the flows its VSCs programmed); cookies are
+turned back into VSD objects with the lab's VSD as it is now."""
+
+from __future__ import annotations
+
+from vrs.sim.fabric import TraceResult
+from vsc.pipeline import Table
+from vsplab.policy.cases import ECHO, EPHEMERAL, Case
+from vsplab.policy.compiled import Compiled
+from vsplab.policy.verdicts import Leg, Outcome
+
+
+def case_for(src: str, dst: str, proto: str, port: int | None) -> Case:
+    if proto in ("tcp", "udp"):
+        if port is None or not 0 < port <= 0xFFFF:
+            raise ValueError(f"--port: {proto} needs a port 1-65535")
+        return Case(src, dst, proto, (port, port), EPHEMERAL)
+    if proto == "icmp":
+        if port is not None:
+            raise ValueError("--port: icmp has no port")
+        return Case(src, dst, "icmp", ECHO)
+    raise ValueError(f"--proto: {proto!r} is not tcp, udp or icmp")
+
+
+def _table(n: int) -> str:
+    try:
+        return Table(n).name
+    except ValueError:
+        return "?"
+
+
+def _hops(res: TraceResult | None) -> list[dict]:
+    if res is None:
+        return []
+    return [{"switch": s.switch, "table": s.table, "table_name": _table(s.table), "pass": s.recirc,
+             "flow": s.flow, "actions": s.actions, "note": s.note} for s in res.steps]
+
+
+def _leg(name: str, leg: Leg | None) -> dict | None:
+    if leg is None:
+        return None
+    acl = {d.direction: d.to_dict() for d in leg.deciders}
+    skipped = [h for h in _hops(leg.trace) if h["table"] in (Table.INGRESS_STATE, Table.EGRESS_STATE)
+               and any("goto_table:48" in a or "goto_table:60" in a for a in h["actions"])]
+    return {"leg": name, "delivered": leg.delivered, "ingress_acl": acl.get("ingress"), "egress_acl": acl.get("egress"),
+            "conntrack_established": bool(skipped), "tunnels": leg.trace.tunnels if leg.trace else [],
+            "drop": leg.drop, "hops": _hops(leg.trace)}
+
+
+def explanation(compiled: Compiled, case: Case, outcome: Outcome, vscs: dict[str, str],
+                federated: bool) -> dict:
+    """The answer as data (`--json`); `render` words it."""
+    eps = {e.name: e for e in compiled.state.endpoints}
+    hosts = {h.name: h for h in compiled.state.hosts}
+    view = compiled.view
+
+    def port(name: str) -> dict:
+        e = eps[name]
+        groups = sorted(view.policy_groups[g].name for g in view.groups_of_vport.get(e.vport_id, ()))
+        vp = view.vports.get(e.vport_id)
+        return {"name": name, "vport_id": e.vport_id, "vport": compiled.entities.get(e.vport_id, {}).get("name"),
+                "ip": e.ip, "mac": e.mac, "host": e.host, "vtep_ip": hosts[e.host].vtep_ip, "vsc": vscs.get(e.host),
+                "subnet": compiled.entities.get(vp.subnet_id, {}).get("name") if vp else None, "groups": groups}
+
+    src, dst = port(case.src), port(case.dst)
+    route = None
+    if src["host"] != dst["host"]:
+        route = {"remote_vtep": dst["vtep_ip"], "via": "VXLAN"}
+        if federated and src["vsc"] != dst["vsc"]:
+            route["bgp"] = (f"EVPN MAC/IP route of {dst['ip']} ({dst['mac']}), next hop {dst['vtep_ip']}, "
+                            f"advertised by {dst['vsc']} and imported by {src['vsc']}")
+    return {"case": case.label(), "verdict": outcome.verdict, "detail": outcome.detail,
+            "source": src, "destination": dst, "route": route,
+            "request": _leg("request", outcome.request), "reply": _leg("reply", outcome.reply)}
+
+
+def _decider(d: dict | None, table: str) -> str:
+    if d is None:
+        return f"{table}: not reached"
+    if d["entry_id"] is None:
+        return f"{table}: no entry matched -> default {d['action']} of template {d['template']}"
+    state = "stateful" if d["stateful"] else "stateless"
+    return (f"{table}: entry {d['description']!r} (template {d['template']}), priority {d['priority']}, "
+            f"{d['action']} {state}, ID {d['entry_id']}")
+
+
+def _leg_text(leg: dict, src: dict, dst: dict, route: dict | None) -> list[str]:
+    out = []
+    for h in leg["hops"]:
+        note = f"  ({h['note']})" if h["note"] else ""
+        out.append(f"    {h['switch']} table {h['table']:>2} {h['table_name']:<13} {h['flow'] or 'no match'}{note}")
+    if leg["conntrack_established"]:
+        out.append("    conntrack: +est, the connection the request committed: the ACLs are skipped")
+    out.append("  " + _decider(leg["ingress_acl"], "ingress ACL (table 45, sender's host)"))
+    for t in leg["tunnels"]:
+        out.append(f"  tunnel: {t}" + (f", remote VTEP {route['remote_vtep']}" if route else ""))
+    out.append("  " + _decider(leg["egress_acl"], "egress ACL (table 55, receiver's host)"))
+    out.append(f"  -> delivered to {dst['name']}" if leg["delivered"] else f"  -> DROPPED at {leg['drop']}")
+    return out
+
+
+def render(x: dict) -> str:
+    s, d = x["source"], x["destination"]
+    out = [f"explain {x['case']}: {x['verdict'].upper()}" + (f" ({x['detail']})" if x["detail"] else ""),
+           f"source:      {s['name']} {s['ip']} on {s['host']} (VTEP {s['vtep_ip']}, {s['vsc']}), vport {s['vport']} "
+           f"[{s['vport_id']}], subnet {s['subnet']}, groups: {', '.join(s['groups']) or 'none'}",
+           f"destination: {d['name']} {d['ip']} on {d['host']} (VTEP {d['vtep_ip']}, {d['vsc']}), vport {d['vport']} "
+           f"[{d['vport_id']}], subnet {d['subnet']}, groups: {', '.join(d['groups']) or 'none'}"]
+    r = x["route"]
+    if r:
+        out.append(f"path:        VXLAN to remote VTEP {r['remote_vtep']}" + (f"; {r['bgp']}" if r.get("bgp") else ""))
+    else:
+        out.append("path:        both on one host, no tunnel")
+    out.append("request:")
+    out += _leg_text(x["request"], s, d, r)
+    if x["reply"] is not None:
+        out.append("reply:")
+        out += _leg_text(x["reply"], d, s, r)
+    elif x["request"]["delivered"]:
+        out.append("reply: none expected (no reply is checked for this protocol)")
+    return "\n".join(out)

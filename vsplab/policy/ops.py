@@ -1,0 +1,51 @@
+"""The questions a kept lab answers for `vsplab explain`, `vsplab lint --lab` and `vsplab diff --lab`,
+registered on the lab's control socket (`vsplab.lab.control.register_op`): the lab package never
+imports this one (it uses the lab's probe helpers)."""
+
+from __future__ import annotations
+
+from vsplab.lab.control import register_op
+from vsplab.policy.compiled import Compiled
+from vsplab.policy.explain import case_for, explanation, render
+from vsplab.policy.state import from_lab
+from vsplab.policy.verdicts import exchange
+
+
+def explain_op(lab, req: dict) -> dict:
+    runtime = getattr(lab, "runtime", None)
+    if runtime is None:
+        raise ValueError(f"explain traces through simulated VRSs; this lab is in {lab.MODE} mode "
+                         "(run the scenario with --mode sim)")
+    for key in ("from", "to"):
+        if req.get(key) not in lab.placed:
+            raise KeyError(f"{key}: no container {req.get(key)!r}; containers: {', '.join(lab.placed)}")
+    case = case_for(req["from"], req["to"], req.get("proto") or "icmp", req.get("port"))
+    compiled = Compiled(from_lab(lab))
+    # traced on the simulator's loop thread so it never races OpenFlow traffic
+    outcome = runtime.call(exchange, runtime.fabric, compiled, case, None, True)
+    vscs = {h.name: lab.vsc_name(h) for h in lab.scenario.hosts}
+    x = explanation(compiled, case, outcome, vscs, lab.federation is not None)
+    return {"text": render(x), "explain": x, "verdict": x["verdict"]}
+
+
+def lint_op(lab, req: dict) -> dict:
+    from vsplab.policy.lint import lint_compiled
+
+    report = lint_compiled(Compiled(from_lab(lab)))
+    return {"text": report.text(), "lint": report.to_dict()}
+
+
+def diff_op(lab, req: dict) -> dict:
+    from vsplab.policy.diff import diff_states
+    from vsplab.policy.drafts import draft_state
+
+    live = from_lab(lab)
+    d = diff_states(live, draft_state(live, req.get("domain")))
+    return {"text": d.text(), "diff": d.to_dict()}
+
+
+def register_ops() -> None:
+    """Make every lab this process serves answer explain, lint and diff."""
+    register_op("explain", explain_op)
+    register_op("lint", lint_op)
+    register_op("diff", diff_op)
