@@ -79,6 +79,7 @@ def run_faults(lab, console: Console | None = None) -> Timeline | None:
         return None
     console = console or lab.console
     actions = actions_for(lab)
+    lab.mend_faults = actions.restore  # what `vsplab reset` calls first on a kept lab
     timeline = Timeline(scenario.name, lab.MODE)
     lab.report.timeline = timeline
     probers: list[Prober] = (emu_probers if lab.MODE == "emu" else sim_probers)(lab, scenario.probes)

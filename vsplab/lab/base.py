@@ -250,6 +250,10 @@ class Lab(ABC):
         }
 
     def _answer(self, req: dict) -> dict:
+        if req.get("op") == "reset":  # `vsplab reset`: back to the scenario's initial state, still running
+            from vsplab.lab.reset import reset_lab
+
+            return reset_lab(self)
         if req.get("op") in EXTRA_OPS:  # explain, lint, diff (vsplab/policy/ops.py)
             return EXTRA_OPS[req["op"]](self, req)
         if req.get("op") == "lab":
