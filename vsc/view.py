@@ -4,6 +4,12 @@ Only what the pipeline uses is kept. `View.apply` takes one stream object (snaps
 and returns what it touched, so the programmer recompiles only that. Allocations that end up in
 flows (a domain's index, a policy group's tag bit) are made once and persisted with the view, so a
 restarted VSC compiles bit-identical flows and a resync changes nothing.
+
+Policy drafts (vsd/README.md): a template or entry with `policyState: DRAFT` is the VSD's business and
+never enters the view. A draft's apply is one unit: from the first change of a live ACL object of a
+domain whose draft is open (`policyChangeStatus: STARTED`) the view holds every change back, and
+takes them all at once with the change that ends the unit (the domain's UPDATE closing the draft, or
+anything that is not that domain's policy), so nothing compiles half of an apply.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ _STORES = {
 
 # What a change marks dirty: a whole domain ("domain", id) or single vports ("vport", id).
 Touched = set[tuple[str, str]]
+_TEMPLATES = frozenset({"ingressacltemplate", "egressacltemplate"})
+_POLICY = _TEMPLATES | {"ingressaclentrytemplate", "egressaclentrytemplate"}
 
 
 @dataclass
@@ -66,6 +74,9 @@ class View:
     groups_of_vport: dict[str, set[str]] = field(default_factory=dict)
     # Raw objects, so the view can be saved and rebuilt exactly.
     raw: dict[str, tuple[str, dict, dict]] = field(default_factory=dict)
+    # An apply being received (module doc): its domain and its changes (op, kind, entity, assoc) so far.
+    held_domain: str | None = None
+    held: list[tuple[str, str, dict, dict]] = field(default_factory=list)
 
     # --- lookups -----------------------------------------------------------------------------------
 
@@ -124,7 +135,7 @@ class View:
         problems = []
         for o in objects:
             try:
-                fresh.apply("CREATE", o["entityType"], o["entity"], o.get("assoc") or {})
+                fresh._apply("CREATE", o["entityType"], o["entity"], o.get("assoc") or {})  # a whole state: nothing to hold
             except (ViewError, KeyError, ValueError, TypeError) as e:
                 problems.append(f"{o.get('entityType')} {o.get('entity', {}).get('ID')}: {e!r}")
         fresh.domain_index = {k: v for k, v in keep_dom.items() if k in fresh.domains}
@@ -134,8 +145,41 @@ class View:
         return problems
 
     def apply(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> Touched:
+        if kind in _POLICY and entity.get("policyState") == "DRAFT":
+            return set()
+        if self.held_domain is None:
+            self.held_domain = self._opens_apply(kind, entity)
+            if self.held_domain is None:
+                return self._apply(op, kind, entity, assoc)
+        if self._policy_domain(kind, entity) == self.held_domain:
+            self.held.append((op, kind, trim(entity), assoc or {}))
+            return set()
+        touched: Touched = set()
+        for change in self.held:
+            touched |= self._apply(*change)
+        self.held_domain, self.held = None, []
+        return touched | self._apply(op, kind, entity, assoc)
+
+    def _policy_domain(self, kind: str, entity: dict) -> str | None:
+        """The domain of a live ACL template or entry (one held back included)."""
+        if kind in _TEMPLATES:
+            return entity.get("parentID")
+        if kind not in _POLICY:
+            return None
+        parent = entity.get("parentID")
+        t = self.acl_templates.get(parent or "")
+        if t is not None:
+            return t.domain_id
+        return next((e.get("parentID") for _, k, e, _ in self.held if k in _TEMPLATES and e["ID"] == parent), None)
+
+    def _opens_apply(self, kind: str, entity: dict) -> str | None:
+        d = self._policy_domain(kind, entity)
+        dom = self.domains.get(d or "")
+        return d if dom is not None and dom.policy_change == "STARTED" else None
+
+    def _apply(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> Touched:
         store_name = _STORES.get(kind)
-        if store_name is None:
+        if store_name is None or (kind in _POLICY and entity.get("policyState") == "DRAFT"):
             return set()
         store = getattr(self, store_name)
         oid = entity["ID"]
@@ -225,11 +269,14 @@ class View:
             "domain_index": self.domain_index,
             "group_bit": self.group_bit,
             "objects": [{"entityType": k, "entity": e, "assoc": a} for k, e, a in self.raw.values()],
+            "held_domain": self.held_domain,
+            "held": [list(change) for change in self.held],
         }
 
     @classmethod
     def restore(cls, data: dict) -> View:
         v = cls(domain_index=dict(data.get("domain_index", {})), group_bit=dict(data.get("group_bit", {})))
         v.load_snapshot(int(data.get("revision", 0)), data.get("objects", []))
+        v.held_domain, v.held = data.get("held_domain"), [tuple(c) for c in data.get("held", [])]
         return v
 

@@ -41,6 +41,7 @@ class Domain:
     name: str
     vni: int  # serviceID: the L3 VNI every packet of the domain carries over VXLAN
     route_target: str | None = None
+    policy_change: str | None = None  # policyChangeStatus: STARTED while a policy draft is open
 
 
 @dataclass(slots=True)
@@ -147,7 +148,8 @@ def parse(kind: str, e: dict, assoc: dict):
     if kind == "domain":
         if e.get("serviceID") is None:
             raise ViewError(f"domain {i} has no serviceID (VNI)")
-        return Domain(i, e.get("parentID"), e.get("name", ""), int(e["serviceID"]), e.get("routeTarget"))
+        return Domain(i, e.get("parentID"), e.get("name", ""), int(e["serviceID"]), e.get("routeTarget"),
+                      e.get("policyChangeStatus"))
     if kind == "zone":
         return Zone(i, e.get("parentID"), e.get("name", ""))
     if kind == "subnet":
@@ -185,7 +187,7 @@ def parse(kind: str, e: dict, assoc: dict):
 _KEEP = frozenset("""ID parentID parentType name serviceID routeTarget address netmask gateway vnId domainID MAC
 IPAddress VPortID policyGroupID EVPNCommunityTag active defaultAllowIP defaultAllowNonIP priority priorityType
 action locationType locationID networkType networkID protocol sourcePort destinationPort etherType stateful
-ICMPType ICMPCode addressOverride""".split())
+ICMPType ICMPCode addressOverride policyChangeStatus""".split())
 
 
 def trim(entity: dict) -> dict:

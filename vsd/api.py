@@ -14,6 +14,7 @@ import logging
 
 import orjson
 
+from vsd import jobs
 from vsd.auth import Auth
 from vsd.directory import Directory, Principal, represent
 from vsd.errors import VsdError, bad, forbidden, not_found
@@ -46,12 +47,17 @@ class VsdApp:
     def __init__(self, store: Store, directory: Directory, auth: Auth) -> None:
         self.store, self.dir, self.auth = store, directory, auth
         self.hub: Hub | None = None
+        self._jobs: set[asyncio.Task] = set()  # running jobs (a task only weakly held would be collected)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                if self.store.clustered:  # a call that submitted nothing gives its write turn back
+                    self.store.end_turn()
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -59,6 +65,7 @@ class VsdApp:
             if msg["type"] == "lifespan.startup":
                 self.hub = Hub(self.dir, self.store)
                 self.store.start(asyncio.get_running_loop(), self.hub.on_commit)
+                self._resume_jobs()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 self.auth.close()
@@ -80,6 +87,8 @@ class VsdApp:
             if req.parts == ["me"]:
                 await self._me(req, org, authz)
             who = self.auth.principal(org, authz)
+            if self.store.clustered and req.method in ("POST", "PUT", "DELETE"):
+                await self.store.take_turn()  # vsd/cluster.py: a write sees the whole cluster's newest state
             if req.parts[:1] == ["vsplab"]:
                 await self._vsplab(who, req, receive, send)
                 return
@@ -112,6 +121,8 @@ class VsdApp:
             if who.root:
                 await self.auth.set_root_secret(secret)
             else:
+                if self.store.clustered:
+                    await self.store.take_turn()
                 await self._commit(who, self.dir.set_secret(who, secret), f"PUT {req.path}")
             await self.auth.revoke(who.user_id)
             key, expires = await self.auth.issue(who.user_id)
@@ -209,6 +220,9 @@ class VsdApp:
             secrets = await asyncio.gather(*(self._secret(kind, item) for item in items))
         txn, objs = self.dir.create(who, parent_id, kind, payload, secrets)
         await self._commit(who, txn, request)
+        if kind == "job":
+            for job in objs:
+                self._start_job(who, job.id)
         tree = self.dir.tree
         if isinstance(payload, list):
             raise _json(201, {"response": [{"status": 201, "data": represent(tree, o)} for o in objs],
@@ -219,6 +233,29 @@ class VsdApp:
         changes = self.dir.number(txn)
         if changes:
             await self.store.submit(changes, (who.user_name, who.organization), request)
+
+    # --- jobs: answered RUNNING, run right after, polled by the client
+
+    def _start_job(self, who: Principal, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_job(who, job_id))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    async def _run_job(self, who: Principal, job_id: str) -> None:
+        try:
+            txn = jobs.run(self.dir, who, job_id)
+            if txn is not None:
+                await self._commit(who, txn, f"JOB {self.dir.tree.objs[job_id].data['command']} {job_id}")
+        except Exception:
+            log.exception("job %s failed", job_id)
+
+    def _resume_jobs(self) -> None:
+        """Jobs the VSD stopped before running (their creation was committed, their work was not)."""
+        for job_id in list(self.dir.tree.under("", "job")):
+            job = self.dir.tree.objs[job_id]
+            if job.data.get("status") == "RUNNING":
+                who = Principal(job.data.get("owner") or "", "vsd (restarted)", None, "csp", "CSPROOT")
+                self._start_job(who, job_id)
 
     # --- vsplab extensions
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from vsd.drafts import check_change
 from vsd.errors import VsdError, bad, conflict, forbidden, not_found
 from vsd.indexes import Indexes
 from vsd.rules import PREPARE, check_members, place, place_interface, place_vm
@@ -120,8 +121,10 @@ class Directory:
         data["lastUpdatedBy"] = who.user_id
 
     def _create_one(self, txn: Txn, who: Principal, parent: Obj | None, kind: str, body: object,
-                    now: str, secret: dict | None = None) -> Obj:
+                    now: str, secret: dict | None = None, derived: dict | None = None) -> Obj:
+        """`derived`: attributes the VSD itself sets (a draft's ties to the live object it copies)."""
         data = clean_input(kind, body, creating=True)
+        data.update(derived or {})
         for key in ROOT_CHOSEN.get(kind, ()) if not who.root else ():
             if key in data:
                 raise VsdError(403, key, "Permission denied", f"{kind}.{key} is assigned by the VSD; only the CSP "
@@ -189,6 +192,22 @@ class Directory:
         if obj.kind == "enterprise" and name.lower() == "csp":
             raise conflict("name", "enterprise name 'csp' is reserved for the service provider", "Name clash")
 
+    def create_in(self, txn: Txn, who: Principal, parent: Obj, kind: str, body: dict,
+                  derived: dict | None = None) -> Obj:
+        """One object created as part of a larger change (a job's), by the same rules as a POST."""
+        return self._create_one(txn, who, parent, kind, body, str(int(time.time() * 1000)), derived=derived)
+
+    def reattach(self, txn: Txn, old: Obj, data: dict) -> Obj:
+        """A detached object back in with new attributes, checked as an update would be (a job detaches
+        every object it rewrites first, so that swapped names or priorities do not clash midway)."""
+        new = successor(old, data)
+        self._check_name(new)
+        prepare = PREPARE.get(old.kind)
+        if prepare is not None:
+            prepare(self.tree, self.idx, new, self.tree.get(old.parent or ""))
+        self.tree.attach(txn, new)
+        return new
+
     def may_create(self, who: Principal, parent_id: str | None, kind: str, body: object) -> None:
         """The checks of `create` that need no change of the tree: the parent, the caller's role, each
         item's attributes (to refuse a call before the API hashes its passwords)."""
@@ -248,6 +267,7 @@ class Directory:
         obj = self.visible(who, oid)
         self._writable(who, obj.enterprise)
         attrs = clean_input(obj.kind, body, creating=False)
+        check_change(self.tree, obj, attrs)
         attrs.pop("interfaces", None)
         for key in ALLOCATED.get(obj.kind, ()):
             if key in attrs and attrs[key] != obj.data.get(key):
@@ -281,6 +301,7 @@ class Directory:
         self._writable(who, obj.enterprise)
         if obj.kind == "enterprise" and not who.root:
             raise forbidden("only the CSP root deletes enterprises")
+        check_change(self.tree, obj, None)
         kids = self.tree.nkids.get(oid, 0)
         if obj.kind == "vm":
             kids -= sum(1 for i in self.tree.under(oid, "vminterface") if self.tree.objs[i].parent == oid)

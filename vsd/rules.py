@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from vsd.drafts import TEMPLATES, prepare_job, settle_state
 from vsd.errors import VsdError, bad, conflict, not_found
 from vsd.indexes import ACL_ENTRIES, Indexes, ip_int
 from vsd.schema import ALLOWED
@@ -215,8 +216,13 @@ def _check_ref(tree: Tree, obj: Obj, field: str, kind_field: str, table: dict) -
                        "Cross-domain reference")
 
 
+def prepare_acltemplate(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None:
+    settle_state(tree, obj, parent)
+
+
 def prepare_aclentry(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None:
     d = obj.data
+    settle_state(tree, obj, parent)
     _check_ref(tree, obj, "locationID", "locationType", LOCATION_TYPES)
     _check_ref(tree, obj, "networkID", "networkType", NETWORK_TYPES)
     proto = d.get("protocol") or "ANY"  # its format and the ports' were checked on the way in
@@ -257,7 +263,8 @@ def prepare_group(tree: Tree, idx: Indexes, obj: Obj, parent: Obj) -> None:
 PREPARE = {"domain": prepare_domain, "subnet": prepare_subnet, "vport": prepare_vport,
            "vminterface": prepare_vminterface, "policygroup": prepare_policygroup,
            "enterprisenetwork": prepare_enterprisenetwork, "user": prepare_user, "group": prepare_group,
-           **{k: prepare_aclentry for k in ACL_ENTRIES}}
+           "job": prepare_job, **{k: prepare_aclentry for k in ACL_ENTRIES},
+           **{k: prepare_acltemplate for k in TEMPLATES}}
 
 MEMBER_SCOPE = {"policygroup": "domain", "networkmacrogroup": "enterprise", "group": "enterprise"}
 

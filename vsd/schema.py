@@ -25,6 +25,7 @@ PARENTS: dict[str, tuple[str, ...]] = {
     "zone": ("domain",), "policygroup": ("domain",), "ingressacltemplate": ("domain",),
     "egressacltemplate": ("domain",), "subnet": ("zone",), "vport": ("subnet",), "vminterface": ("vm",),
     "ingressaclentrytemplate": ("ingressacltemplate",), "egressaclentrytemplate": ("egressacltemplate",),
+    "job": ("domain",),
 }
 
 # Member lists set by PUT /{owner}/{id}/{members}: owner entity -> member entity.
@@ -36,7 +37,7 @@ SYSTEM_ATTRS = frozenset({"ID", "parentID", "parentType", "creationDate", "lastU
 
 # Filled in or derived by the VSD for each entity: input for them is ignored.
 DERIVED: dict[str, frozenset[str]] = {
-    "domain": frozenset({"enterpriseID", "domainID"}),
+    "domain": frozenset({"enterpriseID", "domainID", "policyChangeStatus"}),
     "subnet": frozenset({"domainID"}),
     "vport": frozenset({"domainID", "domainName", "zoneID", "subnetVNID", "hasAttachedInterfaces",
                         "operationalState"}),
@@ -46,6 +47,11 @@ DERIVED: dict[str, frozenset[str]] = {
                               "domainName", "zoneID", "zoneName", "gateway", "netmask", "networkName",
                               "multiNICVPortName", "policyDecisionID", "tierID"}),
     "user": frozenset({"APIKey", "APIKeyExpiry"}),
+    # a draft's ties to the live objects it was copied from (vsd/drafts.py), and what a job reports
+    **dict.fromkeys(("ingressacltemplate", "egressacltemplate"), frozenset({"associatedLiveEntityID"})),
+    **dict.fromkeys(("ingressaclentrytemplate", "egressaclentrytemplate"),
+                    frozenset({"associatedLiveEntityID", "associatedLiveTemplateID"})),
+    "job": frozenset({"status", "progress", "result", "assocEntityType"}),
 }
 
 # Allocated by the VSD when not given; may be given at creation, never changed afterwards.

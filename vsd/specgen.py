@@ -10,7 +10,7 @@ from pathlib import Path
 
 ENTITIES = ("me", "enterprise", "domaintemplate", "domain", "zone", "subnet", "vport", "vm", "vminterface",
             "policygroup", "ingressacltemplate", "ingressaclentrytemplate", "egressacltemplate",
-            "egressaclentrytemplate", "enterprisenetwork", "networkmacrogroup", "user", "group")
+            "egressaclentrytemplate", "enterprisenetwork", "networkmacrogroup", "user", "group", "job")
 SPEC_PATH = Path(__file__).with_name("spec.json")
 
 

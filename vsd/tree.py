@@ -54,8 +54,10 @@ class Tree:
 
     def name_scope(self, obj: Obj) -> str | None:
         """Names are unique among siblings of one kind; VMs, interfaces and ACL entries have no such rule."""
-        if obj.kind in ("vm", "vminterface", "ingressaclentrytemplate", "egressaclentrytemplate"):
+        if obj.kind in ("vm", "vminterface", "ingressaclentrytemplate", "egressaclentrytemplate", "job"):
             return None
+        if obj.data.get("policyState") == "DRAFT":  # a draft template is named as the live one it copies
+            return f"{obj.parent}/DRAFT"
         return obj.parent or ""
 
     # --- primitive changes (each undoable)

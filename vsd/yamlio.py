@@ -62,6 +62,8 @@ def export_enterprise(client: VsdClient, name: str) -> dict:
         for direction in ("ingress", "egress"):
             dd[f"{direction}acltemplates"] = []
             for t in client.list(f"domains/{d['ID']}/{direction}acltemplates"):
+                if t.get("policyState") == "DRAFT":  # an open draft is not the enterprise's policy
+                    continue
                 entries = []
                 for en in client.list(f"{direction}acltemplates/{t['ID']}/{direction}aclentrytemplates"):
                     entries.append({**_attrs(f"{direction}aclentrytemplate", en),
