@@ -50,6 +50,12 @@ def _csum(b: bytes) -> int:
     return ~(n + (n >> 16)) & 0xFFFF
 
 
+def echo_request(ident: int, seq: int, token: bytes) -> bytes:
+    """An ICMP echo request carrying `token`, checksummed."""
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + token
+    return body[:2] + struct.pack("!H", _csum(body)) + body[4:]
+
+
 def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0, stop_on_reply: bool = False,
          witness: str | None = None) -> list[float]:
     """Echo requests from inside `netns`; the round-trip times (seconds) of the replies that came back
@@ -63,8 +69,9 @@ def ping(netns: str, dst: str, count: int = 3, timeout: float = 1.0, stop_on_rep
     try:
         for seq in range(count):
             token = PAYLOAD + os.urandom(8)
-            body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + token
-            s.sendto(body[:2] + struct.pack("!H", _csum(body)) + body[4:], (dst, 0))
+            request = echo_request(ident, seq, token)
+            body = request[:2] + b"\0\0" + request[4:]
+            s.sendto(request, (dst, 0))
             t0 = time.perf_counter()
             end = t0 + timeout
             while (left := end - time.perf_counter()) > 0:
@@ -112,7 +119,7 @@ class Listeners:
         s = socket_in(netns, socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((ip, port))
-        s.listen(64)
+        s.listen(4096)  # a check's probes arrive in bursts (vsplab/emu/volley.py)
         self.tcp[(netns, ip, port)] = s
         t = threading.Thread(target=self._serve_tcp, args=(s, netns), daemon=True, name=f"tcp-{ip}:{port}")
         t.start()
