@@ -22,7 +22,7 @@ from rich.console import Console
 from vsplab.emu.netns import netns_list
 from vsplab.mininet import leftovers
 from vsplab.mininet.fabric import host_netns, vtep_ip
-from vsplab.mininet.lab import MININET_PYTHON, MininetLab, conntrack_caveats
+from vsplab.mininet.lab import MININET_PYTHON, MininetLab
 from vsplab.scenario.check import load_scenario
 
 pytestmark = [
@@ -187,12 +187,3 @@ def test_killed_lab_is_refused_then_cleaned_up(clean_machine):
     assert r.returncode == 0, r.stderr
     assert "network namespace vl-mn-c-web1" in r.stdout
     assert lab_traces(workdir) == [] and not workdir.exists() and mininet_shells() == []
-
-
-def test_shared_conntrack_caveats_are_named():
-    """One userspace datapath = one conntrack for all switches: the lab names the non-stateful allows
-    whose replies could pass here and not between separate hosts; three-tier has none."""
-    scenario = load_scenario(str(THREE_TIER))
-    assert conntrack_caveats(scenario) == []
-    scenario.enterprises[0].domains[0].ingress.rules[0].stateful = False
-    assert conntrack_caveats(scenario) == ["acme/prod ingress web -> app tcp/8080"]

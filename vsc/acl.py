@@ -238,9 +238,10 @@ def entry_priority(template: AclTemplate, entry: AclEntry) -> int:
 
 
 def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, entry: AclEntry,
-                prio: int | None = None) -> list[Flow]:
-    """The flows of one ACL entry at OpenFlow priority `prio` (default: `entry_priority`). Raises
-    UnsupportedEntry naming what cannot be compiled."""
+                prio: int | None = None, zone: int | None = None) -> list[Flow]:
+    """The flows of one ACL entry at OpenFlow priority `prio` (default: `entry_priority`), committing
+    in conntrack zone `zone` (default: the domain index). Raises UnsupportedEntry naming what cannot
+    be compiled."""
     ether = (entry.ether_type or "0x0800").strip().upper()
     if ether not in ("0X0800", "ANY", "2048"):
         raise UnsupportedEntry(f"etherType {entry.ether_type} (only IPv4 entries are compiled)")
@@ -254,7 +255,8 @@ def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, 
     else:
         nets = _alternatives(view, domain_id, net, entry.network_type, entry.network_id)
     if entry.action == "FORWARD":
-        actions, goto = ((Ct(commit=True, zone=dindex, table=after),), None) if entry.stateful else ((), after)
+        ct = Ct(commit=True, zone=dindex if zone is None else zone, table=after)
+        actions, goto = ((ct,), None) if entry.stateful else ((), after)
     elif entry.action == "DROP":
         actions, goto = (), None
     else:
@@ -276,7 +278,7 @@ def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, 
     return flows
 
 
-def default_flows(view: View, domain_id: str, dindex: int) -> list[Flow]:
+def default_flows(view: View, domain_id: str, dindex: int, zone: int | None = None) -> list[Flow]:
     """The verdict for IP traffic no entry matched: the first active template's defaultAllowIP in each
     direction; no active template at all means drop."""
     out = []
@@ -286,7 +288,7 @@ def default_flows(view: View, domain_id: str, dindex: int) -> list[Flow]:
         allow = bool(ts) and ts[0].default_allow_ip
         # A default allow commits the connection: without it a TCP reply (SYN-ACK) of a connection
         # conntrack never saw is +inv and dropped, so "allow all" would not carry TCP at all.
-        actions = (Ct(commit=True, zone=dindex, table=after),) if allow else ()
+        actions = (Ct(commit=True, zone=dindex if zone is None else zone, table=after),) if allow else ()
         out.append(Flow(table, ACL_DEFAULT_PRIORITY,
                         canonical((MatchField("metadata", dindex), MatchField("eth_type", 0x0800))),
                         actions, cookie=ck))
@@ -302,8 +304,9 @@ def non_ip_allowed(view: View, domain_id: str) -> bool:
     return True
 
 
-def acl_flows(view: View, domain_id: str, dindex: int) -> tuple[list[Flow], list[str]]:
-    """Every ACL flow of a domain, and the problems (entries not compiled, colliding flows)."""
+def acl_flows(view: View, domain_id: str, dindex: int, zone: int | None = None) -> tuple[list[Flow], list[str]]:
+    """Every ACL flow of a domain (stateful allows committing in `zone`, default the domain index), and
+    the problems (entries not compiled, colliding flows)."""
     flows: dict = {}
     problems = []
     entries_by_template: dict[str, list[AclEntry]] = {}
@@ -324,7 +327,7 @@ def acl_flows(view: View, domain_id: str, dindex: int) -> tuple[list[Flow], list
                         raise UnsupportedEntry(
                             f"priority {e.priority} is beyond the {ACL_BAND_WIDTH:,} distinct priorities the "
                             f"{band} band of the domain's {direction} ACLs can order")
-                    fs = entry_flows(view, domain_id, dindex, t, e, prio)
+                    fs = entry_flows(view, domain_id, dindex, t, e, prio, zone)
                 except UnsupportedEntry as err:
                     problems.append(f"{direction} ACL entry {e.id} (template {t.name}): {err}")
                     continue
@@ -333,7 +336,7 @@ def acl_flows(view: View, domain_id: str, dindex: int) -> tuple[list[Flow], list
                         problems.append(f"{direction} ACL entry {e.id} duplicates a flow of an earlier entry")
                         continue
                     flows[f.key] = f
-    for f in default_flows(view, domain_id, dindex):
+    for f in default_flows(view, domain_id, dindex, zone):
         flows[f.key] = f
     return list(flows.values()), problems
 

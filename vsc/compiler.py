@@ -132,9 +132,14 @@ def domain_flows(view: View, domain_id: str, host: Host) -> tuple[list[Flow], li
     d = view.domains[domain_id]
     dindex = view.domain_index[domain_id]
     ck = cookie(Kind.DOMAIN, domain_id)
+    if dindex >= host.ct_zone_count:
+        return [], [f"datapath {host.datapath_id:#x} has conntrack zones {host.ct_zone_base}-"
+                    f"{host.ct_zone_base + host.ct_zone_count - 1} (hello): domain index {dindex} has none there, "
+                    "so the domain is not programmed on it"]
+    zone = host.ct_zone_base + dindex
     # ct() needs an IP match (OVS: OFPBAC_MATCH_INCONSISTENT otherwise); only IPv4 gets this far anyway.
     flows = [Flow(Table.CONNTRACK, 100, match(metadata=dindex, eth_type=IPV4),
-                  (Ct(zone=dindex, table=Table.INGRESS_STATE),), cookie=ck)]
+                  (Ct(zone=zone, table=Table.INGRESS_STATE),), cookie=ck)]
     if host.tunnel_ofport is not None:
         flows.append(Flow(
             Table.CLASSIFY, 100, match(in_port=host.tunnel_ofport, eth_type=IPV4, tun_id=d.vni),
@@ -144,7 +149,7 @@ def domain_flows(view: View, domain_id: str, host: Host) -> tuple[list[Flow], li
         flows.append(arp_responder(dindex, s.network, s.netmask, cookie(Kind.SUBNET, s.id)))
         if s.gateway is not None:
             flows.append(gateway_echo(dindex, s.gateway, cookie(Kind.SUBNET, s.id)))
-    acls, problems = acl_flows(view, domain_id, dindex)
+    acls, problems = acl_flows(view, domain_id, dindex, zone)
     return [_canon(f) for f in flows] + acls, problems + tag_problems(view, domain_id)
 
 

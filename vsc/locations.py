@@ -14,6 +14,7 @@ from vsc.vsd_objects import ip_int, mac_int
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 MAX_OFPORT = 0xFFFFFF00  # OFPP_MAX
+MAX_ZONES = 1 << 16  # ct_zone is 16 bits
 MAX_TEXT = 256  # names, vport IDs, tokens: a VSD ID is 36 characters, an interface name 15
 
 
@@ -34,6 +35,11 @@ class Host:
     tunnel_ofport: int | None = None
     ports: dict[int, Port] = field(default_factory=dict)
     verified: bool = False  # its last hello proved the datapath's secret (vsc/identity.py)
+    # Conntrack zones this datapath's domains use: ct_zone_base + domain index, the index below
+    # ct_zone_count. A hello sets them where datapaths share one conntrack table (Mininet's switches
+    # in one userspace datapath), so that no switch finds another's connections.
+    ct_zone_base: int = 0
+    ct_zone_count: int = MAX_ZONES
 
 
 class AgentError(ValueError):
@@ -80,6 +86,11 @@ def check_message(msg: dict) -> dict:
         _ipv4(msg, "vtep_ip", optional=False)
         _text(msg, "name")
         _text(msg, "proof")
+        for key, low in (("ct_zone_base", 0), ("ct_zone_count", 1)):
+            if key in msg:
+                _number(msg, key, low, MAX_ZONES)
+        if msg.get("ct_zone_base", 0) + msg.get("ct_zone_count", 0) > MAX_ZONES:
+            raise AgentError(f"'hello': ct_zone_base + ct_zone_count must be at most {MAX_ZONES}")
     elif op == "openflow":
         _text(msg, "dp_desc", optional=False)
     else:
@@ -118,6 +129,8 @@ class Locations:
             h.name = msg.get("name") or ""
             changed_host = vtep != h.vtep_ip
             h.vtep_ip = vtep
+            h.ct_zone_base = msg.get("ct_zone_base", 0)
+            h.ct_zone_count = msg.get("ct_zone_count", MAX_ZONES - h.ct_zone_base)
             # A VTEP move changes every remote flow pointing at this host's endpoints.
             moved = {p.vport_id for p in h.ports.values() if p.vport_id} if changed_host else set()
             return moved, {dpid}

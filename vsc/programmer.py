@@ -200,13 +200,14 @@ class Programmer:
                 self._set_unit(h, ("domain", dom), [])
             self.problems.pop(dom, None)
             return
-        # A domain's flows differ between VRSs only by the tunnel port: compile once per port number.
+        # A domain's flows differ between VRSs only by the tunnel port and conntrack zones: compile once per shape.
         by_tunnel: dict = {}
         for h in hosts:
             host = self.locs.hosts[h]
-            if host.tunnel_ofport not in by_tunnel:
-                by_tunnel[host.tunnel_ofport] = domain_flows(self.view, dom, host)
-            flows, problems = by_tunnel[host.tunnel_ofport]
+            shape = (host.tunnel_ofport, host.ct_zone_base, host.ct_zone_count)  # all domain_flows reads of a host
+            if shape not in by_tunnel:
+                by_tunnel[shape] = domain_flows(self.view, dom, host)
+            flows, problems = by_tunnel[shape]
             self._set_unit(h, ("domain", dom), flows)
             self.problems[dom] = problems
 

@@ -128,7 +128,7 @@ _SPECS = [
         miss_note="on the tunnel path; the local path (reg8 = 1) goes to 35 by a priority-0 flow"),
     TableSpec(
         T.CONNTRACK,
-        "`ct(zone = domain index, table = 40)`",
+        "`ct(zone = domain index (+ the datapath's `ct_zone_base`), table = 40)`",
         "1 per domain",
         _f("metadata", "eth_type"),
         ct=frozenset({T.INGRESS_STATE})),

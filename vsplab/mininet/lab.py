@@ -9,13 +9,11 @@
       dpid = host index) per scenario host and one Host per container (MAC/IP as the VSD assigned,
       MTU 1450, TX checksum offload off); VXLAN between switches: vsplab/mininet/fabric.py
 
-Known difference from emu mode (measured): every Mininet switch lives in one userspace datapath, so
-all share ONE conntrack table, and a connection committed on one "host" is found by the others (same
-zone: the domain index). vsc/pipeline.md's same-host difference then holds for every pair: when one
-side's allow is stateful and the other's is not, the one committed entry lets the reply skip both
-ACLs (e.g. ingress web->app tcp/8080 stateful=false, egress stateful=true: the reply is denied by
-web1's egress ACL in sim and emu mode, and passes here). With only stateful allows the verdicts are
-the same. `conntrack_caveats()` names the rules concerned and the lab prints them.
+Conntrack: every Mininet switch lives in one userspace datapath, so all share ONE conntrack table. Each
+switch's agent therefore asks the VSC for conntrack zones of its own (`switch_zones`: an equal share of
+the 65,536 per switch, zone = share start + domain index), so a connection committed on one "host" is
+not found by another, and stateful/stateless mixes get the verdicts of sim and emu mode
+(tests/test_ct_zones.py measures one that used to differ).
 
 Probes are real sockets inside the Mininet hosts' namespaces. `close()` (success, failure, Ctrl-C)
 stops the agents, has Mininet `net.stop()`, then removes the namespaces with whatever is left in them
@@ -37,6 +35,7 @@ from rich.console import Console
 
 from vrs.agent.daemon import AgentConfig
 from vrs.agent.ovsdb import IP_KEY, MAC_KEY, OWNER_KEY, VM_KEY, VPORT_KEY
+from vsc.locations import MAX_ZONES
 from vsplab.emu.check import rtt_summary
 from vsplab.emu.netns import ifname, run
 from vsplab.emu.probes import Listeners, ping, tcp_connect
@@ -59,18 +58,11 @@ class MininetError(RuntimeError):
     pass
 
 
-def conntrack_caveats(scenario: Scenario) -> list[str]:
-    """The allow rules whose verdicts may differ from separate hosts' (non-stateful: see above)."""
-    out = []
-    for ent in scenario.enterprises:
-        for dom in ent.domains:
-            for direction in ("ingress", "egress"):
-                template = getattr(dom, direction)
-                for r in template.rules if template else []:
-                    if r.action == "allow" and not r.stateful:
-                        port = f"/{r.port}" if r.port is not None else ""
-                        out.append(f"{ent.name}/{dom.name} {direction} {r.from_} -> {r.to} {r.protocol}{port}")
-    return out
+def switch_zones(index: int, switches: int) -> tuple[int, int]:
+    """(first zone, number of zones) of switch `index` (1-based) of `switches`: equal shares of the
+    16-bit zone space, so the VSC's domain indexes (from 1) stay below each share's size."""
+    size = MAX_ZONES // switches
+    return (index - 1) * size, size
 
 
 class MininetLab(Lab):
@@ -112,11 +104,6 @@ class MininetLab(Lab):
     def start(self) -> None:
 
         self._preflight()
-        caveats = conntrack_caveats(self.scenario)
-        if caveats:
-            self.console.print("[yellow]note:[/] Mininet's switches share one conntrack table; replies to these "
-                               "non-stateful allows may pass where separate hosts would drop them: "
-                               + "; ".join(caveats))
         self._fresh_workdir()
         leftovers.record(self.workdir)
         self.recorded = True
@@ -170,7 +157,8 @@ class MininetLab(Lab):
             config = AgentConfig(db=self.fabric.ovs.db_remote, vsc_host=VSC_IP, of_port=vsc.ports["of_port"],
                                  agent_port=vsc.ports["agent_port"], bridge=switch_name(i), vtep_ip=vtep_ip(i),
                                  datapath_id=i, name=h.name, secret=self.enrol(h.name, i, vtep_ip(i)))
-            self.agents[h.name] = MininetVrs(config, tunnel_port(i)).spawn()
+            zones = switch_zones(i, len(self.scenario.hosts))
+            self.agents[h.name] = MininetVrs(config, tunnel_port(i), zones).spawn()
         self._phase("plug", t0)
 
     @staticmethod
