@@ -121,3 +121,28 @@ def test_large_priorities_compile_in_order_and_overflow_is_reported():
     assert f"priority 3000000000 is beyond the {ACL_BAND_WIDTH:,} distinct priorities the NONE band" in problems[0]
     assert predicted_flows(view, dom)[second] == 0
     assert predicted_flows(view, dom)[first] == 1
+
+
+def test_crossing_the_slot_limit_by_a_membership_change_is_reported_and_undone():
+    """Incremental path (the VSC's programmer): a fifth slot group takes the vport out, named in the
+    domain's problems; leaving it brings the vport back and clears the problem."""
+    from vsc.programmer import Programmer
+
+    tree, placement = _many_groups(80, 70, 2)
+    vp = ids(tree, "vport")[0]
+    pgs = [tree.find(g) for g in ids(tree, "policygroup")[64:69]]
+    for pg in pgs[:4]:
+        pg["assoc"]["vport"].append(vp)
+    prog = Programmer(View(), Locations())
+    for o in tree.objects:
+        prog.on_vsd("CREATE", o["entityType"], o["entity"], o["assoc"])
+    for m in placement.messages():
+        prog.on_agent(m)
+    dom = ids(tree, "domain")[0]
+    assert vp in prog.eps and not prog.problems[dom]
+    fifth = pgs[4]
+    prog.on_vsd("UPDATE", "policygroup", fifth["entity"], {"vport": [*fifth["assoc"]["vport"], vp]})
+    assert vp not in prog.eps
+    assert len(prog.problems[dom]) == 1 and vp in prog.problems[dom][0] and "not programmed" in prog.problems[dom][0]
+    prog.on_vsd("UPDATE", "policygroup", fifth["entity"], {"vport": fifth["assoc"]["vport"]})
+    assert vp in prog.eps and not prog.problems[dom]

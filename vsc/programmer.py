@@ -25,7 +25,7 @@ from vsc.acl import non_ip_allowed
 from vsc.bgp.federation import Federation
 from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
 from vsc.locations import Locations
-from vsc.pipeline import flow_key
+from vsc.pipeline import SLOTS_PER_VPORT, flow_key
 from vsc.tables import check_flow, check_flows
 from vsc.view import View
 
@@ -178,6 +178,10 @@ class Programmer:
             host = self.locs.hosts.get(dpid)
             self._set_unit(dpid, ("pipeline",), pipeline_flows(host) if host else [])
             domains |= set(self.local.get(dpid, ()))
+        # A vport at the slot limit may have just crossed it (or come back): its domain's problems say so
+        # (vsc.tags.tag_problems), so recompile that domain too.
+        domains |= {d for v in vports if len(self.view.groups_of_vport.get(v, ())) >= SLOTS_PER_VPORT
+                    and (d := self.view.vport_domain(v)) is not None}
         relocal: set[str] = set()
         for dom in domains:
             d = self.view.domains.get(dom)
