@@ -55,3 +55,32 @@ def verdicts(lab) -> dict[tuple[str, str, str, int | None], str]:
             out[(a, b, proto, port)] = verdict
     return out
 
+
+
+def find(domain: vspk.NUDomain, kind: str, name: str):
+    """The domain's zone / policy group named so (vspk)."""
+    fetcher = {"policygroup": domain.policy_groups, "zone": domain.zones}[kind]
+    return fetcher.get_first(filter=f'name == "{name}"')
+
+
+def draft_web_to_db(domain: vspk.NUDomain) -> set[tuple[str, str, str, int]]:
+    """The first draft of the three-tier lab, made in the DRAFT templates with vspk: web -> db tcp/5432
+    is allowed (a new ingress and a new egress entry), and web -> app moves from tcp/8080 to tcp/22 (the
+    entries edited). Returns (source tier, destination tier, protocol, port) of what it changes."""
+    web, db = find(domain, "policygroup", "web").id, find(domain, "policygroup", "db").id
+    for direction, entry_class in (("ingress", vspk.NUIngressACLEntryTemplate),
+                                   ("egress", vspk.NUEgressACLEntryTemplate)):
+        template = draft_templates(domain, direction)[0]
+        entries = (template.ingress_acl_entry_templates if direction == "ingress"
+                   else template.egress_acl_entry_templates).get()
+        for e in entries:
+            if e.destination_port == "8080":
+                e.destination_port = "22"
+                e.save()
+        # Nuage's direction: an ingress entry's location is the source, an egress entry's the destination
+        location, network = (web, db) if direction == "ingress" else (db, web)
+        template.create_child(entry_class(
+            action="FORWARD", location_type="POLICYGROUP", location_id=location, network_type="POLICYGROUP",
+            network_id=network, ether_type="0x0800", protocol="6", source_port="*", destination_port="5432",
+            stateful=True, policy_state="DRAFT", description="vl-draft web -> db"))
+    return {("web", "db", "tcp", 5432), ("web", "app", "tcp", 8080), ("web", "app", "tcp", 22)}

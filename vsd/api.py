@@ -243,11 +243,16 @@ class VsdApp:
 
     async def _run_job(self, who: Principal, job_id: str) -> None:
         try:
+            if self.store.clustered:  # a job writes as a call does, on the cluster's newest state (and
+                await self.store.take_turn()  # a job another VSD already ran is no longer RUNNING)
             txn = jobs.run(self.dir, who, job_id)
             if txn is not None:
                 await self._commit(who, txn, f"JOB {self.dir.tree.objs[job_id].data['command']} {job_id}")
         except Exception:
             log.exception("job %s failed", job_id)
+        finally:
+            if self.store.clustered:
+                self.store.end_turn()
 
     def _resume_jobs(self) -> None:
         """Jobs the VSD stopped before running (their creation was committed, their work was not)."""
