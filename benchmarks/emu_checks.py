@@ -8,7 +8,8 @@ the probes one at a time on 8 threads (`sequential`, as before) and many in flig
 The lab is the generated three-tier scenario of scenarios/emu-scale.yaml (4 hosts, 40 containers;
 vsplab/emu/scale.py) with its expectations extended to `--expectations` by more pairs of the same
 policy: web -> app tcp/8080, app -> db tcp/5432 and ICMP within web allowed; the reverse directions,
-a skipped tier, other ports and protocols, and UDP denied (about half of them). Prints both times;
+a skipped tier, other ports and protocols, and UDP denied (about two thirds of them). Concurrent
+checks confirm their denials with the datapaths' drop counters (vsplab/emu/drops.py), as a lab does. Prints both times;
 writes benchmarks/results/emu_checks.json; exits 1 if any expectation fails or the two ways give
 any expectation a different verdict. Needs root and Open vSwitch, and no other emulated lab running.
 """
@@ -32,6 +33,7 @@ import yaml  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from vsplab.emu.check import PROBING, check_expectations  # noqa: E402
+from vsplab.emu.drops import drop_count  # noqa: E402
 from vsplab.emu.lab import EmuLab  # noqa: E402
 from vsplab.emu.scale import scale_scenario  # noqa: E402
 from vsplab.scenario.check import load_scenario  # noqa: E402
@@ -98,16 +100,20 @@ def main() -> int:
         for way in ways:
             with console.status(f"checking {len(scenario.expect)} expectations, probing {way}"):
                 t0 = time.perf_counter()
-                results = check_expectations(lab.listeners, scenario, lab.placed, probing=way)
+                notes: dict[str, str] = {}
+                results = check_expectations(lab.listeners, scenario, lab.placed, probing=way, notes=notes,
+                                             drops=lambda: drop_count(h.ovs for h in lab.hosts.values()))
                 seconds = time.perf_counter() - t0
             failed = [r for r in results if not r.passed]
             verdicts[way] = [r.observed for r in results]
             runs[way] = {"seconds": round(seconds, 2), "passed": len(results) - len(failed), "failed": len(failed),
                          "denied": sum(r.observed == "deny" for r in results), "loadavg_after": loadavg(),
-                         "failures": [f"{r.label}: expected {r.expected}, observed {r.observed} {r.detail}"
+                         "notes": notes, "failures": [f"{r.label}: expected {r.expected}, observed {r.observed} {r.detail}"
                                       for r in failed[:20]]}
             console.print(f"{way:>10}: {len(results)} expectations in {seconds:6.1f} s, "
                           f"{len(results) - len(failed)} passed, {len(failed)} failed")
+            for line in notes.values():
+                console.print(f"    {line}")
             for line in runs[way]["failures"]:
                 console.print(f"    [red]{line}[/]")
     differ = []

@@ -75,38 +75,44 @@ def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, prot
     raise ValueError(f"unknown protocol {protocol!r}")
 
 
+def _one(listeners: Listeners, x, placed: dict[str, PlacedContainer], netns_of: NetnsOf) -> ExpectationResult:
+    """One expectation probed on its own (the sequential way)."""
+    t0 = time.perf_counter()
+    try:
+        observed, detail = probe(listeners, placed[x.from_], placed[x.to], x.protocol, x.port, netns_of)
+    except Exception as e:  # a probe that blows up is a failed check, reported, not a crashed run
+        observed, detail = "error", f"{type(e).__name__}: {e}"
+    return ExpectationResult(x.from_, x.to, x.protocol, x.port, x.expect, observed, detail, time.perf_counter() - t0)
+
+
 def check_expectations(listeners: Listeners, scenario, placed: dict[str, PlacedContainer],
-                       workers: int = 8, netns_of: NetnsOf = container_netns,
-                       probing: str = "concurrent") -> list[ExpectationResult]:
+                       workers: int = 8, netns_of: NetnsOf = container_netns, probing: str = "concurrent",
+                       drops: Callable[[], int] | None = None,
+                       notes: dict[str, str] | None = None) -> list[ExpectationResult]:
     """Every expectation probed with real packets (`probing`: see the module doc); `netns_of` says
-    where a container lives (emu's own namespaces, or the names the Mininet lab gives its hosts)."""
+    where a container lives (emu's own namespaces, or the names the Mininet lab gives its hosts).
+    `drops` (concurrent): the datapaths' drop-flow packet count now (vsplab/emu/drops.py); the
+    denials of the confirming volley must be matched by at least as many dropped packets, else they
+    are probed again one at a time. What the confirmation found goes into `notes`."""
     if probing not in PROBING:
         raise ValueError(f"probing {probing!r}: one of {', '.join(PROBING)}")
     open_listeners(listeners, scenario.expect, placed, netns_of)
     if probing == "concurrent":
-        return _check_concurrently(listeners, scenario.expect, placed, netns_of)
-
-    def one(x) -> ExpectationResult:
-        t0 = time.perf_counter()
-        try:
-            observed, detail = probe(listeners, placed[x.from_], placed[x.to], x.protocol, x.port, netns_of)
-        except Exception as e:  # a probe that blows up is a failed check, reported, not a crashed run
-            observed, detail = "error", f"{type(e).__name__}: {e}"
-        return ExpectationResult(x.from_, x.to, x.protocol, x.port, x.expect, observed, detail,
-                                 time.perf_counter() - t0)
-
+        return _check_concurrently(listeners, scenario.expect, placed, netns_of, drops, workers,
+                                   notes if notes is not None else {})
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as ex:
-        return list(ex.map(one, scenario.expect))
+        return list(ex.map(lambda x: _one(listeners, x, placed, netns_of), scenario.expect))
 
 
-def _check_concurrently(listeners: Listeners, expectations, placed: dict[str, PlacedContainer],
-                        netns_of: NetnsOf) -> list[ExpectationResult]:
+def _check_concurrently(listeners: Listeners, expectations, placed: dict[str, PlacedContainer], netns_of: NetnsOf,
+                        drops: Callable[[], int] | None, workers: int, notes: dict[str, str]) -> list[ExpectationResult]:
     def shot(x) -> Shot:
         return Shot(netns_of(placed[x.from_].name), netns_of(placed[x.to].name), placed[x.to].ip, x.protocol, x.port)
 
     first = fire(listeners, [shot(x) for x in expectations], BUDGET)
     # a deny is two misses: whatever got no answer goes again, in a volley of its own
     missed = [i for i, s in enumerate(first) if not s.passed and not s.error]
+    before = drops() if drops is not None and missed else 0
     second = dict(zip(missed, fire(listeners, [shot(expectations[i]) for i in missed], BUDGET), strict=True))
     results = []
     for i, (x, s) in enumerate(zip(expectations, first, strict=True)):
@@ -118,6 +124,19 @@ def _check_concurrently(listeners: Listeners, expectations, placed: dict[str, Pl
             observed, detail = _verdict(x.protocol, placed[x.to], bool(final.passed), final.why)
         results.append(ExpectationResult(x.from_, x.to, x.protocol, x.port, x.expect, observed, detail,
                                          s.seconds + (again.seconds if again else 0.0)))
+    denied = [i for i in missed if results[i].observed == "deny"]
+    if drops is not None and denied:
+        dropped = drops() - before
+        if dropped >= len(denied):
+            notes["denials"] = (f"{len(denied)} denied probes each unanswered twice; the drop flows counted "
+                                f"{dropped} packets meanwhile")
+        else:  # silence the pipeline does not account for: the old way decides
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as ex:
+                for i, r in zip(denied, ex.map(lambda i: _one(listeners, expectations[i], placed, netns_of), denied),
+                                strict=True):
+                    results[i] = r
+            notes["denials"] = (f"{len(denied)} denied probes but only {dropped} packets counted by the drop flows: "
+                                "probed again one at a time")
     return results
 
 

@@ -27,6 +27,7 @@ from rich.console import Console
 from vsplab.emu import leftovers
 from vsplab.emu.check import check_expectations, container_netns, probe, rtt_summary
 from vsplab.emu.datapath import DatapathUnsupported, kernel_lacks_afxdp, with_datapath
+from vsplab.emu.drops import drop_count
 from vsplab.emu.host import EmuFabric, EmuHost
 from vsplab.emu.netns import ifname, netns_delete
 from vsplab.emu.probes import Listeners, ping
@@ -64,6 +65,7 @@ class EmuLab(Lab):
         self.hosts: dict[str, EmuHost] = {}
         self.listeners = Listeners()
         self.manifest: leftovers.Manifest | None = None
+        self.probing = "concurrent"  # or "sequential" (vsplab/emu/check.py)
 
     # --- bring-up -------------------------------------------------------------------------------
 
@@ -158,7 +160,9 @@ class EmuLab(Lab):
 
     def check(self) -> LabReport:
         t0 = time.perf_counter()
-        self.report.results = check_expectations(self.listeners, self.scenario, self.placed)
+        self.report.results = check_expectations(
+            self.listeners, self.scenario, self.placed, probing=self.probing, notes=self.figures,
+            drops=lambda: drop_count(h.ovs for h in self.hosts.values()))
         self._phase("check", t0)
         self._measure()
         return self.report
