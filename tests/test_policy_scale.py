@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+import vsc.acl
 from vsc.acl import acl_flows, band_priorities, predicted_flows
 from vsc.compiler import compile_host, endpoint
 from vsc.locations import Locations
@@ -98,7 +99,7 @@ def test_priorities_keep_nuage_order_without_clamping():
     assert len(over) == ACL_BAND_WIDTH and 2 * ACL_BAND_WIDTH not in over
 
 
-def test_large_priorities_compile_in_order_and_overflow_is_reported():
+def test_large_priorities_compile_in_order_and_overflow_is_reported(monkeypatch):
     tree, placement = tiered(8, 2, 2, 0)
     tin = ids(tree, "ingressacltemplate")[0]
     g0, g1 = ids(tree, "policygroup")
@@ -111,14 +112,16 @@ def test_large_priorities_compile_in_order_and_overflow_is_reported():
     prio = {f.cookie: f.priority for f in flows if f.table == Table.INGRESS_ACL}
     assert prio[cookie(Kind.ACL_ENTRY, first)] > prio[cookie(Kind.ACL_ENTRY, second)]
     assert predicted_flows(view, dom) == {"default": 2, first: 1, second: 1}
-    # 19,001 distinct priorities in one band: the last in Nuage's order (`second`) is refused, by name
-    many = ACL_BAND_WIDTH + 1 - 2
-    for i in range(many):
-        tree.entry(tin, "ingress", 10_000_000 + i, location=("POLICYGROUP", g1), protocol="17", dport=str(i % 60000))
+    # one more distinct priority than a band holds (the width made small here: 19,000 entries take
+    # seconds to build): the last in Nuage's order (`second`) is refused, by name
+    width = 20
+    monkeypatch.setattr(vsc.acl, "ACL_BAND_WIDTH", width)
+    for i in range(width - 1):
+        tree.entry(tin, "ingress", 10_000_000 + i, location=("POLICYGROUP", g1), protocol="17", dport=str(i))
     view, _ = build(tree, placement)
     flows, problems = acl_flows(view, dom, 1)
     assert len(problems) == 1 and second in problems[0]
-    assert f"priority 3000000000 is beyond the {ACL_BAND_WIDTH:,} distinct priorities the NONE band" in problems[0]
+    assert f"priority 3000000000 is beyond the {width:,} distinct priorities the NONE band" in problems[0]
     assert predicted_flows(view, dom)[second] == 0
     assert predicted_flows(view, dom)[first] == 1
 
