@@ -246,3 +246,12 @@ def test_as_applied_is_the_policy_after_apply(built, vsd):
                        e.network_id) for e in view.acl_entries.values())
 
     assert rules(during) == rules(after) and len(after.acl_entries) == 4
+
+
+def test_as_applied_refuses_a_domain_without_an_open_draft(built, vsd):
+    client, session, domain, tier = built
+    snap = StreamReader(client, since=0).take(revision(vsd))[0]
+    with pytest.raises(ValueError, match="no policy draft open"):
+        as_applied(snap["objects"], domain.id)
+    with pytest.raises(ValueError, match="no such domain"):
+        as_applied(snap["objects"], "vl-draft-nothing")

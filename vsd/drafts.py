@@ -82,7 +82,12 @@ def as_applied(objects: list[dict], domain_id: str) -> list[dict]:
     """Stream objects (`{"entityType", "entity", "assoc"}`, as a snapshot lists them) as they would be
     once the domain's draft is applied: its LIVE templates and entries gone, its DRAFT ones LIVE.
     IDs of the draft objects stay (apply keeps a live object's ID where the draft copied one; the
-    verdicts do not depend on IDs). Objects of other domains are untouched."""
+    verdicts do not depend on IDs). Objects of other domains are untouched. A ValueError when the
+    objects hold no such domain or its draft is not open (its live policy would read as none)."""
+    dom = next((o["entity"] for o in objects if o["entityType"] == "domain" and o["entity"]["ID"] == domain_id), None)
+    if dom is None or dom.get("policyChangeStatus") != STARTED:
+        raise ValueError(f"domain {domain_id}: " + ("no such domain" if dom is None else
+                         f"no policy draft open (policyChangeStatus {dom.get('policyChangeStatus')})"))
     kinds = {o["entity"]["ID"]: (o["entityType"], o["entity"]) for o in objects
              if o["entityType"] in POLICY_KINDS}
 
