@@ -105,3 +105,13 @@ def test_explain_dropped_by_default_and_by_entry(lab):
 def test_explain_refuses_unknown_container(lab):
     out = explain(lab, "web1", "nosuch", "--proto", "icmp")
     assert out.returncode == 2 and "no container 'nosuch'" in out.stderr
+
+
+def test_lint_on_the_running_lab_predicts_the_flows_its_switches_hold(lab):
+    out = subprocess.run([sys.executable, "-m", "vsplab.cli", "lint", "--lab", str(lab.workdir), "--json", "-"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["findings"] == [] and report["prediction_ok"]
+    held = lab.runtime.call(lambda: {n: sw.flow_count() for n, sw in lab.runtime.fabric.switches.items()})
+    assert {c["host"]: c["predicted"] for c in report["flows_per_vrs"]} == held
