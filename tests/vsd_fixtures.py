@@ -133,9 +133,10 @@ def subnet_tree(c: VsdClient, name: str = "vl-restart") -> str:
 
 
 def vport_writer(vsd: EmbeddedVsd, subnet: str, w: int, acked: dict, stop: threading.Event,
-                 errors: list | None = None) -> None:
-    """Writes vports until the VSD goes away; `acked` gets what was answered 2xx, `errors` any refusal."""
-    c = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise, timeout=5)
+                 errors: list | None = None, client: VsdClient | None = None) -> None:
+    """Writes vports until the VSD goes away; `acked` gets what was answered 2xx, `errors` any refusal.
+    `client`: one already logged in (a login's password hash can take seconds on a loaded machine)."""
+    c = client or VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise, timeout=5)
     i = 0
     try:
         while not stop.is_set():

@@ -22,7 +22,7 @@ import threading
 from daemonconf import journal_logging, mark_subparser, parse_with_config
 from vsc.agent import AgentServer
 from vsc.core import Vsc, tune_gc
-from vsc.follower import StreamFollower
+from vsc.follower import StreamFollower, vsd_urls
 from vsc.status import StatusServer
 
 log = logging.getLogger("vsc")
@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vsc", description="vsplab VSC: OpenFlow 1.3 controller on os-ken")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = mark_subparser(sub.add_parser("run", help="run the controller"))
-    r.add_argument("--vsd", help="VSD base URL, e.g. http://127.0.0.1:8443 (omit to run without a VSD)")
+    r.add_argument("--vsd", metavar="URL[,URL...]",
+                   help="VSD base URL, e.g. http://127.0.0.1:8443 (omit to run without a VSD); the VSDs of a "
+                   "cluster as a comma-separated list (--vsd http://a:8443,http://b:8443,http://c:8443): the VSC "
+                   "follows one and fails over to the next when it goes away, resuming from its last revision")
     r.add_argument("--user", default="csproot")
     r.add_argument("--password", default="csproot")
     r.add_argument("--org", default="csp")
@@ -140,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
     if args.echo_interval <= 0 or args.echo_misses < 1:
         print("vsc: --echo-interval must be positive and --echo-misses at least 1", file=sys.stderr)
         return 2
+    try:
+        urls = vsd_urls(args.vsd) if args.vsd else None
+    except ValueError as e:
+        print(f"vsc: {e}", file=sys.stderr)
+        return 2
     tune_gc()
     try:
         core = Vsc(args.state_dir, require_enrolment=args.require_enrolment)
@@ -163,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
                  bgp.listen_address, bgp.listen_port,
                  ", ".join(f"{p.address}:{p.port} AS {p.asn}" for p in bgp.peers) or "none")
     follower = None
-    if args.vsd:
-        follower = StreamFollower(core, args.vsd, args.user, args.password, args.org)
+    if urls:
+        follower = StreamFollower(core, urls, args.user, args.password, args.org)
         follower.start()
     else:
         if args.view:

@@ -66,6 +66,7 @@ class Vsc:
         self.input_errors: list[str] = []
         self.state_dir = Path(state_dir) if state_dir else None
         self.peering = None  # vsc.bgp.peering.Peering once BGP is configured
+        self.stream_record = None  # vsc.follower's record of the change stream as received, for /status
         self.audits = Audits()  # drift audits' flow dumps (vsc/audit.py)
         # Seconds spent compiling each kind of input, and diffing + encoding + sending (benchmarks' phases).
         self.busy = {"vsd": 0.0, "agent": 0.0, "bgp": 0.0, "openflow": 0.0}
@@ -362,6 +363,7 @@ class Vsc:
                 "endpoints": len(self.prog.eps), "datapaths": dps,
                 "problems": {d: p for d, p in self.prog.problems.items() if p}, "input_errors": list(self.input_errors),
                 "bgp": bgp, "busy_s": {k: round(v, 3) for k, v in self.busy.items()},
+                "vsd_stream": self.stream_record() if self.stream_record else None,
             }
 
     def explain(self, value: int) -> dict:

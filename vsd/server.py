@@ -23,8 +23,10 @@ import orjson
 
 from vsd.api import PREFIX, VsdApp
 from vsd.auth import DEFAULT_LIFETIME, ROOT_ORG, Auth
+from vsd.cluster import ClusterStore
 from vsd.directory import Directory
 from vsd.passwords import is_current, new_secret, password_ok
+from vsd.replica import Replica
 from vsd.store import Store
 
 DEFAULT_ROOT = "csproot"
@@ -40,7 +42,7 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
     """The VSD on `db_url`. `root_password` (else $VSD_ROOT_PASSWORD) becomes the CSP root's password, on
     a new database or an existing one; without it a new database gets the lab default `csproot`. A
     `public` VSD (listening beyond loopback) refuses to start while the root has that default."""
-    store = Store(db_url, retention=retention)
+    store = open_store(db_url, retention)
     directory = Directory()
     gc.disable()  # loading only allocates, and collecting mid-way would rescan the growing tree again and again
     try:
@@ -51,7 +53,31 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
     if store.scrub_clear_keys():
         announce("VSD: removed API keys an earlier version stored in clear; clients log in again")
     password = root_password or os.environ.get("VSD_ROOT_PASSWORD")
-    stored = store.get_meta("root")
+    with store.exclusive() as conn:  # the VSDs of a cluster starting at once: one of them makes the root
+        root = _root_account(store, conn, root_user, password, public, announce)
+    auth = Auth(directory, store, root, lifetime=apikey_lifetime)
+    auth.load_keys()
+    if store.clustered:
+        store.replica = Replica(directory, auth)
+    return VsdApp(store, directory, auth)
+
+
+def open_store(db_url: str, retention: int) -> Store:
+    """PostgreSQL: a cluster member (any number of VSDs may share the database, vsd/cluster.py).
+    SQLite: this VSD's alone, refused if another VSD serves the file."""
+    if db_url.startswith(("postgresql:", "postgresql+")):
+        return ClusterStore(db_url, retention=retention)
+    store = Store(db_url, retention=retention)
+    try:
+        store.claim()
+    except SystemExit:
+        store.engine.dispose()
+        raise
+    return store
+
+
+def _root_account(store: Store, conn, root_user: str, password: str | None, public: bool, announce) -> dict:
+    stored = store.get_meta("root", conn)
     if public and (password == DEFAULT_ROOT or (not password and stored is None)):
         _refuse_default(store, "a first start" if stored is None else "to start")
     if stored is None:
@@ -62,22 +88,20 @@ def build_app(db_url: str, root_user: str = DEFAULT_ROOT, root_password: str | N
         else:
             announce(f"VSD: first start, created CSP root {root_user!r} in organization {ROOT_ORG!r}")
         root = {"user": root_user, "id": str(uuid.uuid4()), **new_secret(password or DEFAULT_ROOT)}
-        store.set_meta("root", orjson.dumps(root).decode())
-    else:
-        root = {k: v for k, v in orjson.loads(stored).items() if k != "apikey"}  # once kept in clear
-        same = bool(password) and password_ok(root, password)
-        if password and not same:
-            announce(f"VSD: CSP root {root['user']!r} now has the password given by --root-password "
-                     "or VSD_ROOT_PASSWORD")
-        if password and not (same and is_current(root)):  # a new password, or the same under an older hash
-            root = {"user": root["user"], "id": root["id"], **new_secret(password)}
-        if orjson.dumps(root).decode() != stored:
-            store.set_meta("root", orjson.dumps(root).decode())
-        if public and not password and password_ok(root, DEFAULT_ROOT):
-            _refuse_default(store, "to start")
-    auth = Auth(directory, store, root, lifetime=apikey_lifetime)
-    auth.load_keys()
-    return VsdApp(store, directory, auth)
+        store.set_meta("root", orjson.dumps(root).decode(), conn)
+        return root
+    root = {k: v for k, v in orjson.loads(stored).items() if k != "apikey"}  # once kept in clear
+    same = bool(password) and password_ok(root, password)
+    if password and not same:
+        announce(f"VSD: CSP root {root['user']!r} now has the password given by --root-password "
+                 "or VSD_ROOT_PASSWORD")
+    if password and not (same and is_current(root)):  # a new password, or the same under an older hash
+        root = {"user": root["user"], "id": root["id"], **new_secret(password)}
+    if orjson.dumps(root).decode() != stored:
+        store.set_meta("root", orjson.dumps(root).decode(), conn)
+    if public and not password and password_ok(root, DEFAULT_ROOT):
+        _refuse_default(store, "to start")
+    return root
 
 
 def _refuse_default(store: Store, what: str) -> None:

@@ -24,6 +24,8 @@ text or NUL characters where SQLite would take them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -49,7 +51,7 @@ from sqlalchemy import (
     select,
 )
 
-from vsd.directory import Change
+from vsd.directory import Change, event_line
 
 log = logging.getLogger("vsd.store")
 
@@ -87,6 +89,10 @@ BUSY_COMPACT = 5_000  # ...and between batches once the backlog passes BACKLOG
 BACKLOG = 20_000
 
 Loader = Callable[[str, str, dict, dict, str | None, int], None]  # op, kind, data, assoc, secret, created
+# the `events` columns a replayed change is rebuilt from (`change_of`)
+EVENT_COLUMNS = (events.c.revision, events.c.type, events.c.kind, events.c.object_id, events.c.entity, events.c.assoc,
+                 events.c.enterprise, events.c.secret, events.c.created)
+SCHEMA_LOCK = 0x76736400  # PostgreSQL advisory lock keys ("vsd" and a number), one per serialised section
 
 
 def make_engine(url: str, sqlite_synchronous: str = "NORMAL"):
@@ -114,16 +120,35 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL"):
 
 
 class Store:
+    clustered = False  # one VSD on this database (vsd.cluster.ClusterStore: several on one PostgreSQL)
+
     def __init__(self, url: str, retention: int = 1_000_000, sqlite_synchronous: str = "NORMAL") -> None:
         self.url, self.retention = url, max(retention, 1)
         self.engine = make_engine(url, sqlite_synchronous)
-        metadata.create_all(self.engine)
+        with self.exclusive() as c:  # two VSDs of a cluster starting at once
+            metadata.create_all(c)
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._compiled: dict[str, tuple] = {}
         self._backlog: list[Change] = []  # committed to `events`, not yet folded into `objects`
         self.oldest = 1  # oldest revision still in `events`
         self.compacted = 0
+        self._claim: int | None = None
+
+    def claim(self) -> None:
+        """Make this the only VSD serving a SQLite file: a second one would hand out the same revisions
+        from its own memory (several VSDs share a database only on PostgreSQL, `vsd.cluster`)."""
+        path = self.url.split("///", 1)[-1]
+        if self.engine.dialect.name != "sqlite" or not path or path == ":memory:":
+            return
+        fd = os.open(f"{path}.vsd-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SystemExit(f"VSD: another VSD is serving {path}; a SQLite database has one VSD "
+                             "(several VSDs share one PostgreSQL database, see vsd/README.md)") from None
+        self._claim = fd
 
     # --- start-up and reads
 
@@ -144,21 +169,27 @@ class Store:
 
     def load(self, put: Loader) -> int:
         """Feed the stored state to `put` in order (objects by creation, then the log after the compaction
-        mark); returns the last committed revision."""
-        with self.engine.connect() as c:
+        mark); returns the last committed revision. The replayed log stays in the backlog, so the next
+        compaction folds it too rather than moving the mark past it. One snapshot of the database
+        (REPEATABLE READ on PostgreSQL, where other VSDs of a cluster write and compact meanwhile)."""
+        conn = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn as c, c.begin():
             self.compacted = int(self.get_meta("compacted", c) or 0)
             rows = c.execute(select(objects.c.kind, objects.c.data, objects.c.members, objects.c.secret,
                                     objects.c.rev).order_by(objects.c.rev))
             for kind, data, members, secret, rev in rows:
                 put("CREATE", kind, orjson.loads(data), orjson.loads(members) if members else None,
                     secret, rev)
-            rows = c.execute(select(events.c.type, events.c.kind, events.c.entity, events.c.assoc, events.c.secret,
-                                    events.c.created, events.c.revision)
-                             .where(events.c.revision > self.compacted).order_by(events.c.revision))
+            rows = c.execute(select(*EVENT_COLUMNS).where(events.c.revision > self.compacted)
+                             .order_by(events.c.revision))
             last = self.compacted
-            for op, kind, entity, assoc, secret, created, rev in rows:
-                put(op, kind, orjson.loads(entity), _members(orjson.loads(assoc)), secret, created)
-                last = rev
+            for row in rows:
+                ch = change_of(row)
+                put(ch.op, ch.kind, orjson.loads(ch.entity), ch.members, row.secret, ch.created)
+                self._backlog.append(ch)
+                last = ch.rev
             newest = c.execute(select(func.max(events.c.revision))).scalar() or 0
             self.oldest = c.execute(select(func.min(events.c.revision))).scalar() or newest + 1
         return max(last, newest, self.compacted)
@@ -195,11 +226,19 @@ class Store:
         with self.engine.begin() as c:
             c.execute(apikeys.delete().where(apikeys.c.user_id == user_id))
 
+    @contextlib.contextmanager
+    def exclusive(self):
+        """A transaction no other VSD on this database runs at the same time (start-up's own writes)."""
+        with self.engine.begin() as c:
+            if self.engine.dialect.name == "postgresql":
+                c.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+            yield c
+
     def scrub_clear_keys(self) -> int:
         """Remove the API keys earlier versions kept in clear inside stored secrets (once per database:
         a mark in meta says it was done); returns how many rows."""
         n = 0
-        with self.engine.begin() as c:
+        with self.exclusive() as c:
             if self.get_meta("clear_keys_removed", c):
                 return 0
             for table, key in ((objects, objects.c.id), (events, events.c.revision)):
@@ -224,6 +263,9 @@ class Store:
             self._thread.join(timeout=30)
             self._thread = None
         self.engine.dispose()
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
 
     def submit(self, changes: list[Change], who: tuple[str, str], request: str) -> asyncio.Future:
         fut = self._loop.create_future()
@@ -268,6 +310,11 @@ class Store:
                 fut.set_result(None)
 
     def _write(self, batch: list) -> None:
+        with self.engine.begin() as c:
+            self._insert(c, batch)
+
+    def _insert(self, c, batch: list) -> None:
+        """The batch's events and audit rows, inside the caller's transaction."""
         now = time.time()
         event_rows, audit_rows = [], []
         for changes, (user, org), request, _ in batch:
@@ -280,13 +327,30 @@ class Store:
                 audit_rows.append((now, _column(user, 200), _column(org, 200), _column(request, 400), actions,
                                    changes[0].rev, changes[-1].rev))
             self._backlog.extend(changes)
-        with self.engine.begin() as c:
-            self._many(c, "ins_event", event_rows)
-            self._many(c, "ins_audit", audit_rows)
+        self._many(c, "ins_event", event_rows)
+        self._many(c, "ins_audit", audit_rows)
 
     def _compact(self, limit: int) -> None:
         """Fold the oldest backlog into `objects` and move the compaction mark past it."""
-        todo, self._backlog = self._backlog[:limit], self._backlog[limit:]
+        if not self._backlog:
+            return
+        with self.engine.begin() as c:
+            self._fold(c, limit)
+        if not self._backlog and self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _compaction_mark(self, conn) -> int:
+        """The revision `objects` holds, under whatever lock folding needs (one VSD: its own mark)."""
+        return self.compacted
+
+    def _fold(self, c, limit: int) -> None:
+        mark = self._compaction_mark(c)
+        skip = 0
+        while skip < len(self._backlog) and self._backlog[skip].rev <= mark:
+            skip += 1  # folded by another VSD of the cluster
+        todo, self._backlog = self._backlog[skip:skip + limit], self._backlog[skip + limit:]
+        self.compacted = mark
         if not todo:
             return
         rows: dict[str, tuple[str, tuple]] = {}  # object ID -> (insert|update|delete, row)
@@ -304,18 +368,14 @@ class Store:
             else:
                 rows[ch.oid] = ("del", row)
         last = todo[-1].rev
-        with self.engine.begin() as c:
-            self._many(c, "ins_obj", [r for op, r in rows.values() if op == "ins"])
-            self._many(c, "upd_obj", [(*r[4:], r[0]) for op, r in rows.values() if op == "upd"])
-            self._many(c, "del_obj", [(r[0],) for op, r in rows.values() if op == "del"])
-            self.set_meta("compacted", str(last), c)
-            if last - self.retention >= self.oldest + max(100, self.retention // 10):
-                c.execute(events.delete().where(events.c.revision <= last - self.retention))
-                self.oldest = last - self.retention + 1
+        self._many(c, "ins_obj", [r for op, r in rows.values() if op == "ins"])
+        self._many(c, "upd_obj", [(*r[4:], r[0]) for op, r in rows.values() if op == "upd"])
+        self._many(c, "del_obj", [(r[0],) for op, r in rows.values() if op == "del"])
+        self.set_meta("compacted", str(last), c)
+        if last - self.retention >= self.oldest + max(100, self.retention // 10):
+            c.execute(events.delete().where(events.c.revision <= last - self.retention))
+            self.oldest = last - self.retention + 1
         self.compacted = last
-        if not self._backlog and self.engine.dialect.name == "sqlite":
-            with self.engine.connect() as c:
-                c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _many(self, conn, name: str, rows: list[tuple]) -> None:
         """executemany of a statement compiled once for this database's dialect, rows in `_COLUMNS[name]`
@@ -346,6 +406,16 @@ class Store:
 
 def _members(assoc: dict) -> list | None:
     return next(iter(assoc.values())) if assoc else None
+
+
+def change_of(row) -> Change:
+    """A logged change as the directory made it, from its `events` row (`EVENT_COLUMNS`)."""
+    rev, op, kind, oid, entity, assoc, enterprise, secret, created = row
+    ent, asc = entity.encode(), assoc.encode()
+    members = _members(orjson.loads(asc))
+    parent = orjson.loads(ent).get("parentID")
+    return Change(rev, op, kind, oid, parent, ent, asc, members, orjson.loads(secret) if secret else None,
+                  created, enterprise, event_line(rev, op, kind, ent, asc))
 
 
 def _column(text: str, width: int) -> str:

@@ -5,7 +5,8 @@ Changes reach the hub only after their transaction committed, in revision order.
 kept in memory; a subscriber further behind reads them from the `events` table; one behind the oldest
 kept event (or starting from 0) gets a snapshot first. A snapshot is taken from memory at the newest
 applied revision and held back until that revision is committed, so it never shows an object a crash
-could still take back."""
+could still take back. In a cluster (vsd/cluster.py) the hub publishes every VSD's commits, in revision
+order, so a subscriber may move from one VSD to another with its `since`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from vsd.directory import Change, Directory, Principal, assoc_of, event_line, re
 
 HEARTBEAT_S = 5.0
 PUSH_WAIT_S = 25.0
+CATCH_UP_S = 5.0
 
 
 class Hub:
@@ -55,6 +57,17 @@ class Hub:
             return False
         return self.committed > after
 
+    async def caught_up(self, revision: int) -> None:
+        """A controller failing over from another VSD of a cluster may have seen revisions this one has
+        not read yet (a notification in flight): wait for them rather than answer with an older
+        snapshot. A revision the database never reaches (a subscriber of another database) gets the
+        snapshot after CATCH_UP_S."""
+        self.store.poke()
+        try:
+            await asyncio.wait_for(self.wait_committed(revision), CATCH_UP_S)
+        except TimeoutError:
+            pass
+
     def _from_ring(self, since: int) -> list[Change] | None:
         """Changes after `since` from memory, or None when memory does not reach back that far."""
         if not self.recent or self.recent[0].rev > since + 1:
@@ -75,6 +88,8 @@ class Hub:
 
     async def changes(self, who: Principal, since: int):
         """The NDJSON lines of a change-stream subscription, forever."""
+        if since > self.committed and self.store.clustered:
+            await self.caught_up(since)
         if since <= 0 or since > self.dir.revision or since + 1 < self.store.oldest:
             rev, line = self.snapshot(who)
             await self.wait_committed(rev)

@@ -1,0 +1,177 @@
+"""The VSD cluster (vsd/cluster.py): three `vsd serve` processes on one real PostgreSQL, writers on all
+three, a real VSC (`vsc run --vsd A,B,C`) following the first; `kill -9` of that VSD mid-run. The VSC
+fails over and has received every revision exactly once, in order, up to the last one; every
+acknowledged write is in the database and in each surviving VSD's API; the log has no gap."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.vsd_fixtures import HTTP, headers, postgres_url, revision, subnet_tree, vport_writer
+from vsc.process import VscProcess
+from vsd.client import VsdApiError, VsdClient
+from vsd.server import EmbeddedVsd
+from vsd.store import events, make_engine
+from vsplab.lab.ports import free_port
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+WRITERS_PER_VSD = 2
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with postgres_url() as url:
+        yield url
+
+
+@pytest.fixture
+def cluster(pg, tmp_path):
+    vsds = [EmbeddedVsd(db_url=pg, log_path=str(tmp_path / f"vl-cl-vsd{i}.log")) for i in range(3)]
+    try:
+        for v in vsds:
+            v.start()
+        yield vsds
+    finally:
+        for v in vsds:
+            v.close()
+
+
+def _wait(what: str, check, timeout: float = 30.0):
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _db_log(pg: str) -> tuple[int, int, int, set[str]]:
+    """(lowest revision, highest, rows, IDs of the objects created) of the `events` table."""
+    engine = make_engine(pg)
+    try:
+        with engine.connect() as c:
+            lo, hi, n = c.execute(select(func.min(events.c.revision), func.max(events.c.revision),
+                                         func.count())).one()
+            created = {r[0] for r in c.execute(select(events.c.object_id).where(events.c.type == "CREATE"))}
+    finally:
+        engine.dispose()
+    return lo, hi, n, created
+
+
+def test_vsc_fails_over_and_sees_every_revision_once(cluster, pg, tmp_path):
+    doomed, *survivors = cluster
+    root = VsdClient(doomed.api, doomed.user, doomed.password, doomed.enterprise)
+    subnet = subnet_tree(root, f"vl-cl-{uuid.uuid4().hex[:8]}")
+    root.close()
+    vsc = VscProcess(vsd_url=",".join(v.url for v in cluster), of_port=free_port(), agent_port=free_port(),
+                     status_port=free_port(), state_dir=tmp_path / "vsc", log_file=tmp_path / "vl-cl-vsc.log")
+    with vsc:
+        start = revision(doomed)
+        _wait("the VSC to follow the first VSD", lambda: vsc.status()["revision"] >= start)
+        placed = [v for v in cluster for _ in range(WRITERS_PER_VSD)]
+        clients = [VsdClient(v.api, v.user, v.password, v.enterprise, timeout=10) for v in placed]
+        acked: list[dict] = [{} for _ in placed]
+        stop, errors = threading.Event(), []
+        threads = [threading.Thread(target=vport_writer, args=(v, subnet, w, acked[w], stop, errors, clients[w]))
+                   for w, v in enumerate(placed)]
+        for t in threads:
+            t.start()
+        _wait("every writer to be acknowledged", lambda: all(len(a) >= 5 for a in acked) or errors)
+        time.sleep(1.0)
+        killed_at = revision(doomed)
+        doomed.kill()
+        after_kill = [len(a) for a in acked]
+        _wait("the survivors' writers to go on", lambda: all(len(a) >= n + 10 for a, n, v in
+                                                              zip(acked, after_kill, placed, strict=True)
+                                                              if v is not doomed)
+              or errors)
+        stop.set()
+        for t in threads:
+            t.join(15)
+        assert not errors, errors[0]
+
+        final = _wait("the survivors to agree", lambda: len({revision(v) for v in survivors}) == 1
+                      and revision(survivors[0]))
+        lo, hi, rows, created = _db_log(pg)
+        assert (lo, hi, rows) == (1, final, final)  # the log: every revision once, no gap
+        assert final > killed_at + 20  # writes went on after the kill
+        st = _wait("the VSC to reach the last revision", lambda: (s := vsc.status())["revision"] == final and s)
+        rec = st["vsd_stream"]
+        assert rec["anomalies"] == 0, rec["anomaly_list"]
+        assert rec["snapshots"] == 1 and rec["last_event"] == final
+        assert rec["events"] == final - rec["first_event"] + 1 and rec["first_event"] <= start + 1
+        assert rec["failovers"] >= 1 and rec["vsd"] != doomed.api and rec["connections"] >= 2
+        assert not st["input_errors"]
+
+    acknowledged = {k for a in acked for k in a}
+    assert acknowledged <= created
+    for v in survivors:
+        with VsdClient(v.api, v.user, v.password, v.enterprise) as c:
+            present = {x["ID"] for x in c.list(f"subnets/{subnet}/vports", page_size=5000)}
+        assert acknowledged <= present
+
+
+def test_cluster_orders_checks_and_publishes_across_vsds(cluster):
+    a, b, c = cluster
+    ca, cb, cc = (VsdClient(v.api, v.user, v.password, v.enterprise) for v in cluster)
+    try:
+        subnet = subnet_tree(ca, f"vl-cl-{uuid.uuid4().hex[:8]}")
+        since = revision(a)
+        stream = cc.changes(since)  # on the third VSD, which takes no write here
+        _wait("the second VSD to have the subnet", lambda: revision(b) == since)
+        push = cb.request("GET", "events").json()["uuid"]  # from b's newest revision
+        # a write on another VSD right after: it must see the subnet (caught up under the lock)
+        vp = cb.create(f"subnets/{subnet}", "vports", {"name": "first", "type": "VM"})
+        # a name taken on one VSD is taken on all of them, even when asked at the same moment
+        results: list = []
+
+        def claim(client: VsdClient) -> None:
+            try:
+                results.append(client.create(f"subnets/{subnet}", "vports", {"name": "contested", "type": "VM"}))
+            except VsdApiError as e:
+                results.append(e.status)
+
+        racers = [threading.Thread(target=claim, args=(x,)) for x in (ca, cb, cc)]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join(30)
+        assert sorted(r if isinstance(r, int) else 201 for r in results) == [201, 409, 409]
+        ca.update(f"vports/{vp['ID']}", {"description": "from a"})
+        final = revision(a)
+        lines = []
+        while len(lines) < final - since:
+            line = next(stream)
+            if line["kind"] != "heartbeat":
+                lines.append(line)
+        assert [x["revision"] for x in lines] == list(range(since + 1, final + 1))
+        assert [x["type"] for x in lines] == ["CREATE", "CREATE", "UPDATE"]
+        polled: list = []
+        while len(polled) < 3:  # each long poll answers what has arrived; the last may still be on its way
+            answer = HTTP.get(f"{b.api}/events", params={"uuid": push}, headers=headers(b, cb), timeout=30)
+            polled += answer.json()["events"]
+        assert [e["type"] for e in polled] == ["CREATE", "CREATE", "UPDATE"]
+        assert {revision(v) for v in cluster} == {final}
+        assert cc.get(f"vports/{vp['ID']}")["description"] == "from a"
+        stream.close()
+    finally:
+        for x in (ca, cb, cc):
+            x.close()
+
+
+def test_a_second_vsd_on_one_sqlite_file_is_refused(tmp_path):
+    db = f"sqlite:///{tmp_path / 'vsd.db'}"
+    with EmbeddedVsd(db_url=db):
+        second = EmbeddedVsd(db_url=db, log_path=str(tmp_path / "second.log"))
+        with pytest.raises(RuntimeError, match="exited"):
+            second.start(timeout=20)
+        second.close()
+        assert "another VSD is serving" in (tmp_path / "second.log").read_text()
