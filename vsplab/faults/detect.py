@@ -116,22 +116,35 @@ def _bgp(step: FaultStep, lab, watcher: StatusWatcher, since: float, wait: float
         watchers = [other]
     address = plan.speakers[victim].address
     out = Detection()
+    # the speaker stamps each session's last change with the wall clock: a session that went down and came
+    # back between two polls shows as one renewed after the injection
+    wall = time.time() - time.monotonic()
+    renewed = watch.session_renewed(address, since + wall)
+    went_down = watch.session_with(address, up=False)
     for peer in watchers:
-        before = (watcher.latest(peer) or {}).get("bgp") or {}
-        had = before.get("received", 0)
-        down = watcher.first(since, peer, watch.session_with(address, up=False), timeout=wait)
+        had = ((watcher.samples_before(since, peer) or {}).get("bgp") or {}).get("received", 0)
+        down = watcher.first(since, peer, lambda st: went_down(st) or renewed(st), timeout=wait)
         if down is None:
             continue
+        st = next(s.status for s in watcher.samples if s.t == down and s.vsc == peer)
+        if renewed(st):  # never seen down: it was up again by the next poll
+            up = watch.session_since(st, address) - wall
+            out.events[f"{peer}: session down and up again"] = up
+            down = up
+            label = f"{peer}: BGP session with {victim} renewed (down and up between two polls)"
+        else:
+            label = f"{peer}: BGP session with {victim} down"
+            out.events[f"{peer}: session down"] = down
+            up = watcher.first(down, peer, watch.session_with(address, up=True), timeout=60.0)
+            if up is not None:
+                out.events[f"{peer}: session up again"] = up
         if out.at is None or down < out.at:
-            out.at, out.by = down, f"{peer}: BGP session with {victim} down"
-        out.events[f"{peer}: session down"] = down
+            out.at, out.by = down, label
         withdrawn = watcher.first(since, peer, watch.received_below(had), timeout=2.0)
         if withdrawn is not None:
             out.events[f"{peer}: {victim}'s routes withdrawn"] = withdrawn
-        up = watcher.first(down, peer, watch.session_with(address, up=True), timeout=60.0)
         if up is not None:
-            out.events[f"{peer}: session up again"] = up
-            back = watcher.first(up, peer, watch.received_at_least(had), timeout=60.0)
+            back = watcher.first(max(up, withdrawn or up), peer, watch.received_at_least(had), timeout=60.0)
             if back is not None:
                 out.events[f"{peer}: routes back ({had})"] = back
     return out

@@ -143,6 +143,8 @@ def _step(lab, actions: Actions, watcher: StatusWatcher, probers, scenario, i: i
     except Exception as e:  # a step that cannot be done is a failed step in the timeline, not a crash
         rec.error = f"{type(e).__name__}: {e}"
         return rec, time.monotonic()
+    # detection first: a re-check run before the fault has taken effect (a BGP session not yet down)
+    # would pass and count as a recovery that never was
     d = detect(step, ctx, lab, watcher, probers, t_inj)
     if d.at is not None:
         rec.detected, rec.detected_by = d.at - origin, d.by

@@ -93,6 +93,10 @@ class StatusWatcher:
     def latest(self, vsc: str) -> dict | None:
         return next((s.status for s in reversed(self.samples) if s.vsc == vsc), None)
 
+    def samples_before(self, t: float, vsc: str) -> dict | None:
+        """The VSC's last status sampled before `t` (as the fault found it)."""
+        return next((s.status for s in reversed(self.samples) if s.vsc == vsc and s.t < t), None)
+
 
 # --- what "noticed" means, per kind of fault: predicates over one VSC's status -----------------------
 
@@ -139,6 +143,17 @@ def session_with(address: str, up: bool) -> Callable[[dict | None], bool]:
         sessions = [s for s in (st.get("bgp") or {}).get("sessions", []) if s.get("peer") == address]
         return bool(sessions) and all((s.get("state") == "up") == up for s in sessions)
     return test
+
+
+def session_since(st: dict | None, address: str) -> float:
+    """When (wall clock) the VSC's session with `address` last changed state; 0 if it has none."""
+    sessions = [s for s in ((st or {}).get("bgp") or {}).get("sessions", []) if s.get("peer") == address]
+    return max((s.get("since", 0.0) for s in sessions), default=0.0)
+
+
+def session_renewed(address: str, after_wall: float) -> Callable[[dict | None], bool]:
+    """The session is up and came up after `after_wall` (wall clock): it went down and up since."""
+    return lambda st: session_with(address, up=True)(st) and session_since(st, address) > after_wall
 
 
 def received_below(count: int) -> Callable[[dict | None], bool]:
