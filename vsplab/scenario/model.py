@@ -16,6 +16,12 @@ apply to every session. Without `bgp:` the controllers do not federate.
 
 Data plane (emu mode only): `dataplane:` picks each emulated host's OVS port type (`datapath`), the
 underlay's MTU and the containers' (see `Dataplane`).
+
+Faults: `faults:` is a list of steps (`FaultStep`), each one action - `kill`/`start`/`restart` of `vsd`,
+`vsc NAME`, `vrs HOST`, `ovs-vswitchd HOST`, `ovsdb-server HOST`; `link-down`/`link-up`/`netem`/
+`clear-netem` HOST; `tamper-flow` HOST; `delete-acl`; `stop-bgp` VSC; `cut-bgp` [A, B]; `move` - run in
+order once the lab is checked (vsplab/faults/), while the pairs of `probes:` are probed continuously.
+What a mode cannot perform is refused when the file is loaded (vsplab/scenario/fault_check.py).
 """
 
 from __future__ import annotations
