@@ -6,6 +6,7 @@ The same on real Open vSwitch: tests/test_audit_emu.py."""
 from __future__ import annotations
 
 import io
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,6 @@ def _tamper(lab, host: str, flow, command: int) -> None:
 def _acl_flow(lab, host: str):
     vsc = lab.vsc_of(host)
     dpid = next(int(d) for d, dp in vsc.status()["datapaths"].items() if dp["name"] == host)
-    import urllib.request
-
     with urllib.request.urlopen(f"http://{vsc.listen}:{vsc.status_port}/flows?dpid={dpid}") as r:
         flows = parse_dump(r.read().decode())
     return next(f for f in flows if f.table == Table.INGRESS_ACL and cookie_kind(f.cookie) == Kind.ACL_ENTRY)
