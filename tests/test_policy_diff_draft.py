@@ -1,0 +1,74 @@
+"""Live vs draft on a running lab: a draft made with vspk in the three-tier sim lab (web -> db tcp/5432
+allowed, web -> app moved from tcp/8080 to tcp/22: tests/vsd_drafts_support.py), `vsplab diff --domain
+prod` asked from another process, then the draft applied (a job, as Nuage's clients run it): the lab's
+verdicts change exactly as the diff predicted - every pair x protocol x port class re-traced through
+the lab's switches, no more and no fewer - and its switches gain and lose exactly the predicted flows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_policy_diff_lab import recheck
+from tests.test_vsd_drafts_lab import three_tier_lab  # noqa: F401  (the fixture)
+from tests.vsd_drafts_support import draft_web_to_db, lab_vspk_session, run_job
+from vsplab.policy.diff import diff_states
+from vsplab.policy.drafts import draft_state
+from vsplab.policy.ops import register_ops
+from vsplab.policy.state import from_lab
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def held(lab) -> dict[str, set]:
+    """Each switch's flows as (key, actions, goto, metadata write): cookies aside, since an applied
+    draft entry becomes a live object with an ID of its own."""
+    def take():
+        return {n: {(f.key, f.actions, f.goto, f.write_metadata) for f in (r.flow(t) for t, r in sw.flows())}
+                for n, sw in lab.runtime.fabric.switches.items()}
+    return lab.runtime.call(take)
+
+
+def test_apply_changes_the_lab_exactly_as_diff_predicted(three_tier_lab):  # noqa: F811
+    lab = three_tier_lab
+    register_ops()
+    lab.serve_control()
+    session = lab_vspk_session(lab)
+    try:
+        domain = session.user.domains.get_first(filter='name == "prod"')
+        assert run_job(domain, "BEGIN_POLICY_CHANGES").status == "SUCCESS"
+        draft_web_to_db(domain)
+        lab.wait_converged()
+
+        out = subprocess.run([sys.executable, "-m", "vsplab.cli", "diff", "--domain", "prod", "--lab", str(lab.workdir),
+                              "--json", "-"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1, out.stdout + out.stderr  # 1: verdicts change
+        shown = json.loads(out.stdout)
+        live = from_lab(lab)
+        predicted = diff_states(live, draft_state(live, "prod"))
+        assert shown["changes"] == predicted.to_dict()["changes"]
+        assert shown["newly_allowed"] == 8 and shown["newly_denied"] == 4, out.stdout
+        # what decided on the side where traffic passes: the draft's new entry, by its description
+        assert {c["after"]["responsible"][0]["description"] for c in shown["changes"]
+                if c["change"] == "newly allowed" and c["port_class"] == [5432, 5432]} == {"vl-draft web -> db"}
+
+        before, flows_before = recheck(lab, predicted.cases), held(lab)
+        assert run_job(domain, "APPLY_POLICY_CHANGES").status == "SUCCESS"
+        lab.wait_converged()
+        after, flows_after = recheck(lab, predicted.cases), held(lab)
+    finally:
+        session.push_center.stop()
+    observed = {(c.src, c.dst, c.proto, c.dport, c.sport, after[c]) for c in predicted.cases if before[c] != after[c]}
+    assert observed == predicted.changed_cases(), predicted.text()
+
+    def strip(fs):
+        return {(f.key, f.actions, f.goto, f.write_metadata) for f in fs}
+    for host, hf in predicted.flows.items():
+        assert flows_after[host] - flows_before[host] == strip(hf.gained) - strip(hf.lost), host
+        assert flows_before[host] - flows_after[host] == strip(hf.lost) - strip(hf.gained), host
+    assert any(hf.gained for hf in predicted.flows.values())
