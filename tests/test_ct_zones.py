@@ -25,7 +25,8 @@ from vsplab.workload.tree import tiered
 # web -> app tcp/8080: web's ingress allows it without state, app's egress with state. Across two
 # hosts the reply finds no connection on web1's host and web1's egress ACL (no rule) drops it; on one
 # host the one committed entry lets the reply skip both ACLs (vsc/pipeline.md). Mininet with one
-# shared zone answered "allow" for both pairs.
+# shared zone answered "allow" for both pairs. 64 groups come first, so web and app are slot groups
+# (vsc/tags.py): real OVS matches those too.
 MIX = {
     "name": "vl-pg-ct-mix",
     "controllers": [{"name": "vsc1"}],
@@ -34,7 +35,7 @@ MIX = {
         "name": "prod",
         "zones": [{"name": "web", "subnets": [{"name": "web-net", "address": "10.1.0.0/24"}]},
                   {"name": "app", "subnets": [{"name": "app-net", "address": "10.2.0.0/24"}]}],
-        "policy_groups": ["web", "app"],
+        "policy_groups": [*(f"pad{i}" for i in range(64)), "web", "app"],
         "ingress": {"rules": [{"from": "web", "to": "app", "protocol": "tcp", "port": 8080, "stateful": False}]},
         "egress": {"rules": [{"from": "web", "to": "app", "protocol": "tcp", "port": 8080, "stateful": True}]}}]}],
     "containers": [{"name": "web1", "host": "host1", "subnet": "web-net", "groups": ["web"], "ip": "10.1.0.11"},
@@ -99,11 +100,12 @@ def test_stateful_stateless_mix_on_mininet_agrees_with_sim(tmp_path):
         lab.plug()
         lab.wait_converged(timeout=60)
         report = lab.check()
-        ovs = lab.fabric.ovs
-        conns = ovs.appctl("dpctl/dump-conntrack")
+        conns = lab.fabric.ovs.appctl("dpctl/dump-conntrack")
+        acl = lab._control({"op": "flows", "host": "host2"})["text"]
     verdicts = {(r.label, r.observed) for r in report.results}
     assert verdicts == {(r.label, r.observed) for r in sim.results}, out.getvalue()
     assert report.ok, out.getvalue()
     assert "share one conntrack table" not in out.getvalue()
     # the connections were committed in the switches' own zones (host2's share starts at 32768)
     assert "zone=3276" in conns, conns
+    assert "reg11=" in acl and "reg13=" in acl  # the ACLs matched slot tags in real OVS
