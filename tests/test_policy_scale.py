@@ -149,3 +149,21 @@ def test_crossing_the_slot_limit_by_a_membership_change_is_reported_and_undone()
     assert len(prog.problems[dom]) == 1 and vp in prog.problems[dom][0] and "not programmed" in prog.problems[dom][0]
     prog.on_vsd("UPDATE", "policygroup", fifth["entity"], {"vport": fifth["assoc"]["vport"]})
     assert vp in prog.eps and not prog.problems[dom]
+
+
+def test_federated_routes_carry_slot_groups_and_too_many_are_refused():
+    from vsc.bgp.route import MacIpRoute
+    from vsc.bgp.routes import RouteError, community_bits, domains_by_rt, imported_endpoints
+
+    view, _ = build(*_many_groups(80, 70, 2))
+    by_rt, bits = domains_by_rt(view), community_bits(view)
+
+    def route(*communities):
+        return MacIpRoute("192.0.2.2:5001", "02:00:00:00:0f:01", "10.0.9.1", 5001, "192.168.77.9",
+                          ("65000:5001",), communities)
+
+    # groups g0 (tag index 0, community 65000:1) and g65 (index 65, community 65000:66)
+    (ep,) = imported_endpoints(view, route("65000:1", "65000:66"), by_rt, bits).values()
+    assert ep.tags == encode([0, 65])
+    with pytest.raises(RouteError, match="at most 4 of those"):
+        imported_endpoints(view, route(*(f"65000:{n}" for n in range(65, 70))), by_rt, bits)
