@@ -1,5 +1,6 @@
 """Faults in sim mode, end to end through `vsplab run`: the VSC killed and started again for real, a
-simulated underlay link down and up, an ACL entry deleted through the VSD, with continuous traced
+simulated underlay link down and up, a simulated switch's flow tampered with (found and repaired by the
+drift audit), an ACL entry deleted through the VSD, with continuous traced
 probes; and on two federated VSCs, a VSC's BGP speaker (ExaBGP) killed and a BGP session cut, the
 peer's session down, routes withdrawn, session up and routes back in the timeline."""
 
@@ -32,11 +33,13 @@ def test_faults_scenario_in_sim_mode(tmp_path):
     faults = json.loads((tmp_path / "r.json").read_text())["faults"]
     steps = {s["label"]: s for s in faults["steps"]}
     assert list(steps) == ["kill vsc vsc1", "start vsc vsc1", "link-down host3", "link-up host3",
-                           "delete-acl prod ingress rule 1"]
+                           "tamper-flow host1", "delete-acl prod ingress rule 1"]
     assert all(s["ok"] for s in faults["steps"]) and faults["ok"]
     kill, start = steps["kill vsc vsc1"], steps["start vsc vsc1"]
     assert kill["detected_by"] == "VSC vsc1 stopped answering" and kill["detected"] >= kill["injected"]
     assert "reconnected" in start["detected_by"] and start["recovered"] >= start["injected"]
+    tamper = steps["tamper-flow host1"]  # a simulated switch's flow changed; the audit finds and repairs it
+    assert tamper["detected_by"].startswith("the drift audit: host1: changed flow") and tamper["flow_mods"] > 0
     down = steps["link-down host3"]
     assert down["detected_by"].startswith("probe app2 -> db2") and down["probes_lost"] >= 1  # across host3's link
     assert steps["link-up host3"]["recovered"] is not None
@@ -47,7 +50,7 @@ def test_faults_scenario_in_sim_mode(tmp_path):
     assert len(faults["final"]) == 11 and all(x["passed"] for x in faults["final"])  # the entry was put back
     suite = ET.parse(tmp_path / "r.xml").getroot()
     names = [c.get("name") for c in suite.iter("testcase")]
-    assert "step 0: kill vsc vsc1" in names and sum(n.startswith("step 4:") for n in names) == 12
+    assert "step 0: kill vsc vsc1" in names and sum(n.startswith("step 5:") for n in names) == 12
     assert suite.get("failures") == "0"
 
 

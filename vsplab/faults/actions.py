@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from vsplab.bench.measure import argv, children
@@ -41,7 +42,32 @@ class Actions:
 
     def run(self, step: FaultStep) -> dict:
         fn = getattr(self, "do_" + step.action.replace("-", "_"))
-        return fn(step) or {}
+        ctx = fn(step) or {}
+        if step.action == "tamper-flow":  # nothing in the control plane notices: the drift audit does
+            ctx["found"], ctx["what"], ctx["repair_flow_mods"] = self.audit_and_repair()
+        return ctx
+
+    # --- a flow changed behind the VSC's back (the mode changes it, the audit finds and repairs it) ---
+
+    def tamper_target(self, host: str):
+        """The first allowed TCP expectation sent from `host`: its ingress ACL flows are what is tampered."""
+        x = next((x for x in self.lab.scenario.expect if x.expect == "allow" and x.protocol == "tcp"
+                  and self.lab.placed[x.from_].host == host), None)
+        if x is None:
+            raise FaultError(f"no allowed TCP expectation is sent from {host}: nothing there to tamper with")
+        return x
+
+    def audit_and_repair(self) -> tuple[float | None, str, int]:
+        """(when the audit found drift, what it found, flow-mods the repair sent), vsplab/audit."""
+        from vsplab.audit import audit_lab
+
+        report = audit_lab(self.lab, repair=True)
+        found = time.monotonic() if report.flows else None
+        what = "; ".join(f"{f.host}: {f.what} flow in table {f.table} [{f.object_text()}]" for f in report.flows[:2])
+        what += f" and {len(report.flows) - 2} more" if len(report.flows) > 2 else ""
+        if not report.ok:
+            raise FaultError("the audit's repair left drift: " + "; ".join(report.lines()[-3:]))
+        return found, what, report.repair_flow_mods
 
     def restore(self) -> list[str]:
         """Mend everything still broken (latest first); what was mended."""

@@ -102,30 +102,16 @@ class EmuActions(Actions):
     # --- a flow changed behind the VSC's back -----------------------------------------------------------
 
     def do_tamper_flow(self, step: FaultStep) -> dict:
-        """Turn the host's ingress ACL flows for the first allowed TCP expectation sent from it into
-        drops (`ovs-ofctl mod-flows`), then let the audit find and repair the difference."""
+        """The host's ingress ACL flows for an allowed TCP expectation sent from it turned into drops
+        (`ovs-ofctl mod-flows`); the audit then finds and repairs the difference (`Actions.run`)."""
         host = step.tamper_flow
-        x = next((x for x in self.lab.scenario.expect if x.expect == "allow" and x.protocol == "tcp"
-                  and self.lab.placed[x.from_].host == host), None)
-        if x is None:
-            raise FaultError(f"no allowed TCP expectation is sent from {host}: nothing there to tamper with")
+        x = self.tamper_target(host)
         ovs = self.lab.hosts[host].ovs
         match = f"table={int(Table.INGRESS_ACL)},tcp,tp_dst={x.port}"
         if "cookie=" not in ovs.ofctl("dump-flows", "br-int", match):
             raise FaultError(f"{host} has no flow {match} to tamper with")
         ovs.ofctl("mod-flows", "br-int", f"{match},actions=drop")
-        return {"tampered": match, "expectation": f"{x.from_} -> {x.to} tcp/{x.port}"}
-
-    def audit_and_repair(self) -> tuple[float | None, str, int]:
-        """(when the audit found drift, what it found, flow-mods the repair sent)."""
-        from vsplab.audit import audit_lab
-
-        report = audit_lab(self.lab, repair=True)
-        found = time.monotonic() if report.flows else None
-        what = "; ".join(f.text() for f in report.flows[:2])
-        if not report.ok:
-            raise FaultError("the audit's repair left drift: " + "; ".join(report.lines()[-3:]))
-        return found, what, report.repair_flow_mods
+        return {"tampered": match}
 
     # --- a container moved -------------------------------------------------------------------------------
 

@@ -138,8 +138,6 @@ def _step(lab, actions: Actions, watcher: StatusWatcher, probers, scenario, i: i
     rec.injected = t_inj - origin
     try:
         ctx.update(actions.run(step))
-        if step.action == "tamper-flow":
-            ctx["found"], ctx["what"], ctx["repair_flow_mods"] = actions.audit_and_repair()
     except Exception as e:  # a step that cannot be done is a failed step in the timeline, not a crash
         rec.error = f"{type(e).__name__}: {e}"
         return rec, time.monotonic()
@@ -158,5 +156,6 @@ def _step(lab, actions: Actions, watcher: StatusWatcher, probers, scenario, i: i
                 rec.error = f"the expectations did not hold again within {step.timeout:g} s"
         else:
             rec.recovered = t_ok - origin
-    rec.flow_mods = watcher.flow_mods_between(t_inj, end)
+    # a repair's resync may pass the VSC's per-connection counters by: the audit counts what it sent
+    rec.flow_mods = max(watcher.flow_mods_between(t_inj, end), ctx.get("repair_flow_mods", 0))
     return rec, end

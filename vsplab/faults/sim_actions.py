@@ -1,10 +1,12 @@
 """Sim mode's host faults: its underlay is the simulated fabric (vrs/sim/fabric.py), whose links a
-fault takes down, makes lose a share of the frames crossing them, or delay them. Changed on the
+fault takes down, makes lose a share of the frames crossing them, or delay them; a simulated switch's
+flow is tampered with in its table, as `ovs-ofctl mod-flows ... actions=drop` would. Changed on the
 simulator's loop thread, so no trace sees half a change."""
 
 from __future__ import annotations
 
-from vsplab.faults.actions import Actions
+from vsc.pipeline import Table
+from vsplab.faults.actions import Actions, FaultError
 from vsplab.scenario.model import FaultStep
 
 
@@ -37,3 +39,19 @@ class SimActions(Actions):
         self._set_link(step.clear_netem, loss=0.0, delay_ms=0.0)
         self.undo.pop(f"netem {step.clear_netem}", None)
         return {}
+
+    def do_tamper_flow(self, step: FaultStep) -> dict:
+        host = step.tamper_flow
+        x = self.tamper_target(host)
+        switch = self.lab.runtime.fabric.switches[host]
+        table = int(Table.INGRESS_ACL)
+
+        def tamper() -> int:
+            hit = [r for _, r in switch.flows(table)
+                   if dict(zip(r.sub.names, r.values, strict=True)).get("tcp_dst") == x.port]
+            for r in hit:
+                r.instr = ((), None, None, *r.instr[3:])  # no actions, no goto: a drop
+            return len(hit)
+        if not self.lab.runtime.call(tamper):
+            raise FaultError(f"{host} has no flow in table {table} for tcp/{x.port} to tamper with")
+        return {"tampered": f"table={table},tcp,tp_dst={x.port}"}

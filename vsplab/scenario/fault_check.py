@@ -13,8 +13,8 @@ from .model import PROCESS_KINDS, AclEntryRef, FaultStep, Scenario
 _PROCESS_ACTIONS = ("kill", "start", "restart")
 CAN = {
     "sim": {"kill": {"vsd", "vsc"}, "start": {"vsd", "vsc"}, "restart": {"vsd", "vsc"}, "link-down": True,
-            "link-up": True, "netem": True, "clear-netem": True, "delete-acl": True, "stop-bgp": True,
-            "cut-bgp": True},
+            "link-up": True, "netem": True, "clear-netem": True, "tamper-flow": True, "delete-acl": True,
+            "stop-bgp": True, "cut-bgp": True},
     "emu": {"kill": set(PROCESS_KINDS), "start": set(PROCESS_KINDS), "restart": set(PROCESS_KINDS),
             "link-down": True, "link-up": True, "netem": True, "clear-netem": True, "tamper-flow": True,
             "delete-acl": True, "stop-bgp": True, "cut-bgp": True, "move": True},
@@ -22,7 +22,6 @@ CAN = {
 }
 PROBE_PROTOCOLS = {"sim": {"tcp", "udp", "icmp"}, "emu": {"tcp"}, "mininet": set()}
 _WHY_NOT = {
-    ("sim", "tamper-flow"): "sim mode has no ovs-ofctl to tamper with (emu mode does)",
     ("sim", "move"): "moving a container is done in emu mode",
 }
 
