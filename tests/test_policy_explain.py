@@ -52,7 +52,7 @@ def test_explain_delivered_text_and_json(lab):
     order = ["source:      web1 10.1.0.11 on host1", "groups: web", "destination: app1", "VXLAN to remote VTEP 172.30.0.2",
              "request:", "ingress ACL (table 45, sender's host): entry 'web -> app tcp 8080'",
              f"ID {allow_in['ID']}", "tunnel: host1 -> host2", f"ID {allow_eg['ID']}", "-> delivered to app1",
-             "reply:", "conntrack: +est", "-> delivered to web1"]
+             "reply:", "conntrack: +est", "tunnel: host2 -> host1", "remote VTEP 172.30.0.1", "-> delivered to web1"]
     at = [text.find(s) for s in order]
     assert all(i >= 0 for i in at) and at == sorted(at), (list(zip(order, at, strict=True)), text)
     assert "priority 1000, FORWARD stateful" in text and "INGRESS_ACL" in text and "EGRESS_ACL" in text

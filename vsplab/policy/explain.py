@@ -89,17 +89,21 @@ def _decider(d: dict | None, table: str) -> str:
             f"{d['action']} {state}, ID {d['entry_id']}")
 
 
-def _leg_text(leg: dict, src: dict, dst: dict, route: dict | None) -> list[str]:
+def _leg_text(leg: dict, src: dict, dst: dict) -> list[str]:
+    """One direction's walk; `dst` is where this leg goes (the source, for the reply)."""
     out = []
     for h in leg["hops"]:
         note = f"  ({h['note']})" if h["note"] else ""
         out.append(f"    {h['switch']} table {h['table']:>2} {h['table_name']:<13} {h['flow'] or 'no match'}{note}")
-    if leg["conntrack_established"]:
+    skipped = leg["conntrack_established"]
+    if skipped:
         out.append("    conntrack: +est, the connection the request committed: the ACLs are skipped")
-    out.append("  " + _decider(leg["ingress_acl"], "ingress ACL (table 45, sender's host)"))
+    if not skipped or leg["ingress_acl"]:
+        out.append("  " + _decider(leg["ingress_acl"], "ingress ACL (table 45, sender's host)"))
     for t in leg["tunnels"]:
-        out.append(f"  tunnel: {t}" + (f", remote VTEP {route['remote_vtep']}" if route else ""))
-    out.append("  " + _decider(leg["egress_acl"], "egress ACL (table 55, receiver's host)"))
+        out.append(f"  tunnel: {t}, remote VTEP {dst['vtep_ip']}")
+    if not skipped or leg["egress_acl"]:
+        out.append("  " + _decider(leg["egress_acl"], "egress ACL (table 55, receiver's host)"))
     out.append(f"  -> delivered to {dst['name']}" if leg["delivered"] else f"  -> DROPPED at {leg['drop']}")
     return out
 
@@ -117,10 +121,10 @@ def render(x: dict) -> str:
     else:
         out.append("path:        both on one host, no tunnel")
     out.append("request:")
-    out += _leg_text(x["request"], s, d, r)
+    out += _leg_text(x["request"], s, d)
     if x["reply"] is not None:
         out.append("reply:")
-        out += _leg_text(x["reply"], d, s, r)
+        out += _leg_text(x["reply"], d, s)
     elif x["request"]["delivered"]:
         out.append("reply: none expected (no reply is checked for this protocol)")
     return "\n".join(out)
