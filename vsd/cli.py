@@ -101,7 +101,7 @@ def _cmd_audit(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vsd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = mark_subparser(sub.add_parser("serve", help="run the VSD"))
@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--limit", type=int, default=100)
     client_args(s)
     s.set_defaults(func=_cmd_audit)
-    args = parse_with_config(p, argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_with_config(parser(), argv)
     from vsd.client import VsdApiError
 
     try:

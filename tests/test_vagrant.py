@@ -1,0 +1,62 @@
+"""vagrant/: `vagrant validate` passes on the Vagrantfile with Debian's vagrant package alone (no
+provider, no box, nothing downloaded: --ignore-provider, Vagrant's state and home in a temp dir,
+its version check off), for the default lab and the three-VSD one; a bad variable is refused; the
+provisioning scripts pass shellcheck."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VAGRANT = ROOT / "vagrant"
+
+
+def validate(tmp_path: Path, vagrant_dir: Path = VAGRANT, **variables: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"), "VAGRANT_HOME": str(tmp_path / "home"),
+           "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1", **variables}
+    return subprocess.run(["vagrant", "validate", "--ignore-provider", "--no-tty"], cwd=vagrant_dir, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+needs_vagrant = pytest.mark.skipif(shutil.which("vagrant") is None,
+                                   reason="vagrant is missing (scripts/system-deps installs it)")
+
+
+@needs_vagrant
+@pytest.mark.slow
+@pytest.mark.parametrize("variables", [{}, {"VSPLAB_VSDS": "3", "VSPLAB_HOSTS": "5"}])
+def test_vagrant_validate(tmp_path, variables):
+    r = validate(tmp_path, **variables)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "validated successfully" in r.stdout
+    machines = {line.removeprefix("==> ").split(":")[0] for line in r.stdout.splitlines() if line.startswith("==>")}
+    vsds, hosts = int(variables.get("VSPLAB_VSDS", 1)), int(variables.get("VSPLAB_HOSTS", 3))
+    assert machines == {f"vsd{i}" for i in range(1, vsds + 1)} | {"rr", "vsc1", "vsc2"} | {
+        f"host{i}" for i in range(1, hosts + 1)}
+
+
+@needs_vagrant
+@pytest.mark.slow
+def test_vagrant_validate_refuses_what_is_wrong(tmp_path):
+    r = validate(tmp_path, VSPLAB_VSDS="2")
+    assert r.returncode != 0 and "VSPLAB_VSDS must be 1 or 3, not 2" in r.stdout + r.stderr
+    # a provisioning script the Vagrantfile names but that is not there
+    copy = tmp_path / "vagrant"
+    shutil.copytree(VAGRANT, copy, ignore=shutil.ignore_patterns(".vagrant"))
+    (copy / "provision" / "host.sh").unlink()
+    r = validate(tmp_path, copy)
+    assert r.returncode != 0 and "provision/host.sh" in r.stdout + r.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is missing (scripts/system-deps)")
+def test_provisioning_passes_shellcheck():
+    scripts = sorted(str(p) for p in (VAGRANT / "provision").glob("*.sh"))
+    assert len(scripts) >= 5
+    r = subprocess.run(["shellcheck", "--severity=style", *scripts, str(ROOT / "scripts" / "system-deps")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
