@@ -255,3 +255,19 @@ def test_as_applied_refuses_a_domain_without_an_open_draft(built, vsd):
         as_applied(snap["objects"], domain.id)
     with pytest.raises(ValueError, match="no such domain"):
         as_applied(snap["objects"], "vl-draft-nothing")
+
+
+def test_a_domain_takes_its_jobs_along_when_deleted(built):
+    client, session, domain, tier = built
+    ent = tier["enterprise_id"]
+    spare = client.create(f"enterprises/{ent}", "domains", {"name": "vl-draft-spare",
+                                                            "templateID": tier["domain_template_id"]})
+    spare_domain = vspk.NUDomain(id=spare["ID"])
+    spare_domain.fetch()
+    jobs = [run_job(spare_domain, c) for c in ("BEGIN_POLICY_CHANGES", "DISCARD_POLICY_CHANGES")]
+    assert [j.status for j in jobs] == ["SUCCESS", "SUCCESS"]
+    client.delete(f"domains/{spare['ID']}")
+    for j in jobs:
+        with pytest.raises(VsdApiError) as e:
+            client.get(f"jobs/{j.id}")
+        assert e.value.status == 404

@@ -24,6 +24,7 @@ ASSOC_NAME = {k: v for k, v in MEMBERS.items()}  # owner kind -> assoc key (the 
 # VNIs are one space for the whole VSD: letting an enterprise admin pick one would let it probe which
 # numbers other enterprises hold, so only the CSP root chooses them (everyone else gets the next free one)
 ROOT_CHOSEN = {"domain": ("serviceID",), "subnet": ("vnId",)}
+TAKEN_ALONG = {"vm": "vminterface", "domain": "job"}  # children deleted with their parent, not refusing it
 
 
 _rng = random.SystemRandom().randrange(1 << 64)
@@ -303,8 +304,8 @@ class Directory:
             raise forbidden("only the CSP root deletes enterprises")
         check_change(self.tree, obj, None)
         kids = self.tree.nkids.get(oid, 0)
-        if obj.kind == "vm":
-            kids -= sum(1 for i in self.tree.under(oid, "vminterface") if self.tree.objs[i].parent == oid)
+        taken = [i for i in self.tree.under(oid, TAKEN_ALONG.get(obj.kind, "")) if self.tree.objs[i].parent == oid]
+        kids -= len(taken)
         if kids:
             raise conflict("ID", f"{obj.kind} {obj.data.get('name') or oid} still has {kids} child object(s); "
                            "delete them first", "Object in use")
@@ -319,10 +320,8 @@ class Directory:
                 owner = self.tree.objs[owner_id]
                 self.tree.detach(txn, owner)
                 self.tree.attach(txn, successor(owner, members=[m for m in owner.members if m != oid]))
-            if obj.kind == "vm":
-                for i in list(self.tree.under(oid, "vminterface")):
-                    if self.tree.objs[i].parent == oid:
-                        self.tree.remove(txn, self.tree.objs[i])
+            for i in taken:
+                self.tree.remove(txn, self.tree.objs[i])
             self.tree.remove(txn, obj)
             if obj.kind == "vminterface":
                 self._relist_vm(txn, obj.parent)

@@ -10,6 +10,7 @@ change: a controller holds the apply's lines until it sees it, and compiles them
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from vsd.drafts import DRAFT, ENTRY_OF, LIVE, STARTED, TEMPLATES, drafting, is_d
 from vsd.errors import VsdError, conflict
 from vsd.schema import DERIVED, SYSTEM_ATTRS
 from vsd.tree import Obj, Tree, Txn, successor
+
+log = logging.getLogger("vsd.jobs")
 
 
 def policy_attrs(obj: Obj) -> dict:
@@ -163,6 +166,10 @@ def run(d: Directory, who: Principal, job_id: str) -> Txn | None:
     except VsdError as e:
         txn.rollback()
         result, status = {"error": e.description, "title": e.title}, "FAILED"
+    except Exception:  # a job left RUNNING would be run again at every start
+        txn.rollback()
+        log.exception("job %s (%s) failed", job_id, job.data.get("command"))
+        result, status = {"error": "the VSD failed on this job; see its log", "title": "Internal error"}, "FAILED"
     except BaseException:
         txn.rollback()
         raise
