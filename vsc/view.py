@@ -77,6 +77,7 @@ class View:
     # An apply being received (module doc): its domain and its changes (op, kind, entity, assoc) so far.
     held_domain: str | None = None
     held: list[tuple[str, str, dict, dict]] = field(default_factory=list)
+    held_templates: dict[str, str] = field(default_factory=dict)  # template held back -> its domain
 
     # --- lookups -----------------------------------------------------------------------------------
 
@@ -152,13 +153,18 @@ class View:
             if self.held_domain is None:
                 return self._apply(op, kind, entity, assoc)
         if self._policy_domain(kind, entity) == self.held_domain:
-            self.held.append((op, kind, trim(entity), assoc or {}))
+            self._hold(op, kind, trim(entity), assoc or {})
             return set()
         touched: Touched = set()
         for change in self.held:
             touched |= self._apply(*change)
-        self.held_domain, self.held = None, []
+        self.held_domain, self.held, self.held_templates = None, [], {}
         return touched | self._apply(op, kind, entity, assoc)
+
+    def _hold(self, op: str, kind: str, entity: dict, assoc: dict) -> None:
+        self.held.append((op, kind, entity, assoc))
+        if kind in _TEMPLATES:
+            self.held_templates[entity["ID"]] = entity.get("parentID")
 
     def _policy_domain(self, kind: str, entity: dict) -> str | None:
         """The domain of a live ACL template or entry (one held back included)."""
@@ -168,9 +174,7 @@ class View:
             return None
         parent = entity.get("parentID")
         t = self.acl_templates.get(parent or "")
-        if t is not None:
-            return t.domain_id
-        return next((e.get("parentID") for _, k, e, _ in self.held if k in _TEMPLATES and e["ID"] == parent), None)
+        return t.domain_id if t is not None else self.held_templates.get(parent or "")
 
     def _opens_apply(self, kind: str, entity: dict) -> str | None:
         d = self._policy_domain(kind, entity)
@@ -277,6 +281,8 @@ class View:
     def restore(cls, data: dict) -> View:
         v = cls(domain_index=dict(data.get("domain_index", {})), group_bit=dict(data.get("group_bit", {})))
         v.load_snapshot(int(data.get("revision", 0)), data.get("objects", []))
-        v.held_domain, v.held = data.get("held_domain"), [tuple(c) for c in data.get("held", [])]
+        v.held_domain = data.get("held_domain")
+        for change in data.get("held", []):
+            v._hold(*change)
         return v
 
