@@ -4,6 +4,9 @@ underlay dropping what crosses a link that is down or lossy, and the timeline's 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -175,3 +178,14 @@ def test_timeline_in_json_and_junit(tmp_path):
     names = [c.get("name") for c in suite.iter("testcase")]
     assert "step 0: kill vsc vsc1" in names and "step 1: link-down h2: a -> b tcp/22 expect deny" in names
     assert suite.get("tests") == "5" and suite.get("failures") == "1"
+
+
+def test_vsplab_check_with_a_mode_refuses_its_impossible_faults():
+    def check(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vsplab.cli", "check", "scenarios/faults.yaml", "--mode", mode],
+                              cwd=SCENARIOS.parent, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "300"})
+
+    sim = check("sim")
+    assert sim.returncode == 2 and "faults[2].restart: sim mode cannot restart ovs-vswitchd" in sim.stdout, sim.stdout
+    assert check("emu").returncode == 0

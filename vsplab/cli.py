@@ -40,7 +40,7 @@ console = Console()
 def _cmd_check(args) -> int:
     from vsplab.scenario.check import load_scenario
 
-    s = load_scenario(args.scenario)
+    s = load_scenario(args.scenario, mode=args.mode)  # with --mode: the faults that mode cannot perform too
     for warning in s.warnings:
         console.print(f"[yellow]warning[/] {warning}", highlight=False)
     console.print(f"{args.scenario}: ok ({len(s.hosts)} hosts, {len(s.containers)} containers, "
@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
     c = sub.add_parser("check", help="validate a scenario file")
     c.add_argument("scenario")
+    c.add_argument("--mode", choices=["sim", "emu", "mininet"],
+                   help="also refuse the fault steps this mode cannot perform, naming their lines")
     c.set_defaults(func=_cmd_check)
 
     f = sub.add_parser("flows", help="dump a host's flow table from a running lab")
