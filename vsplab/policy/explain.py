@@ -52,9 +52,20 @@ def _leg(name: str, leg: Leg | None) -> dict | None:
             "drop": leg.drop, "hops": _hops(leg.trace)}
 
 
+def evpn_route(bgp: dict | None, ip: str, vtep: str) -> dict | None:
+    """The route (from the source VSC's `GET /bgp`) that carries `ip` with next hop `vtep`, with the
+    peer it came from; None when that VSC received none."""
+    for peer, routes in ((bgp or {}).get("received") or {}).items():
+        for r in routes:
+            if r.get("ip") == ip and r.get("next_hop") == vtep:
+                return {**r, "peer": peer}
+    return None
+
+
 def explanation(compiled: Compiled, case: Case, outcome: Outcome, vscs: dict[str, str],
-                federated: bool) -> dict:
-    """The answer as data (`--json`); `render` words it."""
+                bgp: dict | None = None) -> dict:
+    """The answer as data (`--json`); `render` words it. `bgp`: the source VSC's `GET /bgp` when it
+    federates with the destination's."""
     eps = {e.name: e for e in compiled.state.endpoints}
     hosts = {h.name: h for h in compiled.state.hosts}
     view = compiled.view
@@ -71,9 +82,13 @@ def explanation(compiled: Compiled, case: Case, outcome: Outcome, vscs: dict[str
     route = None
     if src["host"] != dst["host"]:
         route = {"remote_vtep": dst["vtep_ip"], "via": "VXLAN"}
-        if federated and src["vsc"] != dst["vsc"]:
-            route["bgp"] = (f"EVPN MAC/IP route of {dst['ip']} ({dst['mac']}), next hop {dst['vtep_ip']}, "
-                            f"advertised by {dst['vsc']} and imported by {src['vsc']}")
+        if src["vsc"] != dst["vsc"]:
+            r = evpn_route(bgp, dst["ip"], dst["vtep_ip"])
+            route["evpn"] = r
+            route["bgp"] = (f"EVPN MAC/IP route RD {r['rd']} {r['mac']} {r['ip']} vni {r['vni']} next hop "
+                            f"{r['next_hop']}, received by {src['vsc']} from {r['peer']} (advertised by {dst['vsc']}), "
+                            + ("imported" if r.get("imported") else f"not imported: {r.get('reason')}")
+                            if r else f"{src['vsc']} holds no EVPN route for {dst['ip']} via {dst['vtep_ip']}")
     return {"case": case.label(), "verdict": outcome.verdict, "detail": outcome.detail,
             "source": src, "destination": dst, "route": route,
             "request": _leg("request", outcome.request), "reply": _leg("reply", outcome.reply)}

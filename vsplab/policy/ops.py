@@ -24,7 +24,14 @@ def explain_op(lab, req: dict) -> dict:
     # traced on the simulator's loop thread so it never races OpenFlow traffic
     outcome = runtime.call(exchange, runtime.fabric, compiled, case, None, True)
     vscs = {h.name: lab.vsc_name(h) for h in lab.scenario.hosts}
-    x = explanation(compiled, case, outcome, vscs, lab.federation is not None)
+    bgp = None
+    src_vsc = vscs[lab.placed[case.src].host]
+    if lab.federation is not None and src_vsc != vscs[lab.placed[case.dst].host]:
+        from vsplab.bgp.routes import fetch_routes
+
+        answer = fetch_routes({src_vsc: lab.vscs[src_vsc]})[src_vsc]
+        bgp = answer if isinstance(answer, dict) else None
+    x = explanation(compiled, case, outcome, vscs, bgp)
     return {"text": render(x), "explain": x, "verdict": x["verdict"]}
 
 
