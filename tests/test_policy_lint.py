@@ -54,15 +54,3 @@ def test_flow_prediction_equals_the_compilers_count(path):
     if path.stem == "three-tier":
         assert lint_compiled(compiled).findings == []  # the shipped example is clean
 
-
-def test_explain_finds_the_evpn_route_a_federated_packet_rides():
-    from vsplab.policy.explain import evpn_route
-
-    bgp = {"received": {"127.0.0.11": [
-        {"rd": "10.255.2.1:4096", "mac": "02:00:00:00:00:04", "ip": "10.2.0.12", "vni": 4096, "next_hop": "172.30.0.9",
-         "imported": False, "reason": "older"},
-        {"rd": "10.255.2.1:4096", "mac": "02:00:00:00:00:04", "ip": "10.2.0.12", "vni": 4096, "next_hop": "172.30.0.4",
-         "imported": True, "reason": None}]}}
-    r = evpn_route(bgp, "10.2.0.12", "172.30.0.4")
-    assert r["peer"] == "127.0.0.11" and r["imported"] and r["next_hop"] == "172.30.0.4"
-    assert evpn_route(bgp, "10.2.0.13", "172.30.0.4") is None and evpn_route(None, "10.2.0.12", "172.30.0.4") is None
