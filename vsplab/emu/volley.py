@@ -184,7 +184,10 @@ class Volley:
             if err:
                 return self._finish(shot, False, os.strerror(err), now)
             shot.tokens.append(PAYLOAD + os.urandom(8).hex().encode())
-            s.send(shot.tokens[0])  # a few bytes into an empty send buffer: never partial
+            try:
+                s.send(shot.tokens[0])  # a few bytes into an empty send buffer: never partial
+            except OSError as e:  # reset as soon as it was up
+                return self._finish(shot, False, e.strerror or str(e), now)
             self.sel.modify(s, selectors.EVENT_READ, ("tcp", shot))
             return
         try:
