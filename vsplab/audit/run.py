@@ -81,8 +81,8 @@ def _audit(lab, timeout: float) -> AuditReport:
 
 
 def audit_lab(lab, repair: bool = False, timeout: float = 10.0) -> AuditReport:
-    """Audit `lab` (see the module doc); with `repair`, resync the datapaths with flow drift (or that
-    could not be compared), then audit again into `after_repair`."""
+    """Audit `lab` (see the module doc); with `repair`, resync the datapaths with flow drift, then audit
+    again into `after_repair` (a datapath that could not be compared is syncing already, or gone)."""
     report = _audit(lab, timeout)
     if not repair:
         return report
