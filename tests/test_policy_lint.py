@@ -26,7 +26,8 @@ def test_lint_finds_each_planted_problem_and_names_its_entry():
     for f in report["findings"]:
         found.setdefault(f["kind"], []).append(f)
     assert sorted(found) == ["contradiction", "empty-group", "redundant", "shadowed", "stateless-no-reply"], found
-    assert all(len(v) == 1 for v in found.values()), found
+    assert {k: len(v) for k, v in found.items()} == {"contradiction": 2, "empty-group": 1, "redundant": 1,
+                                                     "shadowed": 1, "stateless-no-reply": 1}, found
 
     def entry(kind):
         e = found[kind][0]["entry"]
@@ -38,8 +39,10 @@ def test_lint_finds_each_planted_problem_and_names_its_entry():
     assert entry("empty-group") == ("ops -> db tcp 22", 1030, "FORWARD", "ingress")
     assert "'ops'" in found["empty-group"][0]["text"]
     assert entry("stateless-no-reply") == ("app -> db tcp 5432", 1040, "FORWARD", "ingress")
-    assert entry("contradiction") == ("web -> db tcp 3306", 1050, "FORWARD", "ingress")
-    assert found["contradiction"][0]["other"]["entry_id"] is None  # the egress default drops it
+    # both ways: an ingress allow the egress default drops, an egress allow the ingress default drops
+    both = {(f["entry"]["description"], f["entry"]["direction"], f["other"]["direction"], f["other"]["entry_id"])
+            for f in found["contradiction"]}
+    assert both == {("web -> db tcp 3306", "ingress", "egress", None), ("db -> web tcp 9000", "egress", "ingress", None)}
     assert all(e["entry"]["entry_id"] for e in report["findings"])  # each names the VSD entry's ID
     assert report["prediction_ok"]
 

@@ -7,7 +7,9 @@ case (vsplab.policy.cases) through them:
 - redundant: covered the same way by entries with its own action, or it only repeats the default
   with nothing below it deciding otherwise;
 - empty group: the entry names a policy group without members;
-- contradiction: traffic an ingress entry allows that the egress side drops (or the other way round);
+- contradiction: traffic an ingress entry allows that the egress side drops, or an egress entry allows
+  that the ingress side drops (traced with the ingress side opened: an ingress drop hides the egress
+  table from the packet);
 - stateless allow without its reply: a request an entry lets through whose reply is dropped;
 - cost: flows per VRS predicted (vsplab.policy.cost) against what the compiler produced."""
 
@@ -156,19 +158,42 @@ def _empty_groups(compiled: Compiled, report: LintReport) -> None:
                                                f"({side}), which has no members: it matches nothing"))
 
 
+def _ingress_open(objects: list[dict]) -> list[dict]:
+    """The same objects with every ingress template allowing all and holding no entry: what reaches
+    each egress table when the ingress side lets everything through."""
+    out = []
+    for o in objects:
+        if o["entityType"] == "ingressaclentrytemplate":
+            continue
+        if o["entityType"] == "ingressacltemplate":
+            o = {**o, "entity": {**o["entity"], "defaultAllowIP": True}}
+        out.append(o)
+    return out
+
+
+def _contradiction(report: LintReport, seen: set, allow: Decider, deny: Decider, case) -> None:
+    key = ("contradiction", allow.entry_id, deny.entry_id)
+    if key not in seen:
+        seen.add(key)
+        report.findings.append(Finding("contradiction", allow, f"{allow.label()} allows traffic that "
+                                       f"{deny.label()} drops", deny, case.label()))
+
+
 def _traced(compiled: Compiled, report: LintReport) -> None:
     todo = cases([e.name for e in compiled.state.endpoints], dimensions([compiled.view]))
+    # an ingress drop hides the egress table from the packet: trace the egress side on its own too
+    opened = Compiled(compiled.state.replace_objects(_ingress_open(compiled.state.objects), "ingress opened"))
+    egress_alone = evaluate(opened.fabric(), opened, todo)
     seen: set[tuple] = set()
     for case, o in evaluate(compiled.fabric(), compiled, todo).items():
         ds = {d.direction: d for d in o.request.deciders}
         ing, eg = ds.get("ingress"), ds.get("egress")
-        if ing and eg and ing.action != eg.action and (ing.entry_id or eg.entry_id):
-            allow, deny = (ing, eg) if ing.action == "FORWARD" else (eg, ing)
-            key = ("contradiction", allow.entry_id, deny.entry_id)
-            if key not in seen and allow.entry_id:
-                seen.add(key)
-                report.findings.append(Finding("contradiction", allow, f"{allow.label()} allows traffic that "
-                                               f"{deny.label()} drops", deny, case.label()))
+        if ing and eg and ing.action == "FORWARD" and eg.action == "DROP" and ing.entry_id:
+            _contradiction(report, seen, ing, eg, case)
+        if ing and ing.action == "DROP":
+            eg = next((d for d in egress_alone[case].request.deciders if d.direction == "egress"), None)
+            if eg is not None and eg.entry_id and eg.action == "FORWARD":
+                _contradiction(report, seen, eg, ing, case)
         if o.request.delivered and o.reply is not None and not o.reply.delivered:
             loose = next((d for d in o.request.deciders if d.action == "FORWARD" and not d.stateful), None)
             if loose is not None and ("reply", loose.entry_id) not in seen:
