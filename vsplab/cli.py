@@ -62,6 +62,12 @@ def _cmd_run(args) -> int:
     from vsplab.policy.ops import register_ops
 
     register_ops()  # a kept lab also answers `vsplab explain`, `lint` and `diff`
+    if args.ui:
+        from vsplab.ui.launch import port_taken
+
+        if why := port_taken(args.ui):
+            console.print(f"[red]error[/] --ui {args.ui}: {why}; choose another port or leave it out for a free one")
+            return 2
     # the command line picks the mode's lab: vsplab.lab (the shared steps) knows none of them
     options = dict(vsd_url=args.vsd, keep=args.keep or args.ui is not None, console=console)
     if args.mode == "emu":

@@ -4,6 +4,7 @@ its control socket, the VSD through its REST API and the VSCs through their stat
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from vsd.client import VsdClient
@@ -26,3 +27,15 @@ def for_lab(lab, sock: Path, port: int = 0) -> UiServer:
     server = serve(LabControl(sock), vsd, port)
     lab.stack.callback(server.close)
     return server
+
+
+def port_taken(port: int) -> str:
+    """Why the page could not listen on 127.0.0.1:`port` ("" if it can): asked before a lab starts,
+    so a taken port is refused at once rather than after a large lab's bring-up."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return ""
