@@ -3,6 +3,7 @@
     vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
                        [--skip-impossible-faults]   (a scenario's faults: its timeline in the report)
                        [--datapath netdev|afxdp|afxdp-nonpmd]   (emu)
+    vsplab run SCENARIO --mode real --inventory FILE   on hosts where the daemons already run (vagrant/)
     vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab (or a lab's route
                                            reflector) left behind
     vsplab flows HOST [--lab DIR]          show a running lab's host flow table (ovs-ofctl style)
@@ -55,6 +56,13 @@ def _cmd_run(args) -> int:
     if args.datapath and args.mode != "emu":
         console.print("[red]error[/] --datapath applies to emu mode only (add --mode emu)")
         return 2
+    if (args.mode == "real") != bool(args.inventory):
+        console.print("[red]error[/] --mode real and --inventory FILE go together (the hosts, the VSD and the "
+                      "VSCs it runs on: vsplab/real/inventory.py)")
+        return 2
+    if args.mode == "real" and (args.keep or args.vsd):
+        console.print("[red]error[/] --mode real uses the inventory's VSD and keeps nothing: drop --keep and --vsd")
+        return 2
     if args.ui is not None and args.mode != "sim":
         console.print("[red]error[/] --ui serves sim labs only today (the emu trace is ofproto/trace: not yet "
                       "on the page); drop --mode or --ui")
@@ -70,7 +78,11 @@ def _cmd_run(args) -> int:
             return 2
     # the command line picks the mode's lab: vsplab.lab (the shared steps) knows none of them
     options = dict(vsd_url=args.vsd, keep=args.keep or args.ui is not None, console=console)
-    if args.mode == "emu":
+    if args.mode == "real":
+        from vsplab.real.lab import run_real_scenario
+
+        report = run_real_scenario(args.scenario, args.inventory, console=console)
+    elif args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
 
         report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, **options,
@@ -215,9 +227,12 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="run a scenario and check its expectations")
     r.add_argument("scenario")
-    r.add_argument("--mode", choices=["sim", "emu", "mininet"], default="sim",
+    r.add_argument("--mode", choices=["sim", "emu", "mininet", "real"], default="sim",
                    help="sim: simulated VRSs, traces (no root); emu: real OVS per emulated host, real packets "
-                        "(root); mininet: the same on Mininet 2.3 switches and hosts (root)")
+                        "(root); mininet: the same on Mininet 2.3 switches and hosts (root); real: on the "
+                        "hosts of --inventory, where the daemons already run (vagrant/README.md)")
+    r.add_argument("--inventory", metavar="FILE",
+                   help="real: the VSD, the VSCs' status addresses and how to reach each host (ssh or netns)")
     r.add_argument("--vsd", help="use this VSD (API URL) instead of starting an embedded one")
     r.add_argument("--json", metavar="FILE", help="write the result as JSON")
     r.add_argument("--junit", metavar="FILE", help="write the result as JUnit XML")
