@@ -5,7 +5,8 @@ compiled from (for the lab to hold against the VSD); and a targeted resync.
     GET  /audit?dpid=N    installed vs expected flows of one VRS, each difference named by its cookie's
                           VSD object: {"settled", "installed", "expected", "differences": [...]}
     GET  /intent          the view: revision, its objects (ID -> entityType and kept attributes), the
-                          placed endpoints (vport -> dpid) and desired cookies naming no object of the view
+                          placed endpoints (vport -> dpid), desired cookies naming no object of the view,
+                          and where the desired flows differ from a compile from scratch of the view
     POST /resync?dpid=N   a full sync of that VRS now (a fresh flow dump diffed against the desired
                           flows), so only the flows that differ are sent: {"ops": {add, modify, delete}}
 
@@ -25,7 +26,7 @@ from openflow import encode
 from openflow.flow import Flow
 from openflow.text import format_flow
 from vsc.pipeline import KIND_MASK, Kind, cookie, cookie_kind, flow_key
-from vsc.programmer import same
+from vsc.programmer import Programmer, same
 from vsc.view import _STORES as VIEW_KINDS  # the VSD object types a view follows
 
 ATTEMPTS = 5
@@ -156,18 +157,40 @@ def audit(core, dpid: int, timeout: float = 10.0) -> dict:
             "not_named": max(len(diffs) - MAX_NAMED, 0)}
 
 
+def recompiled(core) -> list[dict]:
+    """Where the desired state, kept up to date change by change, differs from a compile from scratch of
+    the same view and locations: an incremental step gone wrong, or flows the view no longer explains.
+    Hosts the VSC has synced only (their desired state is complete); BGP-learned flows left out (a
+    fresh compile has no routes). The caller holds the lock."""
+    fresh = Programmer(core.view, core.locs)
+    fresh.refresh_all()
+    learned = {rf.cookie for _, _, rf in core.prog.learned.values()}
+    out = []
+    for dpid in sorted(core.prog.tracked):
+        have = {k: f for k, f in core.prog.desired.get(dpid, {}).items() if f.cookie not in learned}
+        for what, kept, compiled in differences(have, fresh.host_desired(dpid))[:MAX_NAMED]:
+            f = kept or compiled
+            out.append({"dpid": dpid, "what": what, "cookie": f.cookie,
+                        "kept": format_flow(kept, show_stats=False) if kept else None,
+                        "compiled": format_flow(compiled, show_stats=False) if compiled else None})
+    return out
+
+
 def intent(core) -> dict:
     """What the view holds and what was compiled from it (see the module doc)."""
     with core.lock:
+        again = recompiled(core)
         objects = {oid: {"entityType": etype, "entity": ent, "assoc": assoc}
                    for oid, (etype, ent, assoc) in core.view.raw.items()}
         endpoints = {v: ep.dpid for v, ep in core.prog.eps.items()}
         learned = {rf.cookie for _, _, rf in core.prog.learned.values()}  # a federated VSC's objects
         cookies = {f.cookie for flows in core.prog.desired.values() for f in flows.values()} - learned
         cookies = {c for c in cookies if c & ~KIND_MASK}  # the skeleton names no object
-        named = owners(core.view, cookies)
-        return {"revision": core.view.revision, "kinds": sorted(VIEW_KINDS), "objects": objects, "endpoints": endpoints,
-                "unowned": sorted(hex(c) for c, o in named.items() if o["ID"] is None)}
+        named = owners(core.view, cookies | {d["cookie"] for d in again})
+        for d in again:
+            d["object"], d["cookie"] = named[d["cookie"]], hex(d["cookie"])
+        return {"recompiled": again, "revision": core.view.revision, "kinds": sorted(VIEW_KINDS), "objects": objects, "endpoints": endpoints,
+                "unowned": sorted(hex(c) for c in cookies if named[c]["ID"] is None)}
 
 
 def resync(core, dpid: int, timeout: float = 10.0) -> dict:

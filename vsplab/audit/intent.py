@@ -12,7 +12,9 @@ from vsplab.audit.report import IntentFinding
 def compare_intent(vsc: str, vsd_revision: int, vsd_objects: list[dict], view: dict,
                    placed: dict[str, tuple[str, int | None]]) -> list[IntentFinding]:
     """`vsd_objects`: the snapshot's objects ({entityType, entity, assoc}); `view`: the VSC's /intent;
-    `placed`: vport ID -> (container, the datapath ID it is plugged on) for the hosts this VSC serves."""
+    `placed`: vport ID -> (container, the datapath ID it is plugged on) for the hosts this VSC serves.
+    A flow the VSC keeps but a compile from scratch would not produce (or the reverse) is intent drift
+    too: the desired state no longer follows from the view."""
     out: list[IntentFinding] = []
     if view["revision"] < vsd_revision:
         out.append(IntentFinding(vsc, "behind", None, None,
@@ -37,6 +39,12 @@ def compare_intent(vsc: str, vsd_revision: int, vsd_objects: list[dict], view: d
     for c in view["unowned"]:
         out.append(IntentFinding(vsc, "unowned-cookie", None, None,
                                  f"desired flows carry cookie {c}, which names no object of the view"))
+    for d in view.get("recompiled", ()):
+        o = d["object"]
+        flow = d["kept"] or d["compiled"]
+        out.append(IntentFinding(vsc, "compiled-differs", o.get("ID"), o.get("entityType"),
+                                 f"datapath {d['dpid']:#x}: {d['what']} flow against a compile from scratch, cookie "
+                                 f"{d['cookie']}: {flow}"))
     endpoints = view["endpoints"]
     for vport, (container, dpid) in sorted(placed.items()):
         if vport not in vsd:

@@ -12,7 +12,7 @@ class IntentFinding:
     """The VSD and a VSC's view disagree about one object (or the VSC is behind the VSD)."""
 
     vsc: str
-    what: str  # behind, missing-in-view, stale-in-view, differs, unowned-cookie, not-placed, misplaced
+    what: str  # behind, missing-in-view, stale-in-view, differs, unowned-cookie, compiled-differs, not-placed, misplaced
     object_id: str | None
     entity_type: str | None
     detail: str
