@@ -6,6 +6,7 @@ a VSC's view never holding half of an apply."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 
@@ -17,9 +18,10 @@ from tests.vsd_drafts_support import draft_templates, run_job, vspk_session
 from tests.vsd_fixtures import StreamReader, revision
 from vsc.view import View
 from vsd.client import VsdApiError, VsdClient
+from vsd.directory import Principal
 from vsd.drafts import as_applied
 from vsd.example import build_three_tier
-from vsd.server import EmbeddedVsd
+from vsd.server import EmbeddedVsd, build_app
 
 KINDS = ("ingressacltemplate", "ingressaclentrytemplate", "egressacltemplate", "egressaclentrytemplate")
 
@@ -285,3 +287,33 @@ def test_a_domain_takes_its_jobs_along_when_deleted(built):
         with pytest.raises(VsdApiError) as e:
             client.get(f"jobs/{j.id}")
         assert e.value.status == 404
+
+
+@pytest.mark.slow
+def test_a_job_committed_but_not_run_runs_when_the_vsd_starts(tmp_path):
+    """The VSD stopped between committing a job's creation and running it: the database holds the job
+    RUNNING (written here by the VSD's own directory and store, as the POST does), and the VSD that
+    starts on it runs it."""
+    db = f"sqlite:///{tmp_path}/vl-draft.db"
+    with EmbeddedVsd(db_url=db) as vsd:
+        with VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as client:
+            tier = build_three_tier(client)
+    app = build_app(db)
+    loop = asyncio.new_event_loop()
+    try:
+        app.store.start(loop, lambda changes: None)
+        root = Principal("vl-draft-root", "csproot", None, "csp", "CSPROOT")
+        txn, (job,) = app.dir.create(root, tier["domain_id"], "job", {"command": "BEGIN_POLICY_CHANGES"})
+        loop.run_until_complete(app.store.submit(app.dir.number(txn), ("csproot", "csp"), "vl-draft test"))
+    finally:
+        app.auth.close()
+        app.store.stop()
+        loop.close()
+    with EmbeddedVsd(db_url=db) as vsd, VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as client:
+        deadline = time.monotonic() + 30
+        while client.get(f"jobs/{job.id}")["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get(f"jobs/{job.id}")["status"] == "SUCCESS"
+        assert client.get(f"domains/{tier['domain_id']}")["policyChangeStatus"] == "STARTED"
+        drafts = client.list(f"domains/{tier['domain_id']}/ingressacltemplates", filter='policyState == "DRAFT"')
+        assert len(drafts) == 1
