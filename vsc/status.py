@@ -12,6 +12,9 @@
     GET /flows?dpid=N      the desired flows of a VRS, one per line (ovs-ofctl style)
     GET /explain?cookie=C  which VSD object a cookie names
     GET /audit, /intent, POST /resync   the drift audit (vsc/audit.py)
+    POST /impact           {"domain": ID, "objects": [...]}: what that policy for the domain (e.g. its draft as
+                           applied) would change - each VRS's ACL flows gained and lost, every endpoint pair x
+                           protocol x port class whose ACL verdict changes (vsc/impact.py)
     GET /cookies?dpid=N    the same for every cookie of a VRS's desired flows at once (or ?cookie=C,D,...):
                            {"0x...": {kind, entityType, ID, name, priority}}; one pass over the view
                            whatever the number of cookies (the teaching page's flow and trace views)
@@ -26,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from openflow.text import format_flow
-from vsc import audit
+from vsc import audit, impact
 from vsc.core import Vsc
 from vsc.pipeline import KIND_MASK, Kind, cookie, cookie_kind
 
@@ -75,6 +78,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, orjson.dumps({"error": f"bad query: {e}"}))
 
     def do_POST(self) -> None:  # only /resync changes anything (vsc/audit.py)
+        if urlsplit(self.path).path == "/impact":  # computes only (vsc/impact.py)
+            n = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= n <= impact.MAX_BODY:
+                self._reply(413, orjson.dumps({"error": f"Content-Length: at most {impact.MAX_BODY} bytes"}))
+                return
+            code, body = impact.answer(self.server.core, self.rfile.read(n))
+            self._reply(code, orjson.dumps(body))
+            return
         self.do_GET()
 
 

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 
 from vsc.acl import PROTOCOLS, UnsupportedEntry, port_range
+from vsc.impact import entry_ranges, partition
 from vsc.view import View
 
 FULL = (0, 0xFFFF)
@@ -52,12 +53,6 @@ def _span(r: tuple[int, int] | None) -> str:
     return str(r[0]) if r[0] == r[1] else f"{r[0]}-{r[1]}"
 
 
-def partition(ranges: set[tuple[int, int]]) -> list[tuple[int, int]]:
-    """0-65535 cut at every range's start and after its end."""
-    cuts = sorted({0, 0x10000} | {lo for lo, _ in ranges} | {hi + 1 for _, hi in ranges})
-    return [(a, b - 1) for a, b in itertools.pairwise(cuts)]
-
-
 @dataclass
 class Dimensions:
     ports: list[tuple[int, int]]
@@ -68,17 +63,13 @@ class Dimensions:
 
 def dimensions(views: list[View]) -> Dimensions:
     """The port classes, ICMP types and extra protocols named by the entries of all `views`."""
-    ranges: set[tuple[int, int]] = set()
+    ranges: set[tuple[int, int]] = set().union(*(entry_ranges(v) for v in views))
     icmp = {ECHO}
     protos: set[int] = set()
     sport_matters = False
     for view in views:
         for e in view.acl_entries.values():
             try:
-                for spec in (e.source_port, e.destination_port):
-                    r = port_range(spec)
-                    if r is not None:
-                        ranges.add(r)
                 sport_matters |= port_range(e.source_port) is not None
             except UnsupportedEntry:
                 continue  # not compiled, so it matches nothing (the compile problems say so)
