@@ -33,6 +33,9 @@ from vsc.vsd_objects import (
     parse,
     trim,
 )
+from vsd.drafts import DRAFT, STARTED
+from vsd.drafts import POLICY_KINDS as _POLICY
+from vsd.drafts import TEMPLATES as _TEMPLATES
 
 # Templates are evaluated TOP first, then NONE, then BOTTOM (Nuage's priorityType).
 _BAND_ORDER = {"TOP": 2, "NONE": 1, "BOTTOM": 0}
@@ -48,8 +51,6 @@ _STORES = {
 
 # What a change marks dirty: a whole domain ("domain", id) or single vports ("vport", id).
 Touched = set[tuple[str, str]]
-_TEMPLATES = frozenset({"ingressacltemplate", "egressacltemplate"})
-_POLICY = _TEMPLATES | {"ingressaclentrytemplate", "egressaclentrytemplate"}
 
 
 @dataclass
@@ -146,7 +147,7 @@ class View:
         return problems
 
     def apply(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> Touched:
-        if kind in _POLICY and entity.get("policyState") == "DRAFT":
+        if kind in _POLICY and entity.get("policyState") == DRAFT:
             return set()
         if self.held_domain is None:
             self.held_domain = self._opens_apply(kind, entity)
@@ -179,11 +180,11 @@ class View:
     def _opens_apply(self, kind: str, entity: dict) -> str | None:
         d = self._policy_domain(kind, entity)
         dom = self.domains.get(d or "")
-        return d if dom is not None and dom.policy_change == "STARTED" else None
+        return d if dom is not None and dom.policy_change == STARTED else None
 
     def _apply(self, op: str, kind: str, entity: dict, assoc: dict | None = None) -> Touched:
         store_name = _STORES.get(kind)
-        if store_name is None or (kind in _POLICY and entity.get("policyState") == "DRAFT"):
+        if store_name is None or (kind in _POLICY and entity.get("policyState") == DRAFT):
             return set()
         store = getattr(self, store_name)
         oid = entity["ID"]

@@ -8,10 +8,10 @@ is the contract. Everything here is pure: it reads the tree and raises the VsdEr
 from __future__ import annotations
 
 from vsd.errors import VsdError, bad, conflict
+from vsd.indexes import ACL_ENTRIES as ENTRIES
 from vsd.tree import Obj, Tree
 
 TEMPLATES = ("ingressacltemplate", "egressacltemplate")
-ENTRIES = ("ingressaclentrytemplate", "egressaclentrytemplate")
 ENTRY_OF = dict(zip(TEMPLATES, ENTRIES, strict=True))
 POLICY_KINDS = frozenset(TEMPLATES + ENTRIES)
 COMMANDS = ("BEGIN_POLICY_CHANGES", "APPLY_POLICY_CHANGES", "DISCARD_POLICY_CHANGES")
