@@ -15,7 +15,7 @@ from bambou.exceptions import BambouHTTPError
 from vspk import v6 as vspk
 
 from tests.vsd_drafts_support import draft_templates, run_job, vspk_session
-from tests.vsd_fixtures import StreamReader, revision
+from tests.vsd_fixtures import StreamReader, make_user, revision
 from vsc.view import View
 from vsd.client import VsdApiError, VsdClient
 from vsd.directory import Principal
@@ -317,3 +317,25 @@ def test_a_job_committed_but_not_run_runs_when_the_vsd_starts(tmp_path):
         assert client.get(f"domains/{tier['domain_id']}")["policyChangeStatus"] == "STARTED"
         drafts = client.list(f"domains/{tier['domain_id']}/ingressacltemplates", filter='policyState == "DRAFT"')
         assert len(drafts) == 1
+
+
+def test_roles_an_admin_runs_its_own_domains_jobs_only(built, vsd):
+    client, session, domain, tier = built
+    ent = client.get(f"enterprises/{tier['enterprise_id']}")["name"]
+    make_user(client, tier["enterprise_id"], "vl-draft-admin", "ORGADMIN")
+    make_user(client, tier["enterprise_id"], "vl-draft-reader", "ORGUSER")
+    other = build_three_tier(client, enterprise=f"{ent}-other")
+    with VsdClient(vsd.api, "vl-draft-reader", "vl-draft-reader-pw", ent) as reader:
+        with pytest.raises(VsdApiError) as e:
+            reader.create(f"domains/{domain.id}", "jobs", {"command": "BEGIN_POLICY_CHANGES"})
+        assert e.value.status == 403
+    with VsdClient(vsd.api, "vl-draft-admin", "vl-draft-admin-pw", ent) as admin:
+        with pytest.raises(VsdApiError) as e:  # another enterprise's domain is no domain at all
+            admin.create(f"domains/{other['domain_id']}", "jobs", {"command": "BEGIN_POLICY_CHANGES"})
+        assert e.value.status == 404
+        job = admin.create(f"domains/{domain.id}", "jobs", {"command": "BEGIN_POLICY_CHANGES"})
+        deadline = time.monotonic() + 30
+        while admin.get(f"jobs/{job['ID']}")["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert admin.get(f"jobs/{job['ID']}")["status"] == "SUCCESS"
+        assert len(admin.list(f"domains/{domain.id}/egressacltemplates", filter='policyState == "DRAFT"')) == 1
