@@ -58,6 +58,8 @@ def add_arguments(p) -> None:
     p.add_argument("--png", metavar="FILE", help="the plot (default: benchmarks/results/nfd8.png)")
     p.add_argument("--plot", action="store_true", help="only draw the PNG from the JSON results already written")
     p.add_argument("--keep-logs", metavar="DIR", help="keep the VSD's and VSCs' logs in DIR")
+    p.add_argument("--ui", nargs="?", const=0, type=int, metavar="PORT",
+                   help="the rollout live on the teaching page (vsplab/ui) on 127.0.0.1:PORT (default: a free port)")
     p.add_argument("--max-rss-gb", type=float, default=16,
                    help="stop the run when the lab's processes hold more than this resident (0: no limit)")
 
@@ -69,6 +71,8 @@ def check_options(o) -> str | None:
         return "--hosts and --per-host: at least two containers"
     if o.vscs < 1 or o.vscs > o.hosts:
         return f"--vscs {o.vscs}: between 1 and --hosts"
+    if getattr(o, "ui", None) is not None and (o.sweep or o.plot):
+        return "--ui shows one rollout: not with --sweep or --plot"
     return None
 
 
@@ -97,7 +101,10 @@ def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> d
             console.print(f"{w.containers:,} containers on {o.hosts} hosts, {o.vscs} VSC(s), model {o.model}: "
                           f"starting the lab ...")
             lab.start(timeout=o.timeout)
+            view = _teaching_view(o, lab, w, console)
             _rollout(o, lab, w, res, console, show_progress)
+            if view is not None:
+                view.phase = "converged" if res.get("converged") else "not converged"
             if tamper is not None:
                 tamper(lab, w)
             if "stopped_at_s" in res:  # what was reached is in the time series; checking it would prove nothing
@@ -118,6 +125,24 @@ def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> d
     res.pop("_ids", None)
     res.pop("_expect", None)
     return res
+
+
+def _teaching_view(o, lab: BenchLab, w: Workload, console: Console):
+    """With --ui: the page, fed by the bench lab's control socket (vsplab/bench/live.py)."""
+    if getattr(o, "ui", None) is None:
+        return None
+    from vsd.client import VsdClient
+    from vsplab.bench.live import RolloutView
+    from vsplab.lab.control import LabControl
+    from vsplab.ui.launch import serve
+
+    view = RolloutView(lab, w)
+    lab.stack.callback(view.close)
+    server = serve(LabControl(view.sock), VsdClient(lab.vsd.api, lab.vsd.user, lab.vsd.password), o.ui)
+    lab.stack.callback(server.close)
+    view.phase = "rolling out"
+    console.print(f"UI at {server.url}rollout", highlight=False, soft_wrap=True)
+    return view
 
 
 def _rollout(o, lab: BenchLab, w: Workload, res: dict, console: Console, show: bool) -> None:

@@ -12,6 +12,7 @@ Everything started here is stopped in `SimLab.close()`, which runs on success, f
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from rich.console import Console
 
@@ -74,7 +75,11 @@ class SimLab(Lab):
         if req.get("op") == "flows":
             if req.get("host") not in self.runtime.hosts:
                 raise KeyError(f"no host {req.get('host')!r}; hosts: {', '.join(self.runtime.hosts)}")
-            return {"text": self.runtime.dump_flows(req["host"])}
+            table = req.get("table")  # the teaching page: one table's lines, and every table's count
+            if table is None and not req.get("counts"):
+                return {"text": self.runtime.dump_flows(req["host"])}
+            counts = self.runtime.call(lambda: Counter(t for t, _ in self.runtime.hosts[req["host"]].switch.flows(None)))
+            return {"text": self.runtime.dump_flows(req["host"], table), "per_table": dict(sorted(counts.items()))}
         if req.get("op") == "trace":
             src, dst = self.placed[req["from"]], self.placed[req["to"]]
             from vrs.sim.packet import Packet

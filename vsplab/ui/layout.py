@@ -88,8 +88,22 @@ def lay_out(lab: dict) -> Topology:
             node = Node(name, kind, cx, cy, CARD_W, card_height(len(names)))
             topo.containers.update(_container_spots(node, names))
         else:
-            node = Node(name, kind, cx, cy)
+            node = Node(name, kind, cx, cy, 170, 40)
         topo.nodes[name] = node
+    return _cropped(topo)
+
+
+def _cropped(topo: Topology, pad: float = 40) -> Topology:
+    """Shifted so the drawing starts at `pad` and ends `pad` past its last card: no empty band on a projector."""
+    if not topo.nodes:
+        return topo
+    x0 = min(n.x - n.w / 2 for n in topo.nodes.values()) - pad
+    y0 = min(n.y - n.h / 2 for n in topo.nodes.values()) - pad
+    topo.width = max(n.x + n.w / 2 for n in topo.nodes.values()) + pad - x0
+    topo.height = max(n.y + n.h / 2 for n in topo.nodes.values()) + pad - y0
+    for n in topo.nodes.values():
+        n.x, n.y = n.x - x0, n.y - y0
+    topo.containers = {c: (x - x0, y - y0) for c, (x, y) in topo.containers.items()}
     return topo
 
 

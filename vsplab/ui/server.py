@@ -120,7 +120,9 @@ def _flows(ui: UiServer, q: dict):
     host = q.get("host") or (hosts[0] if hosts else "")
     if host not in hosts:
         raise BadRequest(f"host: no host {host!r} in this lab")
-    v = flowtable.view(ui.source.flows(host), _int(q, "table"), q.get("q", ""))
+    table = _int(q, "table")
+    dump, per_table = ui.source.flows(host, table)
+    v = flowtable.view(dump, table, q.get("q", ""), per_table)
     found = ui.source.owners(host, {f.cookie for f in v.rows})
     policy = ui.source.policy()
     table_of = {f.cookie: f.table for f in v.rows}
