@@ -1,7 +1,9 @@
 """The VSD cluster (vsd/cluster.py): three `vsd serve` processes on one real PostgreSQL, writers on all
 three, a real VSC (`vsc run --vsd A,B,C`) following the first; `kill -9` of that VSD mid-run. The VSC
 fails over and has received every revision exactly once, in order, up to the last one; every
-acknowledged write is in the database and in each surviving VSD's API; the log has no gap."""
+acknowledged write is in the database and in each surviving VSD's API; the log has no gap; the killed
+VSD started again comes back with the same state. Also: checks and names across VSDs, publication of
+one VSD's writes by the others, and a second VSD on one SQLite file refused."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from tests.vsd_fixtures import HTTP, headers, postgres_url, revision, subnet_tree, vport_writer
+from tests.vsd_fixtures import HTTP, headers, make_user, postgres_url, revision, subnet_tree, vport_writer
 from vsc.process import VscProcess
 from vsd.client import VsdApiError, VsdClient
 from vsd.server import EmbeddedVsd
@@ -30,9 +32,12 @@ def pg():
         yield url
 
 
-@pytest.fixture
-def cluster(pg, tmp_path):
-    vsds = [EmbeddedVsd(db_url=pg, log_path=str(tmp_path / f"vl-cl-vsd{i}.log")) for i in range(3)]
+@pytest.fixture(scope="module")
+def cluster(pg, tmp_path_factory):
+    """Three VSDs for the module's tests (each on an enterprise of its own); the failover test, last,
+    kills the first."""
+    logs = tmp_path_factory.mktemp("vl-cl-vsds")
+    vsds = [EmbeddedVsd(db_url=pg, log_path=str(logs / f"vl-cl-vsd{i}.log")) for i in range(3)]
     try:
         for v in vsds:
             v.start()
@@ -64,6 +69,65 @@ def _db_log(pg: str) -> tuple[int, int, int, set[str]]:
     finally:
         engine.dispose()
     return lo, hi, n, created
+
+
+def test_cluster_orders_checks_and_publishes_across_vsds(cluster):
+    a, b, c = cluster
+    ca, cb, cc = (VsdClient(v.api, v.user, v.password, v.enterprise) for v in cluster)
+    try:
+        org = f"vl-cl-{uuid.uuid4().hex[:8]}"
+        subnet = subnet_tree(ca, org)
+        since = revision(a)
+        stream = cc.changes(since)  # on the third VSD, which takes no write here
+        _wait("the second VSD to have the subnet", lambda: revision(b) == since)
+        push = cb.request("GET", "events").json()["uuid"]  # from b's newest revision
+        # a write on another VSD right after: it must see the subnet (caught up under the lock)
+        vp = cb.create(f"subnets/{subnet}", "vports", {"name": "first", "type": "VM"})
+        # a name taken on one VSD is taken on all of them, even when asked at the same moment
+        results: list = []
+
+        def claim(client: VsdClient) -> None:
+            try:
+                results.append(client.create(f"subnets/{subnet}", "vports", {"name": "contested", "type": "VM"}))
+            except VsdApiError as e:
+                results.append(e.status)
+
+        racers = [threading.Thread(target=claim, args=(x,)) for x in (ca, cb, cc)]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join(30)
+        assert sorted(r if isinstance(r, int) else 201 for r in results) == [201, 409, 409]
+        ca.update(f"vports/{vp['ID']}", {"description": "from a"})
+        final = revision(a)
+        lines = []
+        while len(lines) < final - since:
+            line = next(stream)
+            if line["kind"] != "heartbeat":
+                lines.append(line)
+        assert [x["revision"] for x in lines] == list(range(since + 1, final + 1))
+        assert [x["type"] for x in lines] == ["CREATE", "CREATE", "UPDATE"]
+        polled: list = []
+        while len(polled) < 3:  # each long poll answers what has arrived; the last may still be on its way
+            answer = HTTP.get(f"{b.api}/events", params={"uuid": push}, headers=headers(b, cb), timeout=30)
+            polled += answer.json()["events"]
+        assert [e["type"] for e in polled] == ["CREATE", "CREATE", "UPDATE"]
+        assert {revision(v) for v in cluster} == {final}
+        assert cc.get(f"vports/{vp['ID']}")["description"] == "from a"
+        stream.close()
+        # a password changed through one VSD ends the keys the user holds on the others
+        ent = ca.list("enterprises", filter=f'name == "{org}"')[0]["ID"]
+        make_user(ca, ent, "vl-cl-user", "ORGADMIN", password="vl-cl-pw-1")
+        _wait("the user on the third VSD", lambda: revision(c) == revision(a))
+        on_c = VsdClient(c.api, "vl-cl-user", "vl-cl-pw-1", org)
+        with VsdClient(a.api, "vl-cl-user", "vl-cl-pw-1", org) as on_a:
+            on_a.change_password("vl-cl-pw-2")
+        _wait("the new password on the third VSD", lambda: revision(c) == revision(a))
+        assert on_c.request("GET", "enterprises").status_code == 401
+        on_c.close()
+    finally:
+        for x in (ca, cb, cc):
+            x.close()
 
 
 def test_vsc_fails_over_and_sees_every_revision_once(cluster, pg, tmp_path):
@@ -113,58 +177,17 @@ def test_vsc_fails_over_and_sees_every_revision_once(cluster, pg, tmp_path):
 
     acknowledged = {k for a in acked for k in a}
     assert acknowledged <= created
+    listings = []
     for v in survivors:
         with VsdClient(v.api, v.user, v.password, v.enterprise) as c:
-            present = {x["ID"] for x in c.list(f"subnets/{subnet}/vports", page_size=5000)}
-        assert acknowledged <= present
-
-
-def test_cluster_orders_checks_and_publishes_across_vsds(cluster):
-    a, b, c = cluster
-    ca, cb, cc = (VsdClient(v.api, v.user, v.password, v.enterprise) for v in cluster)
-    try:
-        subnet = subnet_tree(ca, f"vl-cl-{uuid.uuid4().hex[:8]}")
-        since = revision(a)
-        stream = cc.changes(since)  # on the third VSD, which takes no write here
-        _wait("the second VSD to have the subnet", lambda: revision(b) == since)
-        push = cb.request("GET", "events").json()["uuid"]  # from b's newest revision
-        # a write on another VSD right after: it must see the subnet (caught up under the lock)
-        vp = cb.create(f"subnets/{subnet}", "vports", {"name": "first", "type": "VM"})
-        # a name taken on one VSD is taken on all of them, even when asked at the same moment
-        results: list = []
-
-        def claim(client: VsdClient) -> None:
-            try:
-                results.append(client.create(f"subnets/{subnet}", "vports", {"name": "contested", "type": "VM"}))
-            except VsdApiError as e:
-                results.append(e.status)
-
-        racers = [threading.Thread(target=claim, args=(x,)) for x in (ca, cb, cc)]
-        for t in racers:
-            t.start()
-        for t in racers:
-            t.join(30)
-        assert sorted(r if isinstance(r, int) else 201 for r in results) == [201, 409, 409]
-        ca.update(f"vports/{vp['ID']}", {"description": "from a"})
-        final = revision(a)
-        lines = []
-        while len(lines) < final - since:
-            line = next(stream)
-            if line["kind"] != "heartbeat":
-                lines.append(line)
-        assert [x["revision"] for x in lines] == list(range(since + 1, final + 1))
-        assert [x["type"] for x in lines] == ["CREATE", "CREATE", "UPDATE"]
-        polled: list = []
-        while len(polled) < 3:  # each long poll answers what has arrived; the last may still be on its way
-            answer = HTTP.get(f"{b.api}/events", params={"uuid": push}, headers=headers(b, cb), timeout=30)
-            polled += answer.json()["events"]
-        assert [e["type"] for e in polled] == ["CREATE", "CREATE", "UPDATE"]
-        assert {revision(v) for v in cluster} == {final}
-        assert cc.get(f"vports/{vp['ID']}")["description"] == "from a"
-        stream.close()
-    finally:
-        for x in (ca, cb, cc):
-            x.close()
+            listings.append(c.list(f"subnets/{subnet}/vports", page_size=5000))
+        assert acknowledged <= {x["ID"] for x in listings[-1]}
+    assert listings[0] == listings[1]
+    # the killed VSD, started again, loads what the others folded into `objects` and the log after it
+    doomed.start()
+    assert revision(doomed) == final
+    with VsdClient(doomed.api, doomed.user, doomed.password, doomed.enterprise) as c:
+        assert c.list(f"subnets/{subnet}/vports", page_size=5000) == listings[0]
 
 
 def test_a_second_vsd_on_one_sqlite_file_is_refused(tmp_path):

@@ -115,7 +115,7 @@ class StreamFollower:
                 self.record.opened(self.api, since)
                 self.core.stream_up(True)
                 try:
-                    log.info("following the VSD change stream of %s from revision %d", self.api, since)
+                    log.info("following the VSD change stream from revision %d (%s)", since, self.api)
                     for line in lines:
                         if self._stop.is_set():
                             return

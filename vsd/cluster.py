@@ -30,7 +30,7 @@ import os
 import queue
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from vsd.directory import Change
 from vsd.store import BACKLOG, BUSY_COMPACT, EVENT_COLUMNS, IDLE_COMPACT, Store, change_of, events
@@ -84,6 +84,9 @@ class ClusterStore(Store):
     # --- the event loop's side
 
     async def take_turn(self) -> None:
+        held = _current.get()
+        if held is not None and held.batch is not None and not held.finished:
+            return  # this call holds a turn already (waiting for another would wait for itself)
         turn = Turn(self._loop.create_future())
         _current.set(turn)
         self._waiting.append(turn)
@@ -122,24 +125,24 @@ class ClusterStore(Store):
 
     def _open(self, changes: list[Change], newest: int, done: concurrent.futures.Future) -> None:
         """On the event loop, holding the lock: catch up, then let the waiting calls run."""
-        try:
-            self._publish(changes)
-            if self.replica.revision != newest:
-                self._fatal(f"this VSD is at revision {self.replica.revision} but the database at {newest}")
-        except Exception:
-            self._fatal("applying another VSD's changes failed", exc=True)
+        self._publish(changes)
+        if self.replica.revision != newest:
+            self._fatal(f"this VSD is at revision {self.replica.revision} but the database at {newest}")
         turns, self._waiting, self._requested = self._waiting, [], False
         batch = Batch(done, len(turns))
         if not turns:
             done.set_result([])
         for turn in turns:
             turn.batch = batch
-            turn.granted.set_result(None)
+            if turn.granted.done():  # its call was cancelled meanwhile
+                batch.finish()
+            else:
+                turn.granted.set_result(None)
 
     def _publish(self, changes: list[Change]) -> None:
         if changes:
             try:
-                self.replica.apply(changes)
+                changes = self.replica.apply(changes)
             except Exception:
                 self._fatal("applying another VSD's changes failed", exc=True)
             self._on_commit(changes)
@@ -206,9 +209,8 @@ class ClusterStore(Store):
         with self.engine.begin() as c:
             c.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             changes = self._read_new(c)
-            newest = c.execute(select(func.max(events.c.revision))).scalar() or 0
             done: concurrent.futures.Future = concurrent.futures.Future()
-            self._loop.call_soon_threadsafe(self._open, changes, max(newest, self.known), done)
+            self._loop.call_soon_threadsafe(self._open, changes, self.known, done)
             batch = done.result()
             if not batch:
                 return

@@ -25,8 +25,10 @@ class Replica:
     def revision(self) -> int:
         return self.dir.revision
 
-    def apply(self, changes: list[Change]) -> None:
+    def apply(self, changes: list[Change]) -> list[Change]:
+        """Applies the changes this VSD does not have yet; returns those."""
         tree = self.dir.tree
+        applied = []
         for ch in changes:
             if ch.rev <= self.dir.revision:
                 continue  # this VSD's own change, or one already applied
@@ -43,3 +45,5 @@ class Replica:
                 place_vm(tree, vm)
                 tree._index(vm)
             self.dir.revision = ch.rev
+            applied.append(ch)
+        return applied

@@ -11,7 +11,9 @@ Writes go through one writer thread. It commits the waiting calls' events as one
 commit), in the order revisions were handed out, and only then are the calls answered and the changes
 published. Folding events into `objects` (compaction) happens afterwards, when the writer is idle or
 the backlog grows, so a bulk create pays for one row per object on its way. On start the state is
-`objects` plus the events after the compaction mark, replayed in order.
+`objects` plus the events after the compaction mark, replayed in order (and kept for the next fold).
+This is one VSD's store: a SQLite file is claimed by the VSD serving it; on PostgreSQL several VSDs
+share the database through `vsd.cluster.ClusterStore`, which takes over the writer.
 
 Guarantee: an acknowledged write survives `kill -9` of the server. On SQLite (WAL, synchronous=NORMAL)
 a commit is in the OS before the answer, which survives a process crash but not a power cut (pass
@@ -92,12 +94,18 @@ Loader = Callable[[str, str, dict, dict, str | None, int], None]  # op, kind, da
 # the `events` columns a replayed change is rebuilt from (`change_of`)
 EVENT_COLUMNS = (events.c.revision, events.c.type, events.c.kind, events.c.object_id, events.c.entity, events.c.assoc,
                  events.c.enterprise, events.c.secret, events.c.created)
+PG_SESSION = ("-c idle_in_transaction_session_timeout=30000 -c tcp_keepalives_idle=10 "
+              "-c tcp_keepalives_interval=5 -c tcp_keepalives_count=3")
 SCHEMA_LOCK = 0x76736400  # PostgreSQL advisory lock keys ("vsd" and a number), one per serialised section
 
 
 def make_engine(url: str, sqlite_synchronous: str = "NORMAL"):
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("postgresql"):
+        # A VSD of a cluster that freezes while it holds the write lock (idle in its transaction) or
+        # whose host vanishes would hold every other VSD's writes: PostgreSQL ends such a session.
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": PG_SESSION})
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     path = url.split("///", 1)[-1]
