@@ -14,6 +14,7 @@ anything that is not that domain's policy), so nothing compiles half of an apply
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from vsc.pipeline import MAX_DOMAIN_INDEX, MAX_GROUPS_PER_DOMAIN
@@ -39,6 +40,8 @@ from vsd.drafts import TEMPLATES as _TEMPLATES
 
 # Templates are evaluated TOP first, then NONE, then BOTTOM (Nuage's priorityType).
 _BAND_ORDER = {"TOP": 2, "NONE": 1, "BOTTOM": 0}
+
+log = logging.getLogger("vsc.view")
 
 # entityType -> View attribute holding that kind of object.
 _STORES = {
@@ -156,10 +159,14 @@ class View:
         if self._policy_domain(kind, entity) == self.held_domain:
             self._hold(op, kind, trim(entity), assoc or {})
             return set()
-        touched: Touched = set()
-        for change in self.held:
-            touched |= self._apply(*change)
+        held, touched = self.held, set()
         self.held_domain, self.held, self.held_templates = None, [], {}
+        for change in held:
+            try:
+                touched |= self._apply(*change)
+            except (ViewError, KeyError, ValueError, TypeError) as e:
+                # one malformed object is left out (and logged), not the rest of the unit
+                log.warning("VSD %s %s %s (held with a policy apply): %r", change[0], change[1], change[2].get("ID"), e)
         return touched | self._apply(op, kind, entity, assoc)
 
     def _hold(self, op: str, kind: str, entity: dict, assoc: dict) -> None:
