@@ -14,8 +14,14 @@ from vsplab.ui.source import LabSource
 
 
 def serve(control: LabControl, vsd: VsdClient | None, port: int = 0) -> UiServer:
-    """The page on 127.0.0.1:`port` (0: any free port), serving in a background thread."""
-    return UiServer(LabSource(control, vsd), port).start()
+    """The page on 127.0.0.1:`port` (0: any free port), serving in a background thread; the topology
+    laid out once before it is announced, so the first visitor does not wait for networkx."""
+    server = UiServer(LabSource(control, vsd), port).start()
+    try:
+        server.topology_svg(server.source.lab())
+    except Exception:  # a lab still coming up: its first page will lay it out instead
+        pass
+    return server
 
 
 def for_lab(lab, sock: Path, port: int = 0) -> UiServer:
