@@ -56,8 +56,12 @@ class StreamRecord:
     _expect: int = 0
 
     def opened(self, url: str, since: int) -> None:
+        """A new connection from `since`; after the first, what comes next is still judged against what
+        came before, so a resume from the wrong revision shows too."""
         self.connections += 1
-        self.vsd, self._expect = url, since + 1
+        self.vsd = url
+        if self.connections == 1:
+            self._expect = since + 1
 
     def line(self, line: dict) -> None:
         kind, rev = line.get("kind"), int(line.get("revision", 0))
