@@ -62,6 +62,11 @@ def lab(tmp_path_factory):
         yield lab
 
 
+@pytest.fixture(scope="module")
+def base_state():
+    return from_scenario(BASE)  # one VSD of its own for all three predictions' "before"
+
+
 def recheck(lab, todo: list[Case]) -> dict[Case, str]:
     """Every case traced through the running lab, each port class at three of its ports."""
     compiled = Compiled(from_lab(lab))  # next hops (subnet gateways) as the lab's VSD has them
@@ -125,8 +130,8 @@ def apply_join(lab):
     ("deny-above-allow", insert_deny, apply_deny, {"newly allowed": 0, "newly denied": 4}),
     ("membership", join_group, apply_join, {"newly allowed": 3, "newly denied": 0}),
 ])
-def test_diff_predicts_exactly_what_the_lab_changes(lab, tmp_path, name, text_edit, rest_edit, expect):
-    predicted = diff_states(from_scenario(BASE), from_scenario(edited(tmp_path, name, text_edit)))
+def test_diff_predicts_exactly_what_the_lab_changes(lab, base_state, tmp_path, name, text_edit, rest_edit, expect):
+    predicted = diff_states(base_state, from_scenario(edited(tmp_path, name, text_edit)))
     assert predicted.problems == {"before": [], "after": []}
     counts = predicted.to_dict()
     assert {k: counts[k.replace(" ", "_")] for k in expect} == expect, predicted.text()
