@@ -22,3 +22,22 @@ def test_explain_refuses_a_port_where_there_is_none_and_wants_one_where_there_is
     with pytest.raises(ValueError, match="--port: tcp needs a port"):
         case_for("a", "b", "tcp", None)
     assert case_for("a", "b", "udp", 53).dport == (53, 53)
+
+
+def test_commands_refuse_bad_input_with_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "VSPLAB_LABS_DIR": str(tmp_path), "COLUMNS": "200"}
+
+    def vsplab(*args):
+        return subprocess.run([sys.executable, "-m", "vsplab.cli", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    one = vsplab("diff", "scenarios/three-tier.yaml")
+    assert one.returncode == 2 and "give two scenario files" in one.stderr
+    nolab = vsplab("explain", "web1", "app1", "--proto", "tcp", "--port", "8080")
+    assert nolab.returncode == 2 and "no running lab found" in nolab.stderr and "Traceback" not in nolab.stderr

@@ -51,8 +51,8 @@ def cmd_diff(args) -> int:
         d = diff_states(from_scenario(args.before), from_scenario(args.after))
         text, data = d.text(), d.to_dict()
     elif args.before or args.after:
-        raise SystemExit("vsplab diff: give two scenario files (BEFORE AFTER), or none to compare a running lab's "
-                         "live policy with its draft (--domain)")
+        raise ValueError("give two scenario files (BEFORE AFTER), or none to compare a running lab's live policy "
+                         "with its draft (--domain)")
     else:
         answer = _lab(args).request(op="diff", domain=args.domain)
         text, data = answer["text"], answer["diff"]
