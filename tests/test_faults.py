@@ -187,5 +187,5 @@ def test_vsplab_check_with_a_mode_refuses_its_impossible_faults():
                               env={**os.environ, "COLUMNS": "300"})
 
     sim = check("sim")
-    assert sim.returncode == 2 and "faults[2].restart: sim mode cannot restart ovs-vswitchd" in sim.stdout, sim.stdout
+    assert sim.returncode == 2 and "faults[3].restart: sim mode cannot restart ovs-vswitchd" in sim.stdout, sim.stdout
     assert check("emu").returncode == 0

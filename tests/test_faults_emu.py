@@ -1,7 +1,8 @@
 """scenarios/faults.yaml in emu mode through `vsplab run --mode emu`: on real Open vSwitch hosts, with
-real TCP connections probed continuously, the VSC killed with SIGKILL and started again, ovs-vswitchd
-restarted on host2, host3's underlay veth down and up, a flow of host1 changed with ovs-ofctl and found
-and repaired by the drift audit, an ACL entry deleted through the VSD. Every step must recover (its
+real TCP connections probed continuously, the VSC killed with SIGKILL and started again, the VSD,
+ovs-vswitchd, ovsdb-server and a vrs agent restarted, host3's underlay veth down and up, web2 moved to
+host3 and back, a flow of host1 changed with ovs-ofctl and found and repaired by the drift audit, an ACL
+entry deleted through the VSD. Every step must recover (its
 declared expectations hold again), the timeline must say what noticed each fault, and every
 expectation must hold at the end. Times are recorded, not asserted (no timed tests).
 Needs root and Open vSwitch (scripts/system-deps)."""
@@ -41,9 +42,14 @@ def test_faults_scenario_in_emu_mode(tmp_path):
     print(out[out.find("fault timeline") - 200:])
     faults = json.loads((tmp_path / "r.json").read_text())["faults"]
     steps = {s["label"]: s for s in faults["steps"]}
-    assert list(steps) == ["kill vsc vsc1", "start vsc vsc1", "restart ovs-vswitchd host2", "link-down host3",
-                           "link-up host3", "tamper-flow host1", "delete-acl prod ingress rule 1"]
+    assert list(steps) == ["kill vsc vsc1", "start vsc vsc1", "restart vsd", "restart ovs-vswitchd host2",
+                           "restart ovsdb-server host3", "restart vrs host1", "link-down host3", "link-up host3",
+                           "move web2 to host3", "move web2 to host2", "tamper-flow host1",
+                           "delete-acl prod ingress rule 1"]
     assert faults["ok"] and all(s["ok"] for s in faults["steps"])
+    assert steps["restart vsd"]["detected_by"] == "a VSC lost the VSD's change stream"
+    for move in ("move web2 to host3", "move web2 to host2"):  # the VSC reprogrammed both hosts for it
+        assert steps[move]["flow_mods"] > 0 and steps[move]["recovered"] is not None
     assert steps["kill vsc vsc1"]["detected_by"] == "VSC vsc1 stopped answering"
     vswitchd = steps["restart ovs-vswitchd host2"]
     assert vswitchd["detected_by"] == "VSC vsc1 saw host2's switch disconnect or reconnect"

@@ -34,6 +34,8 @@ def before_counters(watcher: StatusWatcher, vsc: str) -> dict[str, int]:
 def by_probes(probers, since: float, passing: bool, wait: float) -> Detection:
     """The first attempt after `since` that failed (or, `passing`, passed), across every probe; waits
     up to `wait` seconds for one. Passing again counts only on a probe that had lost attempts."""
+    if passing and not any(_was_lost(p, since) for p in probers):
+        return Detection()  # nothing was cut off: nothing to come back
     end = time.monotonic() + wait
     while True:
         hits = [(a.start, p.label) for p in probers for a in list(p.attempts)
@@ -91,7 +93,8 @@ def detect(step: FaultStep, ctx: dict, lab, watcher: StatusWatcher, probers, sin
     elif action == "tamper-flow":
         return Detection(ctx.get("found"), "the drift audit" + (f": {ctx['what']}" if ctx.get("what") else ""))
     passing = action in ("link-up", "clear-netem", "start")
-    return by_probes(probers, since, passing, wait)
+    # a link fault shows only in the data plane; a process restarted may cost no packet at all
+    return by_probes(probers, since, passing, wait if action.startswith(("link", "netem", "clear")) else 3.0)
 
 
 def _first(watcher, since, vsc, test, wait, by) -> Detection:

@@ -12,7 +12,7 @@ import time
 from vsc.pipeline import Table
 from vsplab.emu.check import container_netns
 from vsplab.emu.host import UNDERLAY_IF, UNDERLAY_NS
-from vsplab.emu.netns import ifname, run
+from vsplab.emu.netns import CommandError, ifname, run
 from vsplab.faults.actions import Actions, FaultError, sigkill
 from vsplab.scenario.model import FaultStep
 
@@ -90,7 +90,13 @@ class EmuActions(Actions):
         if step.delay_ms:
             args += ["delay", f"{step.delay_ms:g}ms"]
         for ns, dev in self._ends(step.netem):
-            run("tc", "qdisc", "replace", "dev", dev, "root", "netem", *args, ns=ns)
+            try:
+                run("tc", "qdisc", "replace", "dev", dev, "root", "netem", *args, ns=ns)
+            except CommandError as e:
+                if "kind is unknown" in str(e):
+                    raise FaultError("this kernel has no netem queueing discipline (module sch_netem): tc cannot "
+                                     "add loss or delay here") from None
+                raise
         self.undo[f"netem {step.netem}"] = lambda: self._clear_netem(step.netem)
         return {}
 

@@ -366,7 +366,8 @@ class FaultStep(_Strict):
             t = f"{t.container} to {t.to}"
         elif isinstance(t, tuple):
             t = " - ".join(t)
-        extra = "".join(f" {k} {v}" for k, v in (("loss%", self.loss), ("delay ms", self.delay_ms)) if v is not None)
+        extra = (f" loss {self.loss:g}%" if self.loss is not None else "") + \
+            (f" delay {self.delay_ms:g} ms" if self.delay_ms is not None else "")
         return f"{self.action} {t}{extra}"
 
 
