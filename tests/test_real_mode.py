@@ -6,7 +6,7 @@ ExecStart lines of packaging/systemd's units (tests.test_units.exec_start: only 
 paths moved), `vrs run` inside each emulated host's network namespace beside its own Open vSwitch
 (vsplab/emu/host.py). Then `vsplab run scenarios/three-tier.yaml --mode real --inventory FILE`, with
 an inventory naming those namespaces, must pass with real packets, and leave no container and no VSD
-object behind. So a wrong unit command line, a key the template writes that a daemon does not know,
+object behind; then one agent is reloaded as its unit's ExecReload does. So a wrong unit command line, a key the template writes that a daemon does not know,
 or a broken real mode fails here.
 
 Root, Open vSwitch and nsenter are needed (CI has them: scripts/system-deps). Its objects are named
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -90,6 +91,27 @@ class Daemons:
                     proc.wait()
 
 
+def _reload_an_agent(agent: tuple[subprocess.Popen, Path], conf: Path, status: str) -> None:
+    """`systemctl reload vsplab-vrs` (the unit's ExecReload: SIGHUP): a config file with a mistake is
+    refused and the agent goes on; a good one is taken up by the same process, and the VSC sees it."""
+    proc, log = agent
+    good = conf.read_text()
+    conf.write_text(good + "colour: blue\n")
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert proc.poll() is None and "unknown key 'colour'" in log.read_text() and "reload refused" in log.read_text()
+    name = yaml.safe_load(good)["name"]
+    conf.write_text(good.replace(f"name: {name}", f"name: {name}-reloaded"))
+    proc.send_signal(signal.SIGHUP)
+
+    def renamed() -> bool:
+        dps = httpx.get(f"{status}/status", timeout=2).json()["datapaths"].values()
+        return any(d["name"] == f"{name}-reloaded" and d["synced"] for d in dps)
+
+    _wait("the reloaded agent", renamed, proc, log, timeout=30)
+    assert "reloaded: " + f"{name}-reloaded" in log.read_text()
+
+
 def test_three_tier_on_the_provisioned_daemons(tmp_path):
     from vsd.client import VsdClient
     from vsplab.emu.check import container_netns
@@ -128,6 +150,7 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         status = f"http://{mgmt}:{ports['status']}"
         _wait("vsc", lambda: httpx.get(f"{status}/status", timeout=2).json()["converged"], vsc, log)
 
+        agents: list[tuple[subprocess.Popen, Path]] = []
         inventory = {"vsd": {"url": f"http://127.0.0.1:{vsd_port}", "password": PASSWORD},
                      "vscs": [{"name": "vsc1", "status": status}], "bin": str(BIN), "hosts": []}
         for h, host in zip(scenario.hosts, hosts, strict=True):
@@ -138,7 +161,7 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
                                   "VRS_DATAPATH_TYPE": "netdev", "VRS_OVSDB": host.ovs.db_remote}, "vrs")
             assert r.returncode == 0, r.stderr
             argv = exec_start("vsplab-vrs.service", BIN, host_etc)
-            daemons.start(f"vrs-{h.name}", ["nsenter", f"--net=/var/run/netns/{host.ns}", *argv])
+            agents.append(daemons.start(f"vrs-{h.name}", ["nsenter", f"--net=/var/run/netns/{host.ns}", *argv]))
             inventory["hosts"].append({"name": h.name, "netns": host.ns, "vtep": host.vtep_ip,
                                        "ovsdb": host.ovs.db_remote})
 
@@ -154,6 +177,7 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         run = subprocess.run([str(BIN / "vsplab"), "run", str(scenario_path), "--mode", "real", "--inventory",
                               str(inv), "--json", str(out)], capture_output=True, text=True, timeout=300,
                              cwd=tmp_path)
+        print(run.stdout)  # the table, shown with -s
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
         result = json.loads(out.read_text())
         assert result["mode"] == "real"
@@ -168,6 +192,7 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         for host in hosts:
             ports_left = host.ovs.vsctl("list-ports", "br-int").split()
             assert [p for p in ports_left if p.startswith("vl-")] == [], ports_left
+        _reload_an_agent(agents[0], tmp_path / hosts[0].name / "etc" / "vrs.yaml", status)
     finally:
         daemons.stop()
         for c in scenario.containers:

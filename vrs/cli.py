@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_sim(args))
     from vrs.agent.cli import run_command
 
-    return run_command(args)
+    return run_command(args, reparse=lambda: parse_with_config(parser(), argv))
 
 
 if __name__ == "__main__":

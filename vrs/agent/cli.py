@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 
@@ -13,6 +14,7 @@ from vrs.agent.identity import read_secret
 from vrs.agent.ovsdb import Ovsdb, OvsdbError
 
 DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
+log = logging.getLogger("vrs.agent")
 
 
 def add_parsers(sub) -> None:
@@ -62,27 +64,52 @@ def _agent_config(args) -> AgentConfig:
                        secret=read_secret(args.secret_file) if args.secret_file else None)
 
 
-def _run(args) -> int:
+def _run(args, reparse=None) -> int:
+    """The agent until SIGTERM or SIGINT. SIGHUP (`systemctl reload vsplab-vrs`) reads the command line
+    and its config file again (`reparse`): a configuration that does not stand is refused, named in the
+    log, and the agent goes on as it was; one that does replaces the agent in this process, which picks
+    up its bridge as an agent restart would (the VSC keeps trusting the same OpenFlow connection)."""
     try:
         config = _agent_config(args)
     except (ValueError, OSError) as e:
         print(f"vrs run: {e}", file=sys.stderr)
         return 2
     journal_logging(args.log_level, args.log_file)
-    agent = VrsAgent(config)
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-    signal.signal(signal.SIGINT, lambda *_: agent.stop())
-    try:
-        agent.run()
-    except OvsdbError as e:
-        print(f"vrs run: {e}", file=sys.stderr)
-        return 1
-    return 0
+    while True:
+        agent, reloaded = VrsAgent(config), []
+
+        def reload(*_, agent=agent, reloaded=reloaded) -> None:
+            try:
+                new = _agent_config(reparse())
+            except SystemExit:  # a bad file: parse_with_config has said why on stderr
+                log.error("reload refused: the config file does not stand; still running the previous one")
+                return
+            except (ValueError, OSError) as e:
+                log.error("reload refused: %s; still running the previous configuration", e)
+                return
+            reloaded.append(new)
+            agent.stop()
+
+        signal.signal(signal.SIGTERM, lambda *_, agent=agent: agent.stop())
+        signal.signal(signal.SIGINT, lambda *_, agent=agent: agent.stop())
+        if reparse is not None:
+            signal.signal(signal.SIGHUP, reload)
+        try:
+            agent.run()
+        except OvsdbError as e:
+            print(f"vrs run: {e}", file=sys.stderr)
+            return 1
+        if not reloaded:
+            return 0
+        config = reloaded[-1]
+        log.info("reloaded: %s on %s, VSC %s:%d, VTEP %s", config.name, config.bridge, config.vsc_host,
+                 config.of_port, config.vtep_ip)
 
 
-def run_command(args) -> int:
+def run_command(args, reparse=None) -> int:
+    """`reparse()`: the command line parsed again, its config file read again (a reload)."""
     if args.cmd == "run":
-        return _run(args)
+        return _run(args, reparse)
     port = args.port or f"vl-{args.container}"
     netns = args.netns or f"vl-c-{args.container}"
     try:

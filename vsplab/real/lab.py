@@ -164,14 +164,24 @@ class RealLab(Lab):
                 statuses = {v.name: self._status(v.status) for v in self.inventory.vscs}
             except OSError:
                 statuses = {}
-            if statuses and all(st["converged"] and st["revision"] >= revision for st in statuses.values()) \
-                    and sum(st["endpoints"] for st in statuses.values()) >= len(self.placed):
+            if statuses and self._converged(statuses, revision):
                 break
             if time.monotonic() > end:
                 raise TimeoutError(f"VSCs not converged after {timeout:.0f}s: {json.dumps(statuses)[:2000]}")
             time.sleep(0.2)
         self._phase("converge", t0)
         self.report.flows_per_host = self._flows_per_host(statuses)
+
+    def _converged(self, statuses: dict[str, dict], revision: int) -> bool:
+        """Each VSC at `revision`, together placing every container; and each that speaks BGP holding a
+        route for every endpoint the others placed (a VSC converged on its own hosts alone has no
+        tunnel yet to the others' endpoints)."""
+        placed = sum(st["endpoints"] for st in statuses.values())
+        if placed < len(self.placed):
+            return False
+        return all(st["converged"] and st["revision"] >= revision
+                   and (st.get("bgp") is None or st["bgp"].get("received", 0) >= placed - st["endpoints"])
+                   for st in statuses.values())
 
     def _flows_per_host(self, statuses: dict[str, dict] | None = None) -> dict[str, int]:
         """The flows each VSC wants on each of its VRSs (they hold exactly those once converged)."""
