@@ -9,8 +9,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VTEP_BASE = "172.30.0."  # the sim lab's underlay addresses (vsplab/lab/run.py), host i -> .(i+1)
-
 
 @dataclass(frozen=True)
 class HostPlan:
@@ -54,6 +52,9 @@ def snapshot(client) -> tuple[int, list[dict]]:
 
 
 def plan_hosts(scenario) -> list[HostPlan]:
+    """The hosts numbered as the sim lab numbers them (`SimLab.plug`): datapath i+1, VTEP VTEP_BASE.(i+1)."""
+    from vsplab.lab.run import VTEP_BASE
+
     return [HostPlan(h.name, i + 1, f"{VTEP_BASE}{i + 1}") for i, h in enumerate(scenario.hosts)]
 
 
