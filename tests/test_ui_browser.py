@@ -52,6 +52,10 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _ui_fixture():
+    """Where the lab fixture leaves its output lines and labs directory for the tests that need them."""
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """The lab and its page, started by the real command line; stopped with Ctrl-C (SIGINT)."""
@@ -72,6 +76,7 @@ def ui(tmp_path_factory):
     try:
         if not found.wait(180):
             pytest.fail("no `UI at` line within 180 s:\n" + "".join(lines[-40:]))
+        _ui_fixture.lines, _ui_fixture.labs = lines, labs
         yield next(x for x in lines if x.startswith("UI at ")).split()[-1]
     finally:
         proc.send_signal(signal.SIGINT)
@@ -185,3 +190,24 @@ def test_bad_queries_name_the_field(ui):
     v = httpx.get(ui + "api/version").json()
     assert v["containers"] == 6 and v["hosts"] == 3
     assert httpx.get(ui + "fragment/topology").text.startswith("<svg")
+
+
+def test_vsplab_ui_serves_a_kept_lab_by_its_vsd_url(ui):
+    """`vsplab ui --vsd URL`: a second page on the same running lab, through its control socket and VSD."""
+    vsd = next(x for x in _ui_fixture.lines if x.startswith("VSD at ")).split()[-1] + "/nuage/api/v6"
+    [lab_dir] = [p for p in _ui_fixture.labs.iterdir() if (p / "control.sock").exists()]
+    proc = subprocess.Popen([sys.executable, "-m", "vsplab.cli", "ui", "--vsd", vsd, "--lab", str(lab_dir)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("UI at "), line + proc.stdout.read() if proc.poll() is not None else line
+        url = line.split()[-1]
+        assert httpx.get(url + "api/lab", timeout=30).json()["scenario"] == "three-tier"
+        assert "tcp/8080 <b>allow</b> stateful" in httpx.get(url + "matrix", timeout=30).text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
