@@ -65,11 +65,12 @@ def test_bgp_speaker_stopped_and_session_cut_in_sim_mode(tmp_path):
     assert stop["label"] == "stop-bgp vsc-west" and stop["ok"], stop
     assert stop["detected_by"] == "vsc-east: BGP session with vsc-west down"
     ev = stop["events"]
-    order = [ev["vsc-east: session down"], ev["vsc-east: vsc-west's routes withdrawn"],
-             ev["vsc-east: session up again"], ev["vsc-east: routes back (4)"]]
-    assert order == sorted(order) and stop["recovered"] >= order[-1] - 0.2
+    down, withdrawn = ev["vsc-east: session down"], ev["vsc-east: vsc-west's routes withdrawn"]
+    up, back = ev["vsc-east: session up again"], ev["vsc-east: routes back (4)"]
+    assert max(down, withdrawn) <= up <= back and stop["recovered"] >= back - 0.2, ev
     assert stop["probes_lost"] > 0  # east's traffic to west's containers stopped while the routes were gone
     if os.geteuid() == 0:  # ss -K needs root; without it the step fails, saying so
-        assert cut["ok"] and cut["detected_by"] == "vsc-west: BGP session with vsc-east down", cut
+        # seen down, or (both speakers reconnect within a poll) renewed by its own timestamp
+        assert cut["ok"] and cut["detected_by"].startswith("vsc-west: BGP session with vsc-east"), cut
     else:
         assert "needs root" in cut["error"]
