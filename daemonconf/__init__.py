@@ -1,6 +1,7 @@
 """A daemon's YAML config file as the defaults of its command line: `vsd serve`, `vsc run` and
 `vrs run` each take `--config FILE` (`/etc/vsplab/*.yaml` under systemd), whose keys are the long
-options of that subcommand (`of_port` or `of-port` for `--of-port`); a flag given as well wins. A key
+options of that subcommand (`of_port` or `of-port` for `--of-port`); a flag given as well wins (for a
+repeatable option, such as `bgp_peer`, the flags add to the file's list). A key
 the subcommand does not know, a value of the wrong type or a file that is not a mapping ends the
 daemon with exit status 2 and a message naming the file, the key and its line.
 
