@@ -94,7 +94,7 @@ def detect(step: FaultStep, ctx: dict, lab, watcher: StatusWatcher, probers, sin
         return Detection(ctx.get("found"), "the drift audit" + (f": {ctx['what']}" if ctx.get("what") else ""))
     passing = action in ("link-up", "clear-netem", "start")
     # a link fault shows only in the data plane; a process restarted may cost no packet at all
-    return by_probes(probers, since, passing, wait if action.startswith(("link", "netem", "clear")) else 3.0)
+    return by_probes(probers, since, passing, wait if action.startswith(("link", "netem", "clear")) else 0.5)
 
 
 def _first(watcher, since, vsc, test, wait, by) -> Detection:
