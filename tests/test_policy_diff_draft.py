@@ -23,7 +23,7 @@ from tests.test_vsd_drafts_lab import three_tier_lab  # noqa: F401  (the fixture
 from tests.vsd_drafts_support import draft_web_to_db, lab_vspk_session, run_job
 from vsc.pipeline import Table
 from vsplab.policy.diff import diff_states
-from vsplab.policy.drafts import draft_state
+from vsplab.policy.drafts import ask_vsc, draft_state
 from vsplab.policy.ops import register_ops
 from vsplab.policy.state import from_lab
 
@@ -36,7 +36,7 @@ def impact(lab, live, domain: str) -> dict:
     from vsd.drafts import as_applied
 
     dom = next(o["entity"] for o in live.objects if o["entityType"] == "domain" and o["entity"]["name"] == domain)
-    return post_impact(lab, json.dumps({"domain": dom["ID"], "objects": as_applied(live.objects, dom["ID"])}).encode())
+    return ask_vsc(lab.vscs["vsc1"], dom["ID"], as_applied(live.objects, dom["ID"]))
 
 
 def post_impact(lab, body: bytes) -> dict:
@@ -73,6 +73,10 @@ def test_apply_changes_the_lab_exactly_as_diff_predicted(three_tier_lab):  # noq
         live = from_lab(lab)
         predicted = diff_states(live, draft_state(live, "prod"))
         assert shown["changes"] == predicted.to_dict()["changes"]
+        assert shown["vscs"]["vsc1"]["agrees"], shown["vscs"]["vsc1"]["detail"]  # the VSC's own POST /impact
+        text = subprocess.run([sys.executable, "-m", "vsplab.cli", "diff", "--domain", "prod", "--lab", str(lab.workdir)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+        assert "newly allowed: 8" in text and "newly denied: 4" in text and "VSC vsc1 (POST /impact): 12 changed" in text
         assert shown["newly_allowed"] == 8 and shown["newly_denied"] == 4, out.stdout
         # what decided on the side where traffic passes: the draft's new entry, by its description
         assert {c["after"]["responsible"][0]["description"] for c in shown["changes"]

@@ -44,11 +44,15 @@ def lint_op(lab, req: dict) -> dict:
 
 def diff_op(lab, req: dict) -> dict:
     from vsplab.policy.diff import diff_states
-    from vsplab.policy.drafts import draft_state
+    from vsplab.policy.drafts import draft_state, find_domain, vsc_agreement
 
     live = from_lab(lab)
-    d = diff_states(live, draft_state(live, req.get("domain")))
-    return {"text": d.text(), "diff": d.to_dict()}
+    draft = draft_state(live, req.get("domain"))
+    d = diff_states(live, draft)
+    # the endpoint behind the diff: each VSC's POST /impact, held to the traces
+    vscs = vsc_agreement(d, live, draft, find_domain(live.objects, req.get("domain"))["ID"], lab.vscs, lab.hosts_of)
+    lines = [f"VSC {n} (POST /impact): {v['detail']}" for n, v in vscs.items()]
+    return {"text": "\n".join([d.text(), *lines]), "diff": {**d.to_dict(), "vscs": vscs}}
 
 
 def register_ops() -> None:
