@@ -45,8 +45,9 @@ def _leg(name: str, leg: Leg | None) -> dict | None:
     if leg is None:
         return None
     acl = {d.direction: d.to_dict() for d in leg.deciders}
+    # conntrack knew the connection: the state table's matched flow is an established one
     skipped = [h for h in _hops(leg.trace) if h["table"] in (Table.INGRESS_STATE, Table.EGRESS_STATE)
-               and any("goto_table:48" in a or "goto_table:60" in a for a in h["actions"])]
+               and "+est" in (h["flow"] or "")]
     return {"leg": name, "delivered": leg.delivered, "ingress_acl": acl.get("ingress"), "egress_acl": acl.get("egress"),
             "conntrack_established": bool(skipped), "tunnels": leg.trace.tunnels if leg.trace else [],
             "drop": leg.drop, "hops": _hops(leg.trace)}
