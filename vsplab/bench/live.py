@@ -44,16 +44,24 @@ class RolloutView:
         self._thread.join(5)
         self._server.close()
 
+    def mark(self, phase: str) -> None:
+        """A new phase, with a sample of the moment it began (the end of a rollout is worth a point)."""
+        self.phase = phase
+        self._take()
+
     def _sample(self) -> None:
         while not self._stop.wait(INTERVAL):
-            rt = self.lab.runtime
-            if rt is None:
-                continue
-            try:
-                up, flows = rt.call(_counts, rt, timeout=10)
-            except Exception:  # the lab is going down, or busy past the timeout: the next tick tries again
-                continue
-            self.series.append((round(time.perf_counter() - self.t0, 2), up, flows))
+            self._take()
+
+    def _take(self) -> None:
+        rt = self.lab.runtime
+        if rt is None:
+            return
+        try:
+            up, flows = rt.call(_counts, rt, timeout=10)
+        except Exception:  # the lab is going down, or busy past the timeout: the next tick tries again
+            return
+        self.series.append((round(time.perf_counter() - self.t0, 2), up, flows))
 
     def answer(self, req: dict) -> dict:
         op = req.get("op")

@@ -104,7 +104,7 @@ def run_point(o, console: Console, tamper=None, show_progress: bool = True) -> d
             view = _teaching_view(o, lab, w, console)
             _rollout(o, lab, w, res, console, show_progress)
             if view is not None:
-                view.phase = "converged" if res.get("converged") else "not converged"
+                view.mark("converged; verifying" if res.get("converged") else "not converged")
             if tamper is not None:
                 tamper(lab, w)
             if "stopped_at_s" in res:  # what was reached is in the time series; checking it would prove nothing
@@ -140,7 +140,7 @@ def _teaching_view(o, lab: BenchLab, w: Workload, console: Console):
     lab.stack.callback(view.close)
     server = serve(LabControl(view.sock), VsdClient(lab.vsd.api, lab.vsd.user, lab.vsd.password), o.ui)
     lab.stack.callback(server.close)
-    view.phase = "rolling out"
+    view.mark("rolling out")
     console.print(f"UI at {server.url}rollout", highlight=False, soft_wrap=True)
     return view
 
