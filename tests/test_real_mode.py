@@ -9,12 +9,14 @@ an inventory naming those namespaces, must pass with real packets, and leave no 
 object behind; then one agent is reloaded as its unit's ExecReload does. So a wrong unit command line, a key the template writes that a daemon does not know,
 or a broken real mode fails here.
 
-Root, Open vSwitch and nsenter are needed (CI has them: scripts/system-deps). Its objects are named
+The VSD stores into a throwaway PostgreSQL (tests/vsd_fixtures.py), as the provisioned one does.
+Root, Open vSwitch, PostgreSQL and nsenter are needed (CI has them: scripts/system-deps). Its objects are named
 vl-real-* (hosts) beside the emulator's fixed vl-mgmt / vl-underlay, so it waits for another emu lab
 on this machine to finish rather than share them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,13 +31,14 @@ import pytest
 import yaml
 
 from tests.test_units import exec_start, render
+from tests.vsd_fixtures import postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PASSWORD = "vl-real-root-pw"
 
 pytestmark = [
-    pytest.mark.slow, pytest.mark.root,
+    pytest.mark.slow, pytest.mark.root, pytest.mark.postgres,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, Open vSwitch)"),
     pytest.mark.skipif(any(shutil.which(t) is None for t in ("ovs-vswitchd", "ovsdb-server", "nsenter", "ip")),
                        reason="needs Open vSwitch and iproute2 (scripts/system-deps)"),
@@ -124,7 +127,9 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
     scenario = load_scenario(scenario_path)
     _wait_for_the_fabric()
     fabric, hosts, daemons = EmuFabric(), [], Daemons(tmp_path)
+    database = contextlib.ExitStack()
     try:
+        db_url = database.enter_context(postgres_url())  # the VSD on PostgreSQL, as provisioned
         fabric.start()
         for i in range(1, len(scenario.hosts) + 1):
             host = EmuHost(f"real-h{i}", i, tmp_path / "hosts")
@@ -136,7 +141,7 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         vsd_port, mgmt = free_port(), fabric.mgmt_ip
         ports = {"of": free_port(mgmt), "agent": free_port(mgmt), "status": free_port(mgmt)}
         env = {"VSD_ROOT_PASSWORD": PASSWORD, "VSD_LISTEN": "127.0.0.1", "VSD_PORT": str(vsd_port),
-               "VSD_DB": f"sqlite:///{tmp_path / 'vsd.db'}", "VSC_VSD": f"http://127.0.0.1:{vsd_port}",
+               "VSD_DB": db_url, "VSC_VSD": f"http://127.0.0.1:{vsd_port}",
                "VSC_LISTEN": mgmt, "VSC_OF_PORT": str(ports["of"]), "VSC_AGENT_PORT": str(ports["agent"]),
                "VSC_STATUS_PORT": str(ports["status"]), "VSC_STATE_DIR": str(tmp_path / "vsc-state")}
         etc = tmp_path / "etc"
@@ -201,3 +206,4 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         for host in reversed(hosts):
             host.stop()
         fabric.stop()
+        database.close()
