@@ -74,3 +74,34 @@ def test_bgp_speaker_stopped_and_session_cut_in_sim_mode(tmp_path):
         assert cut["ok"] and cut["detected_by"].startswith("vsc-west: BGP session with vsc-east"), cut
     else:
         assert "needs root" in cut["error"]
+
+
+AT_STEPS = """
+probes:
+  - {from: app2, to: db2, protocol: tcp, port: 5432}
+faults:
+  - link-down: host3
+    at: 0
+  - link-up: host3
+    at: 1.5
+  - netem: host3
+    loss: 100
+    at: 3
+    expect: [0]
+  - clear-netem: host3
+    at: 4
+"""
+
+
+def test_steps_at_their_times_and_the_simulated_underlay_losing_frames(tmp_path):
+    scenario = tmp_path / "at.yaml"
+    scenario.write_text((ROOT / "scenarios" / "three-tier.yaml").read_text() + AT_STEPS)
+    out = run(str(scenario), "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
+    down, up, netem, clear = json.loads((tmp_path / "r.json").read_text())["faults"]["steps"]
+    assert up["injected"] >= 1.5 and netem["injected"] >= 3.0 and clear["injected"] >= 4.0  # not before their time
+    # the link stayed down until the next step came: not recovered, and not a failure either
+    assert down["cut_short"] and down["ok"] and down["recovered"] is None and down["probes_lost"] > 0
+    assert netem["detected_by"] == "probe app2 -> db2 tcp/5432 lost"  # 100% loss on host3's link
+    assert netem["probes_lost"] == netem["probes_sent"] > 0 and netem["ok"]  # web1 -> app1 never crosses it
+    assert clear["detected_by"] == "probe app2 -> db2 tcp/5432 passing again"

@@ -152,7 +152,8 @@ def _step(lab, actions: Actions, watcher: StatusWatcher, probers, scenario, i: i
         t_ok, rec.results = recheck(lab, declared(scenario, step), deadline)
         end = time.monotonic()
         if t_ok is None:
-            if nxt is None or end < origin + nxt - 0.5:
+            rec.cut_short = nxt is not None and end >= origin + nxt - 0.5
+            if not rec.cut_short:
                 rec.error = f"the expectations did not hold again within {step.timeout:g} s"
         else:
             rec.recovered = t_ok - origin

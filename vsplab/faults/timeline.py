@@ -27,6 +27,7 @@ class StepRecord:
     detected_by: str = ""
     recovered: float | None = None
     waits_for_recovery: bool = True  # False: `expect: none`, the step only breaks something
+    cut_short: bool = False  # the next step came at its `at` before this one recovered: not a failure
     probes_sent: int = 0
     probes_lost: int = 0
     flow_mods: int = 0
@@ -36,7 +37,7 @@ class StepRecord:
 
     @property
     def ok(self) -> bool:
-        return not self.error and all(r.passed for r in self.results)
+        return not self.error and (self.cut_short or all(r.passed for r in self.results))
 
     def to_json(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "results"}
@@ -95,6 +96,7 @@ class Timeline:
         for s in self.steps:
             mark = "[green]ok[/]" if s.ok else "[bold red]FAIL[/]"
             recovered = t(s.recovered) if s.waits_for_recovery else "(not awaited)"
+            recovered = "(next step came)" if s.cut_short and s.recovered is None else recovered
             table.add_row(str(s.index), s.label, t(s.injected), t(s.detected), s.detected_by, recovered,
                           f"{s.probes_lost}/{s.probes_sent}", str(s.flow_mods), mark)
         console.print(table)
@@ -104,7 +106,7 @@ class Timeline:
             if s.error:
                 console.print(f"[red]step {s.index} ({s.label}) failed:[/] {s.error}", highlight=False)
             for r in s.results:
-                if not r.passed:
+                if not r.passed and not s.cut_short:
                     console.print(f"[red]  after step {s.index}: {r.label} expected {r.expected}, observed "
                                   f"{r.observed} {r.detail}[/]", highlight=False)
         for p in self.probes:
