@@ -15,7 +15,7 @@ from vsc.locations import Locations
 from vsc.pipeline import Kind, cookie
 from vsc.programmer import Programmer
 from vsc.view import View
-from vsplab.policy.state import PlacedEndpoint, PolicyState
+from vsplab.policy.state import PolicyState
 
 TUNNEL_OFPORT = 1  # as the simulated VRS numbers its vxlan0
 
@@ -61,7 +61,6 @@ class Compiled:
             h.name: dict(self.prog.host_desired(h.dpid)) for h in state.hosts}
         self.entities = {o["entity"]["ID"]: o["entity"] for o in state.objects}
         self.deciders = _deciders(self.view, self.entities)
-        self.names = {e.vport_id: e.name for e in state.endpoints}
 
     def fabric(self) -> SimFabric:
         """Fresh simulated switches (empty conntrack) holding exactly these flows."""
@@ -76,9 +75,6 @@ class Compiled:
 
     def decider(self, ck: int, direction: str) -> Decider | None:
         return self.deciders.get(ck) or self.deciders.get((ck, direction))
-
-    def endpoint_domain(self, ep: PlacedEndpoint) -> str | None:
-        return self.view.vport_domain(ep.vport_id)
 
 
 def agent_messages(state: PolicyState) -> list[dict]:
