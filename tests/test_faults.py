@@ -100,12 +100,12 @@ def refusal(path: Path, mode: str) -> str:
 
 def test_a_mode_refuses_what_it_cannot_do_naming_the_line(tmp_path):
     f = tmp_path / "f.yaml"
-    f.write_text(BASE.replace("  - link-up: h2", "  - restart: ovs-vswitchd h1\n  - move: {container: c1, to: h2}\n"
+    f.write_text(BASE.replace("  - link-up: h2", "  - restart: ovs-vswitchd h1\n  - kill: vrs h1\n"
                               "  - link-up: h2"))
     text = refusal(f, "sim")
     assert f"{f}:29: faults[3].restart: sim mode cannot restart ovs-vswitchd" in text, text
-    assert f"{f}:30: faults[4].move: moving a container is done in emu mode" in text, text
-    assert "kill" not in text  # the VSC is a real process in sim mode too
+    assert f"{f}:30: faults[4].kill: sim mode cannot kill vrs" in text, text
+    assert "faults[0]" not in text  # killing the VSC is fine: it is a real process in sim mode too
     mininet = refusal(f, "mininet")
     assert f"{f}:25: faults[0].kill: mininet mode runs no faults" in mininet
     assert f"{f}:23: probes[0].protocol" in mininet

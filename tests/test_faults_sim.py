@@ -1,5 +1,6 @@
 """Faults in sim mode, end to end through `vsplab run`: the VSC killed and started again for real, a
-VSD restarted, a simulated underlay link down and up, a simulated switch's flow tampered with (found and repaired by the
+VSD restarted, a simulated underlay link down and up, a container moved to another simulated host and
+back, a simulated switch's flow tampered with (found and repaired by the
 drift audit), an ACL entry deleted through the VSD, with continuous traced
 probes; and on two federated VSCs, a VSC's BGP speaker (ExaBGP) killed and a BGP session cut, the
 peer's session down, routes withdrawn, session up and routes back in the timeline."""
@@ -29,13 +30,16 @@ def test_faults_scenario_in_sim_mode(tmp_path):
               "--junit", str(tmp_path / "r.xml"))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
     for left_out in ("sim mode cannot restart ovs-vswitchd", "sim mode cannot restart ovsdb-server",
-                     "sim mode cannot restart vrs", "moving a container is done in emu mode"):
+                     "sim mode cannot restart vrs"):
         assert f"left out: {left_out}" in out.stdout  # said out loud, with its line
     assert "fault timeline" in out.stdout
     faults = json.loads((tmp_path / "r.json").read_text())["faults"]
     steps = {s["label"]: s for s in faults["steps"]}
     assert list(steps) == ["kill vsc vsc1", "start vsc vsc1", "restart vsd", "link-down host3", "link-up host3",
-                           "tamper-flow host1", "delete-acl prod ingress rule 1"]
+                           "move web2 to host3", "move web2 to host2", "tamper-flow host1",
+                           "delete-acl prod ingress rule 1"]
+    for move in ("move web2 to host3", "move web2 to host2"):  # the VSC reprogrammed both hosts for it
+        assert steps[move]["flow_mods"] > 0 and steps[move]["recovered"] is not None, steps[move]
     assert steps["restart vsd"]["detected_by"] == "a VSC lost the VSD's change stream"
     assert all(s["ok"] for s in faults["steps"]) and faults["ok"]
     kill, start = steps["kill vsc vsc1"], steps["start vsc vsc1"]
@@ -53,7 +57,7 @@ def test_faults_scenario_in_sim_mode(tmp_path):
     assert len(faults["final"]) == 11 and all(x["passed"] for x in faults["final"])  # the entry was put back
     suite = ET.parse(tmp_path / "r.xml").getroot()
     names = [c.get("name") for c in suite.iter("testcase")]
-    assert "step 0: kill vsc vsc1" in names and sum(n.startswith("step 6:") for n in names) == 6
+    assert "step 0: kill vsc vsc1" in names and sum(n.startswith("step 8:") for n in names) == 6
     assert suite.get("failures") == "0"
 
 

@@ -1,6 +1,6 @@
 """`vsplab reset` on a kept sim lab: policy changed through the VSD's REST API (an entry deleted, one
-added, a template's default flipped, a container moved to another policy group) and an underlay link
-left down by a fault; the reset request on the lab's control socket puts the VSD's objects back to the
+added, a template's default flipped, a container moved to another policy group) and, by faults, an
+underlay link left down and a container moved to another host; the reset request on the lab's control socket puts the VSD's objects back to the
 scenario's, mends the link, and every expectation holds again - nothing restarted."""
 
 from pathlib import Path
@@ -69,6 +69,7 @@ def test_reset_brings_a_kept_lab_back_to_its_scenario(tmp_path):
         # and a fault left behind: host3's simulated underlay link down
         actions = SimActions(lab)
         actions.run(FaultStep.model_validate({"link-down": "host3"}))
+        actions.run(FaultStep.model_validate({"move": {"container": "db2", "to": "host2"}}))  # to another host
         lab.mend_faults = actions.restore
         lab.wait_converged()
         changed = policy(client)
@@ -81,14 +82,16 @@ def test_reset_brings_a_kept_lab_back_to_its_scenario(tmp_path):
         answer = LabControl(lab.serve_control()).request(op="reset")
         assert answer["ok"], answer["text"]
         text = answer["text"]
-        for words in ("mended: link host3", "entry app -> db tcp 5432 created again", "web -> db", "deleted",
+        for words in ("mended: link host3", "mended: move db2", "entry app -> db tcp 5432 created again", "web -> db", "deleted",
                       "template defaults put back", "policy group web members put back",
                       "policy group app members put back", "11/11 expectations hold"):
             assert words in text, text
         after = policy(client)
         after.pop("ids")
         assert after == initial
-        assert failing(lab) == []
+        assert failing(lab) == [] and lab.placed["db2"].host == "host1"
+        switches = lab.runtime.fabric.switches  # db2 plugged on host1 again, not on host2
+        assert switches["host1"].port_by_name("db2") and switches["host2"].port_by_name("db2") is None
         assert {name: vsc.proc.pid for name, vsc in lab.vscs.items()} | {"vsd": lab.vsd.proc.pid} == pids
         again = LabControl(lab.workdir / "control.sock").request(op="reset")  # nothing left to do
         assert again["ok"] and again["changes"] == [], again["text"]

@@ -39,6 +39,7 @@ class Actions:
     def __init__(self, lab):
         self.lab = lab
         self.undo: dict[str, object] = {}  # what is broken now -> how to mend it
+        self.home: dict[str, str] = {}  # container -> the host the scenario puts it on, once moved
 
     def run(self, step: FaultStep) -> dict:
         fn = getattr(self, "do_" + step.action.replace("-", "_"))
@@ -136,6 +137,24 @@ class Actions:
 
     def start_on_host(self, kind: str, host: str) -> None:
         raise FaultError(f"{self.lab.MODE} mode cannot start {kind}")
+
+    # --- a container moved to another host (the mode's `move` unplugs and plugs it) ---------------------
+
+    def do_move(self, step: FaultStep) -> dict:
+        name, to = step.move.container, step.move.to
+        p = self.lab.placed[name]
+        if p.host == to:
+            raise FaultError(f"{name} is on {to} already")
+        home = self.home.setdefault(name, p.host)
+        self.move(name, to)
+        if to == home:
+            self.undo.pop(f"move {name}", None)
+        else:
+            self.undo[f"move {name}"] = lambda: self.move(name, home)
+        return {}
+
+    def move(self, name: str, to: str) -> None:
+        raise FaultError(f"{self.lab.MODE} mode cannot move a container")
 
     # --- policy through the VSD ---------------------------------------------------------------------
 

@@ -18,10 +18,6 @@ from vsplab.scenario.model import FaultStep
 
 
 class EmuActions(Actions):
-    def __init__(self, lab):
-        super().__init__(lab)
-        self.home: dict[str, str] = {}  # container -> the host the scenario puts it on, once moved
-
     def started(self, pid: int, marker: str) -> None:
         if self.lab.manifest is not None:
             self.lab.manifest.add_process(pid, marker)
@@ -120,19 +116,6 @@ class EmuActions(Actions):
         return {"tampered": match}
 
     # --- a container moved -------------------------------------------------------------------------------
-
-    def do_move(self, step: FaultStep) -> dict:
-        name, to = step.move.container, step.move.to
-        p = self.lab.placed[name]
-        if p.host == to:
-            raise FaultError(f"{name} is on {to} already")
-        home = self.home.setdefault(name, p.host)
-        self.move(name, to)
-        if to == home:
-            self.undo.pop(f"move {name}", None)
-        else:
-            self.undo[f"move {name}"] = lambda: self.move(name, home)
-        return {}
 
     def move(self, name: str, to: str) -> None:
         """Unplug `name` from its host and plug it on `to` (same vport, MAC and address): the VSC

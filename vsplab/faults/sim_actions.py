@@ -1,6 +1,7 @@
 """Sim mode's host faults: its underlay is the simulated fabric (vrs/sim/fabric.py), whose links a
 fault takes down, makes lose a share of the frames crossing them, or delay them; a simulated switch's
-flow is tampered with in its table, as `ovs-ofctl mod-flows ... actions=drop` would. Changed on the
+flow is tampered with in its table, as `ovs-ofctl mod-flows ... actions=drop` would; a container is
+moved from one simulated host to another. Changed on the
 simulator's loop thread, so no trace sees half a change."""
 
 from __future__ import annotations
@@ -55,3 +56,14 @@ class SimActions(Actions):
         if not self.lab.runtime.call(tamper):
             raise FaultError(f"{host} has no flow in table {table} for tcp/{x.port} to tamper with")
         return {"tampered": f"table={table},tcp,tp_dst={x.port}"}
+
+    def move(self, name: str, to: str) -> None:
+        """Unplug `name` from its simulated host and plug it on `to` (same vport, MAC and address): port
+        down and up on the agent channel, as `vrs unplug` / `vrs plug` would report them."""
+        from vrs.sim.host import Container
+
+        p = self.lab.placed[name]
+        c = Container(name=p.name, mac=p.mac, ip=p.ip, vport_id=p.vport_id)
+        hosts = self.lab.runtime.hosts
+        self.lab.runtime.call(lambda: (hosts[p.host].remove_port(name), hosts[to].add_port(c)))
+        p.host = to

@@ -14,16 +14,13 @@ _PROCESS_ACTIONS = ("kill", "start", "restart")
 CAN = {
     "sim": {"kill": {"vsd", "vsc"}, "start": {"vsd", "vsc"}, "restart": {"vsd", "vsc"}, "link-down": True,
             "link-up": True, "netem": True, "clear-netem": True, "tamper-flow": True, "delete-acl": True,
-            "stop-bgp": True, "cut-bgp": True},
+            "stop-bgp": True, "cut-bgp": True, "move": True},
     "emu": {"kill": set(PROCESS_KINDS), "start": set(PROCESS_KINDS), "restart": set(PROCESS_KINDS),
             "link-down": True, "link-up": True, "netem": True, "clear-netem": True, "tamper-flow": True,
             "delete-acl": True, "stop-bgp": True, "cut-bgp": True, "move": True},
     "mininet": {},
 }
 PROBE_PROTOCOLS = {"sim": {"tcp", "udp", "icmp"}, "emu": {"tcp"}, "mininet": set()}
-_WHY_NOT = {
-    ("sim", "move"): "moving a container is done in emu mode",
-}
 
 
 def check_faults(s: Scenario, lm: LineMap) -> list:
@@ -130,7 +127,7 @@ def _refusal(step: FaultStep, mode: str, can: dict) -> str | None:
         return f"{mode} mode runs no faults (sim and emu modes do)"
     allowed = can.get(step.action)
     if not allowed:
-        return _WHY_NOT.get((mode, step.action), f"{mode} mode cannot {step.action}")
+        return f"{mode} mode cannot {step.action}"
     if step.action in _PROCESS_ACTIONS:
         kind, _ = step.process()
         if kind not in allowed:
