@@ -11,10 +11,15 @@ import threading
 import time
 import uuid
 
+import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from tests.test_vsd_fuzz import _snapshot
 from tests.vsd_fixtures import HTTP, headers, make_user, postgres_url, revision, subnet_tree, vport_writer
+from tests.vsd_fuzz import build_world, request, send
 from vsc.process import VscProcess
 from vsd.client import VsdApiError, VsdClient
 from vsd.server import EmbeddedVsd
@@ -24,6 +29,7 @@ from vsplab.lab.ports import free_port
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 WRITERS_PER_VSD = 2
+FUZZ_EXAMPLES = 15  # of 20 requests (tests/test_vsd_fuzz.py sends 5,000 to one SQLite VSD)
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +204,28 @@ def test_a_second_vsd_on_one_sqlite_file_is_refused(tmp_path):
             second.start(timeout=20)
         second.close()
         assert "another VSD is serving" in (tmp_path / "second.log").read_text()
+
+
+def test_a_fuzzed_vsd_and_its_cluster_hold_the_same_directory(cluster):
+    """Whatever one VSD accepts (the REST fuzz's requests, tests/vsd_fuzz.py), the others replay from the
+    log into the same directory: their snapshots are equal, object for object."""
+    writer, *others = [v for v in cluster if v.proc is not None]
+    world = build_world(writer)
+    client = httpx.Client(timeout=10)
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(request(world), min_size=20, max_size=20))
+    def fuzz(batch):
+        for req in batch:
+            assert send(world, client, req).status_code < 500
+
+    fuzz()
+    client.close()
+    assert sum(n for s, n in world.statuses.items() if s < 300) > 30
+    final = revision(writer)
+    _wait("the others to read the fuzz", lambda: all(revision(v) == final for v in others))
+    password = world.passwords.get("root", writer.password)  # a root password changed on the writer only
+    expected = _snapshot(writer, password)
+    for v in others:
+        assert _snapshot(v, writer.password) == expected
