@@ -163,9 +163,29 @@ def test_refusals_name_the_field(built):
     assert e.value.status == 409 and "policy changes in progress" in str(e.value)
 
 
+def _commit_job_not_run(db: str, domain_id: str, command: str) -> str:
+    """What a VSD stopped between committing a job's creation and running it leaves in the database:
+    the job RUNNING, written by the VSD's own directory and store as the POST does."""
+    app = build_app(db)
+    loop = asyncio.new_event_loop()
+    try:
+        app.store.start(loop, lambda changes: None)
+        root = Principal("vl-draft-root", "csproot", None, "csp", "CSPROOT")
+        txn, (job,) = app.dir.create(root, domain_id, "job", {"command": command})
+        loop.run_until_complete(app.store.submit(app.dir.number(txn), ("csproot", "csp"), "vl-draft test"))
+    finally:
+        app.auth.close()
+        app.store.stop()
+        loop.close()
+    return job.id
+
+
 @pytest.mark.slow
-def test_a_restart_keeps_the_open_draft(tmp_path):
-    vsd = EmbeddedVsd(db_url=f"sqlite:///{tmp_path}/vl-draft.db")
+def test_a_restart_keeps_the_open_draft_and_runs_a_job_left_running(tmp_path):
+    """`kill -9` in the middle of a draft keeps it; an APPLY committed but not run before the VSD
+    stopped is run when it starts again."""
+    db = f"sqlite:///{tmp_path}/vl-draft.db"
+    vsd = EmbeddedVsd(db_url=db)
     vsd.start()
     try:
         client = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise)
@@ -183,13 +203,18 @@ def test_a_restart_keeps_the_open_draft(tmp_path):
         vsd.start()
         client = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise)
         assert {k: v for k, v in policy(client, domain.id).items() if v["policyState"] == "DRAFT"} == draft
-        session = vspk_session(vsd.url, vsd.user, vsd.password, vsd.enterprise)
-        domain.fetch()
-        assert domain.policy_change_status == "STARTED"
-        assert run_job(domain, "APPLY_POLICY_CHANGES").status == "SUCCESS"
+        assert client.get(f"domains/{domain.id}")["policyChangeStatus"] == "STARTED"
+        vsd.stop()
+        job_id = _commit_job_not_run(db, domain.id, "APPLY_POLICY_CHANGES")
+        vsd.start()
+        client = VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise)
+        deadline = time.monotonic() + 30
+        while client.get(f"jobs/{job_id}")["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get(f"jobs/{job_id}")["status"] == "SUCCESS"
         live = client.get(f"ingressaclentrytemplates/{entry.associated_live_entity_id}")
         assert live["destinationPort"] == "8443" and live["policyState"] == "LIVE"
-        session.push_center.stop()
+        assert client.get(f"domains/{domain.id}")["policyChangeStatus"] == "APPLIED"
     finally:
         vsd.close()
 
@@ -242,6 +267,11 @@ def test_as_applied_is_the_policy_after_apply(built, vsd):
     """A stream snapshot taken while the draft is open, turned by `as_applied`, compiles to the same
     ACLs as the VSD's state after the apply (IDs of new objects aside)."""
     client, session, domain, tier = built
+    snap = StreamReader(client, since=0).take(revision(vsd))[0]
+    with pytest.raises(ValueError, match="no policy draft open"):  # its live policy would read as none
+        as_applied(snap["objects"], domain.id)
+    with pytest.raises(ValueError, match="no such domain"):
+        as_applied(snap["objects"], "vl-draft-nothing")
     assert run_job(domain, "BEGIN_POLICY_CHANGES").status == "SUCCESS"
     tmpl = draft_templates(domain, "egress")[0]
     entry = tmpl.egress_acl_entry_templates.get()[0]
@@ -264,15 +294,6 @@ def test_as_applied_is_the_policy_after_apply(built, vsd):
     assert rules(during) == rules(after) and len(rules(after)) == 4
 
 
-def test_as_applied_refuses_a_domain_without_an_open_draft(built, vsd):
-    client, session, domain, tier = built
-    snap = StreamReader(client, since=0).take(revision(vsd))[0]
-    with pytest.raises(ValueError, match="no policy draft open"):
-        as_applied(snap["objects"], domain.id)
-    with pytest.raises(ValueError, match="no such domain"):
-        as_applied(snap["objects"], "vl-draft-nothing")
-
-
 def test_a_domain_takes_its_jobs_along_when_deleted(built):
     client, session, domain, tier = built
     ent = tier["enterprise_id"]
@@ -287,36 +308,6 @@ def test_a_domain_takes_its_jobs_along_when_deleted(built):
         with pytest.raises(VsdApiError) as e:
             client.get(f"jobs/{j.id}")
         assert e.value.status == 404
-
-
-@pytest.mark.slow
-def test_a_job_committed_but_not_run_runs_when_the_vsd_starts(tmp_path):
-    """The VSD stopped between committing a job's creation and running it: the database holds the job
-    RUNNING (written here by the VSD's own directory and store, as the POST does), and the VSD that
-    starts on it runs it."""
-    db = f"sqlite:///{tmp_path}/vl-draft.db"
-    with EmbeddedVsd(db_url=db) as vsd:
-        with VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as client:
-            tier = build_three_tier(client)
-    app = build_app(db)
-    loop = asyncio.new_event_loop()
-    try:
-        app.store.start(loop, lambda changes: None)
-        root = Principal("vl-draft-root", "csproot", None, "csp", "CSPROOT")
-        txn, (job,) = app.dir.create(root, tier["domain_id"], "job", {"command": "BEGIN_POLICY_CHANGES"})
-        loop.run_until_complete(app.store.submit(app.dir.number(txn), ("csproot", "csp"), "vl-draft test"))
-    finally:
-        app.auth.close()
-        app.store.stop()
-        loop.close()
-    with EmbeddedVsd(db_url=db) as vsd, VsdClient(vsd.api, vsd.user, vsd.password, vsd.enterprise) as client:
-        deadline = time.monotonic() + 30
-        while client.get(f"jobs/{job.id}")["status"] == "RUNNING" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.get(f"jobs/{job.id}")["status"] == "SUCCESS"
-        assert client.get(f"domains/{tier['domain_id']}")["policyChangeStatus"] == "STARTED"
-        drafts = client.list(f"domains/{tier['domain_id']}/ingressacltemplates", filter='policyState == "DRAFT"')
-        assert len(drafts) == 1
 
 
 def test_roles_an_admin_runs_its_own_domains_jobs_only(built, vsd):
