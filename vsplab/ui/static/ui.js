@@ -40,7 +40,7 @@ function chart(svg, t, series) {
   Object.entries(series).forEach(([name, vs], i) => {
     const c = COLOURS[i % COLOURS.length];
     out += `<polyline stroke="${c}" points="${vs.map((v, j) => x(t[j]).toFixed(1) + "," + y(v).toFixed(1)).join(" ")}"/>`;
-    if (i < 12) out += `<text x="${W - R + 6}" y="${T + 12 + 13 * i}" fill="${c}">${name}</text>`;
+    if (i < 12) out += `<text x="${W - R + 6}" y="${T + 12 + 13 * i}" style="fill:${c}">${name}</text>`;
   });
   svg.innerHTML = out;
 }
