@@ -90,6 +90,10 @@ def detect(step: FaultStep, ctx: dict, lab, watcher: StatusWatcher, probers, sin
         return Detection(None, "a VSC did not apply the change")
     elif action in ("stop-bgp", "cut-bgp"):
         return _bgp(step, lab, watcher, since, wait)
+    elif action == "move":
+        t = watcher.first_flow_mods(since, wait)
+        if t is not None:
+            return Detection(t, f"the VSC reprogrammed for {step.move.container} on {step.move.to} (flow-mods)")
     elif action == "tamper-flow":
         return Detection(ctx.get("found"), "the drift audit" + (f": {ctx['what']}" if ctx.get("what") else ""))
     passing = action in ("link-up", "clear-netem", "start")

@@ -74,6 +74,16 @@ class StatusWatcher:
         after = max((n for t, n in self.flow_mods if t <= t1), default=before)
         return after - before
 
+    def first_flow_mods(self, since: float, timeout: float) -> float | None:
+        """When the VSCs first sent flow-mods after `since` (they reprogrammed for what changed)."""
+        end = time.monotonic() + timeout
+        while True:
+            before = max((n for t, n in self.flow_mods if t < since), default=0)
+            hit = next((t for t, n in list(self.flow_mods) if t >= since and n > before), None)
+            if hit is not None or time.monotonic() >= end:
+                return hit
+            time.sleep(POLL / 2)
+
     def first(self, since: float, vsc: str | None, test: Callable[[dict | None], bool],
               timeout: float = 0.0) -> float | None:
         """The time of the first sample after `since` (of `vsc`, or of any VSC) that passes `test`;
