@@ -22,6 +22,7 @@ from vsd.directory import Principal
 from vsd.drafts import as_applied
 from vsd.example import build_three_tier
 from vsd.server import EmbeddedVsd, build_app
+from vsd.yamlio import export_enterprise
 
 KINDS = ("ingressacltemplate", "ingressaclentrytemplate", "egressacltemplate", "egressaclentrytemplate")
 
@@ -161,6 +162,9 @@ def test_refusals_name_the_field(built):
     with pytest.raises(VsdApiError) as e:  # a live template cannot be deleted under an open draft
         client.delete(f"ingressacltemplates/{template}")
     assert e.value.status == 409 and "policy changes in progress" in str(e.value)
+    doc = export_enterprise(client, tier["enterprise"])  # `vsd export` leaves the open draft out
+    (exported,) = doc["domains"]
+    assert [(t["name"], t["policyState"]) for t in exported["ingressacltemplates"]] == [("prod-ingress", "LIVE")]
 
 
 def _commit_job_not_run(db: str, domain_id: str, command: str) -> str:
