@@ -246,7 +246,7 @@ class Lab(ABC):
                             "subnet": p.subnet, "ip": p.ip, "groups": list(p.groups)} for p in self.placed.values()],
             "results": [{**vars(r), "passed": r.passed} for r in self.report.results],
             "reflectors": sorted(self.federation.reflectors) if self.federation else [],
-            "bgp": [vars(s) for s in self.federation.sessions(statuses)] if self.federation else [],
+            "bgp": [{**vars(s), "up": s.up} for s in self.federation.sessions(statuses)] if self.federation else [],
         }
 
     def _answer(self, req: dict) -> dict:

@@ -46,7 +46,7 @@ def topology_svg(topo: Topology, lab: dict, statuses: dict[str, dict | None]) ->
         a, b = n.get(s["vsc"]), n.get(s["peer"])
         if a is None or b is None:
             continue
-        up = s["state"].lower() == "established"
+        up = s.get("up", s["state"].lower() == "established")
         label = f'{s["state"]} rx {s["routes_received"]} tx {s["routes_advertised"]}'
         out.append(f'<g class="bgpsession {"up" if up else "down"}" data-name="{_a(s["vsc"])}~{_a(s["peer"])}">'
                    f'<line x1="{a.x:.0f}" y1="{a.y:.0f}" x2="{b.x:.0f}" y2="{b.y:.0f}"/>'
