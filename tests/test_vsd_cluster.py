@@ -131,6 +131,17 @@ def test_cluster_orders_checks_and_publishes_across_vsds(cluster):
         _wait("the new password on the third VSD", lambda: revision(c) == revision(a))
         assert on_c.request("GET", "enterprises").status_code == 401
         on_c.close()
+        # and the CSP root's password, kept beside the log, is the cluster's too
+        old_key = cc.api_key
+        ca.change_password("vl-cl-root-pw")
+        try:
+            _wait("the root's old key to end on the third VSD",
+                  lambda: cc.request("GET", "enterprises").status_code == 401, timeout=10)
+            assert cc.api_key == old_key  # (the refusal was of the key, not a renewal)
+            with VsdClient(c.api, c.user, "vl-cl-root-pw", c.enterprise) as again:
+                assert again.list("enterprises")
+        finally:
+            ca.change_password(a.password)  # the module's other tests log in with it
     finally:
         for x in (ca, cb, cc):
             x.close()

@@ -41,6 +41,7 @@ WRITE_LOCK = 0x76736401
 COMPACT_LOCK = 0x76736402
 CHANNEL = "vsd_events"
 _TURN, _CATCH_UP = "turn", "catch-up"
+ROOT_CHANGED = "root"  # a notification's payload after the sender's ID: the root's password changed
 
 
 class Turn:
@@ -76,6 +77,15 @@ class ClusterStore(Store):
         self._requested = False
         self._listener = None
         self.instance = uuid.uuid4().hex[:12]  # names this VSD's notifications, which it need not read back
+
+    def set_meta(self, key: str, value: str, conn=None) -> None:
+        super().set_meta(key, value, conn)
+        if key == "root" and conn is not None:  # the CSP root's password is the cluster's, not this VSD's
+            conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.instance}:{ROOT_CHANGED}')")
+
+    def _root_changed(self) -> None:
+        """(The listener's thread) another VSD set the root's password: take it, on the event loop."""
+        self._loop.call_soon_threadsafe(self.replica.root_changed, self.get_meta("root"))
 
     def load(self, put) -> int:
         self.known = super().load(put)
@@ -153,7 +163,8 @@ class ClusterStore(Store):
         from vsd.notify import Listener
 
         super().start(loop, on_commit)
-        self._listener = Listener(self.engine.url, CHANNEL, self.poke, own=self.instance)
+        self._listener = Listener(self.engine.url, CHANNEL, self.poke, own=self.instance,
+                                  events={ROOT_CHANGED: self._root_changed})
         self._listener.start()
 
     def stop(self) -> None:

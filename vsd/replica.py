@@ -21,6 +21,15 @@ class Replica:
         for digest in self.auth.by_user.pop(user_id, ()):
             self.auth.keys.pop(digest, None)
 
+    def root_changed(self, stored: str | None) -> None:
+        """Another VSD set the CSP root's password (`PUT /me`, or started with a new --root-password)."""
+        if not stored:
+            return
+        root = {k: v for k, v in orjson.loads(stored).items() if k != "apikey"}
+        if root != self.auth.root:
+            self.auth.root = root
+            self._forget_keys(root["id"])
+
     @property
     def revision(self) -> int:
         return self.dir.revision
