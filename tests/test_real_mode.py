@@ -4,7 +4,8 @@ The config files are rendered by the provisioning's own template (vagrant/provis
 into a temp dir through VSPLAB_ETC); the VSD, the VSC and each host's `vrs run` are started with the
 ExecStart lines of packaging/systemd's units (tests.test_units.exec_start: only the venv and /etc
 paths moved), `vrs run` inside each emulated host's network namespace beside its own Open vSwitch
-(vsplab/emu/host.py). Then `vsplab run scenarios/three-tier.yaml --mode real --inventory FILE`, with
+(vsplab/emu/host.py). Two hosts are reached over SSH (an sshd of the test's in each namespace, our key
+as root), the third by its namespace. Then `vsplab run scenarios/three-tier.yaml --mode real --inventory FILE`, with
 an inventory naming those namespaces, must pass with real packets, and leave no container and no VSD
 object behind; then one agent is reloaded as its unit's ExecReload does. So a wrong unit command line, a key the template writes that a daemon does not know,
 or a broken real mode fails here.
@@ -36,6 +37,7 @@ from tests.vsd_fixtures import postgres_url
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PASSWORD = "vl-real-root-pw"
+SSHD = "/usr/sbin/sshd"
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.root, pytest.mark.postgres,
@@ -92,6 +94,25 @@ class Daemons:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def _start_sshd(daemons: Daemons, host, keys: Path) -> list[str]:
+    """An sshd in the emulated host's network namespace, on its management address, that lets in our
+    key as root: the host is then reached as a Vagrant machine is. The ssh options that reach it."""
+    conf = keys / f"sshd-{host.name}.conf"
+    conf.write_text(f"ListenAddress {host.mgmt_ip}\nHostKey {keys / 'host'}\nAuthorizedKeysFile {keys / 'id.pub'}\n"
+                    "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                    f"UsePAM no\nStrictModes no\nPidFile {keys / f'sshd-{host.name}.pid'}\n")
+    proc, log = daemons.start(f"sshd-{host.name}", ["nsenter", f"--net=/var/run/netns/{host.ns}", SSHD, "-D", "-e",
+                                                    "-f", str(conf)])
+    # commands share the prober's connection (it lives the whole run, so no master outlives the test)
+    options = ["-i", str(keys / "id"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-o", "ControlMaster=auto",
+               "-o", f"ControlPath={keys}/cm-%h"]
+    _wait(f"sshd on {host.name}", lambda: subprocess.run(
+        ["ssh", "-o", "BatchMode=yes", *options, f"root@{host.mgmt_ip}", "true"], capture_output=True,
+        timeout=10).returncode == 0, proc, log, timeout=30)
+    return options
 
 
 def _reload_an_agent(agent: tuple[subprocess.Popen, Path], conf: Path, status: str) -> None:
@@ -156,8 +177,19 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         _wait("vsc", lambda: httpx.get(f"{status}/status", timeout=2).json()["converged"], vsc, log)
 
         agents: list[tuple[subprocess.Popen, Path]] = []
+        ssh_options: list[str] = []
+        if Path(SSHD).exists():  # hosts 1 and 2 over SSH, the last one by its namespace: both ways in
+            keys = tmp_path / "ssh"
+            keys.mkdir()
+            for key in ("id", "host"):
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / key)], check=True)
+            if not Path("/run/sshd").is_dir():  # sshd's privilege separation directory
+                Path("/run/sshd").mkdir(mode=0o755)
+            for host in hosts[:-1]:
+                ssh_options = _start_sshd(daemons, host, keys)
         inventory = {"vsd": {"url": f"http://127.0.0.1:{vsd_port}", "password": PASSWORD},
-                     "vscs": [{"name": "vsc1", "status": status}], "bin": str(BIN), "hosts": []}
+                     "vscs": [{"name": "vsc1", "status": status}], "bin": str(BIN), "hosts": [],
+                     "ssh_options": ssh_options}
         for h, host in zip(scenario.hosts, hosts, strict=True):
             host_etc = tmp_path / host.name / "etc"
             r = render(host_etc, {"VRS_VSC": mgmt, "VRS_OF_PORT": str(ports["of"]),
@@ -167,8 +199,8 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
             assert r.returncode == 0, r.stderr
             argv = exec_start("vsplab-vrs.service", BIN, host_etc)
             agents.append(daemons.start(f"vrs-{h.name}", ["nsenter", f"--net=/var/run/netns/{host.ns}", *argv]))
-            inventory["hosts"].append({"name": h.name, "netns": host.ns, "vtep": host.vtep_ip,
-                                       "ovsdb": host.ovs.db_remote})
+            way_in = {"ssh": f"root@{host.mgmt_ip}"} if ssh_options and host is not hosts[-1] else {"netns": host.ns}
+            inventory["hosts"].append({"name": h.name, **way_in, "vtep": host.vtep_ip, "ovsdb": host.ovs.db_remote})
 
         def all_connected() -> bool:
             dps = httpx.get(f"{status}/status", timeout=2).json()["datapaths"]
@@ -183,6 +215,8 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
                               str(inv), "--json", str(out)], capture_output=True, text=True, timeout=300,
                              cwd=tmp_path)
         print(run.stdout)  # the table, shown with -s
+        if ssh_options:
+            assert f"(ssh root@{hosts[0].mgmt_ip}" in run.stdout and f"(netns {hosts[-1].ns}" in run.stdout
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
         result = json.loads(out.read_text())
         assert result["mode"] == "real"

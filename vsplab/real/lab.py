@@ -97,15 +97,21 @@ class RealLab(Lab):
         self._phase("start", t0)
 
     def _check_underlay(self) -> None:
-        """Every host reaches every other's VTEP before any overlay packet depends on it."""
-        for a in self.scenario.hosts:
-            for b in self.scenario.hosts:
-                if a.name != b.name:
-                    vtep = self.inventory.host(b.name).vtep
-                    try:
-                        self.probers[a.name].access.run(["ping", "-c", "3", "-i", "0.2", "-W", "1", vtep], timeout=15)
-                    except RuntimeError as e:
-                        raise RealError(f"underlay: {a.name} cannot reach {b.name}'s VTEP {vtep}: {e}") from None
+        """Every host reaches every other's VTEP before any overlay packet depends on it (pairs at once)."""
+        def reach(pair: tuple[str, str]) -> str | None:
+            a, b = pair
+            vtep = self.inventory.host(b).vtep
+            try:
+                self.probers[a].access.run(["ping", "-c", "3", "-i", "0.2", "-w", "5", "-A", vtep], timeout=15)
+            except RuntimeError as e:
+                return f"underlay: {a} cannot reach {b}'s VTEP {vtep}: {e}"
+            return None
+
+        names = [h.name for h in self.scenario.hosts]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="underlay") as ex:
+            problems = [p for p in ex.map(reach, [(a, b) for a in names for b in names if a != b]) if p]
+        if problems:
+            raise RealError("; ".join(problems))
 
     @staticmethod
     def _status(url: str) -> dict:
