@@ -2,7 +2,8 @@
 (`faults` in `vsplab run --json`) and JUnit test cases (one per step and one per step and expectation).
 
 Times are seconds since the first step was injected. `detected`: when the controller or a peer noticed
-(what noticed is in `detected_by`); `recovered`: when every expectation the step declares held again;
+(what noticed is in `detected_by`); `recovered`: when every expectation the step declares held again
+(re-checked from the detection on, so a check run before the fault took effect cannot count);
 `probes_lost`: continuous probe attempts that failed between this step's injection and the next
 step's; `flow_mods`: what the VSCs sent their VRSs from the injection until recovery."""
 
