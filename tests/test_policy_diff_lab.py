@@ -6,6 +6,7 @@ the running lab changes when the same edit is made through the VSD's REST API - 
 The re-check traces every endpoint pair x protocol x port class through the lab's own switches, each
 TCP/UDP class at its lowest, highest and a middle port (all three must agree: the classes are exact)."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,17 @@ def lab(tmp_path_factory):
         yield lab
 
 
+EDITS = {"allow-added": add_allow, "deny-above-allow": insert_deny, "membership": join_group}
+
+
 @pytest.fixture(scope="module")
-def base_state():
-    return from_scenario(BASE)  # one VSD of its own for all three predictions' "before"
+def states(tmp_path_factory):
+    """The base scenario and each edited copy, each pushed into a VSD of its own (all at once: each
+    VSD mostly waits)."""
+    tmp = tmp_path_factory.mktemp("vl-pol-edits")
+    paths = {"base": BASE, **{name: edited(tmp, name, edit) for name, edit in EDITS.items()}}
+    with ThreadPoolExecutor(4) as pool:
+        return dict(zip(paths, pool.map(from_scenario, paths.values()), strict=True))
 
 
 def recheck(lab, todo: list[Case]) -> dict[Case, str]:
@@ -130,8 +139,9 @@ def apply_join(lab):
     ("deny-above-allow", insert_deny, apply_deny, {"newly allowed": 0, "newly denied": 4}),
     ("membership", join_group, apply_join, {"newly allowed": 3, "newly denied": 0}),
 ])
-def test_diff_predicts_exactly_what_the_lab_changes(lab, base_state, tmp_path, name, text_edit, rest_edit, expect):
-    predicted = diff_states(base_state, from_scenario(edited(tmp_path, name, text_edit)))
+def test_diff_predicts_exactly_what_the_lab_changes(lab, states, name, text_edit, rest_edit, expect):
+    assert EDITS[name] is text_edit
+    predicted = diff_states(states["base"], states[name])
     assert predicted.problems == {"before": [], "after": []}
     counts = predicted.to_dict()
     assert {k: counts[k.replace(" ", "_")] for k in expect} == expect, predicted.text()
