@@ -102,7 +102,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 notes: dict[str, str] = {}
                 results = check_expectations(lab.listeners, scenario, lab.placed, probing=way, notes=notes,
-                                             drops=lambda: drop_count(h.ovs for h in lab.hosts.values()))
+                                             drops=lambda: drop_count((h.ovs, "br-int") for h in lab.hosts.values()))
                 seconds = time.perf_counter() - t0
             failed = [r for r in results if not r.passed]
             verdicts[way] = [r.observed for r in results]

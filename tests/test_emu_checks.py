@@ -47,7 +47,7 @@ def test_concurrent_checks_agree_with_sequential_ones_and_denials_are_drops():
         lab.wait_converged(timeout=120)
 
         def drops() -> int:
-            return drop_count(h.ovs for h in lab.hosts.values())
+            return drop_count((h.ovs, "br-int") for h in lab.hosts.values())
 
         old = check_expectations(lab.listeners, scenario, lab.placed, probing="sequential")
         notes: dict[str, str] = {}

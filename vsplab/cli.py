@@ -2,7 +2,7 @@
 
     vsplab run SCENARIO [--mode sim|emu|mininet] [--vsd URL] [--json F] [--junit F] [--keep] [--revoke]
                        [--skip-impossible-faults]   (a scenario's faults: its timeline in the report)
-                       [--datapath netdev|afxdp|afxdp-nonpmd]   (emu)
+                       [--datapath netdev|afxdp|afxdp-nonpmd] [--probing concurrent|sequential]   (emu)
     vsplab run SCENARIO --mode real --inventory FILE   on hosts where the daemons already run (vagrant/)
     vsplab clean [--dry-run]               remove what an interrupted emu or Mininet lab (or a lab's route
                                            reflector) left behind
@@ -56,6 +56,9 @@ def _cmd_run(args) -> int:
     if args.datapath and args.mode != "emu":
         console.print("[red]error[/] --datapath applies to emu mode only (add --mode emu)")
         return 2
+    if args.probing and args.mode != "emu":
+        console.print("[red]error[/] --probing applies to emu mode only (add --mode emu)")
+        return 2
     if (args.mode == "real") != bool(args.inventory):
         console.print("[red]error[/] --mode real and --inventory FILE go together (the hosts, the VSD and the "
                       "VSCs it runs on: vsplab/real/inventory.py)")
@@ -85,7 +88,8 @@ def _cmd_run(args) -> int:
     elif args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
 
-        report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, **options,
+        report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, probing=args.probing,
+                                  **options,
                                   **_faults(args))
     elif args.mode == "mininet":
         from vsplab.mininet.lab import run_mininet_scenario
@@ -242,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--datapath", choices=["netdev", "afxdp", "afxdp-nonpmd"],
                    help="emu: OVS port type, overriding the scenario's `dataplane:` (default netdev, which works "
                         "everywhere; afxdp needs AF_XDP in the kernel and OVS, and a busy core per host)")
+    r.add_argument("--probing", choices=["concurrent", "sequential"],
+                   help="emu: probe the expectations many at a time (default; denials confirmed by a second try "
+                        "and the drop flows' counters) or one at a time on 8 threads, as before (vsplab/emu/check.py)")
     r.add_argument("--skip-impossible-faults", action="store_true",
                    help="leave out (each named in a warning) the scenario's fault steps this mode cannot perform, "
                         "instead of refusing the file")

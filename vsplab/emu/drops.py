@@ -20,12 +20,18 @@ def dropped_by_flows(dump: str) -> int:
     return total
 
 
-def drop_count(switches) -> int:
-    """The drop flows' packets over every switch (`vsplab.emu.ovs.OvsInstance`s, br-int), counts current."""
-    def one(ovs) -> int:
-        ovs.appctl("revalidator/wait")
-        return dropped_by_flows(ovs.ofctl("dump-flows", "br-int"))
+def drop_count(bridges) -> int:
+    """The drop flows' packets over every (switch, bridge) pair (`vsplab.emu.ovs.OvsInstance`s and bridge
+    names: br-int of each emulated host, or Mininet's bridges on one OVS), counts current."""
+    by_switch: dict[int, tuple] = {}
+    for ovs, bridge in bridges:
+        by_switch.setdefault(id(ovs), (ovs, []))[1].append(bridge)
 
-    switches = list(switches)
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(switches))), thread_name_prefix="drops") as ex:
-        return sum(ex.map(one, switches))
+    def one(item) -> int:
+        ovs, names = item
+        ovs.appctl("revalidator/wait")
+        return sum(dropped_by_flows(ovs.ofctl("dump-flows", name)) for name in names)
+
+    items = list(by_switch.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(items))), thread_name_prefix="drops") as ex:
+        return sum(ex.map(one, items))

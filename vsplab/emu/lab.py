@@ -162,7 +162,7 @@ class EmuLab(Lab):
         t0 = time.perf_counter()
         self.report.results = check_expectations(
             self.listeners, self.scenario, self.placed, probing=self.probing, notes=self.figures,
-            drops=lambda: drop_count(h.ovs for h in self.hosts.values()))
+            drops=lambda: drop_count((h.ovs, "br-int") for h in self.hosts.values()))
         self._phase("check", t0)
         self._measure()
         return self.report
@@ -279,10 +279,11 @@ class EmuLab(Lab):
 
 def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, revoke: bool = False,
                      console: Console | None = None, datapath: str | None = None, after_check=None,
-                     skip_impossible_faults: bool = False) -> LabReport:
+                     skip_impossible_faults: bool = False, probing: str | None = None) -> LabReport:
     """`vsplab run PATH --mode emu`, the same steps and table as sim mode; `after_check(lab)` once
     checked (the faults, vsplab/faults); with `revoke`, afterwards delete one allowing ACL entry and print
-    how fast real connections stop; `datapath` overrides the scenario's port type (vsplab/emu/datapath.py)."""
+    how fast real connections stop; `datapath` overrides the scenario's port type (vsplab/emu/datapath.py);
+    `probing` the way expectations are probed (vsplab/emu/check.py)."""
     def after(lab: EmuLab) -> None:
         if after_check is not None:
             after_check(lab)
@@ -297,6 +298,7 @@ def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, 
             except ValueError as e:
                 raise EmuError(str(e)) from None
             super().__init__(scenario, dataplane=dataplane, **kw)
+            self.probing = probing or self.probing
 
     return drive(ChosenDatapathLab, path, vsd_url=vsd_url, keep=keep, console=console, after_check=after,
                  skip_impossible_faults=skip_impossible_faults)

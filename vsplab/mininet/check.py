@@ -2,7 +2,7 @@
 probes (vsplab/emu/probes.py: TCP connect with an echo naming the answering namespace, ICMP echo
 witnessed at the destination, a UDP datagram), opened in each Mininet host's namespace through the
 name the lab attached to it. Same verdicts, budgets and retries as emu mode (vsplab/emu/check.py):
-denied probes cost their whole budget, so the expectations run in parallel."""
+many probes in flight, denials confirmed by a second volley and the switches' drop counters."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def probe(listeners: Listeners, src: PlacedContainer, dst: PlacedContainer, prot
     return emu_check.probe(listeners, src, dst, protocol, port, netns_of=host_netns)
 
 
-def check_expectations(listeners: Listeners, scenario, placed: dict[str, PlacedContainer],
-                       workers: int = 8) -> list[ExpectationResult]:
-    return emu_check.check_expectations(listeners, scenario, placed, workers, netns_of=host_netns)
+def check_expectations(listeners: Listeners, scenario, placed: dict[str, PlacedContainer], workers: int = 8,
+                       drops=None, notes: dict[str, str] | None = None) -> list[ExpectationResult]:
+    """Many probes in flight, denials confirmed by `drops` (the switches' drop-flow count) as in emu mode."""
+    return emu_check.check_expectations(listeners, scenario, placed, workers, netns_of=host_netns, drops=drops,
+                                        notes=notes)

@@ -37,6 +37,7 @@ from vrs.agent.daemon import AgentConfig
 from vrs.agent.ovsdb import IP_KEY, MAC_KEY, OWNER_KEY, VM_KEY, VPORT_KEY
 from vsc.locations import MAX_ZONES
 from vsplab.emu.check import rtt_summary
+from vsplab.emu.drops import drop_count
 from vsplab.emu.netns import ifname, run
 from vsplab.emu.probes import Listeners, ping, tcp_connect
 from vsplab.lab.base import Lab, drive
@@ -192,7 +193,9 @@ class MininetLab(Lab):
 
     def check(self) -> LabReport:
         t0 = time.perf_counter()
-        self.report.results = check_expectations(self.listeners, self.scenario, self.placed)
+        bridges = [(self.fabric.ovs, switch_name(i)) for i in range(1, len(self.scenario.hosts) + 1)]
+        self.report.results = check_expectations(self.listeners, self.scenario, self.placed, notes=self.figures,
+                                                 drops=lambda: drop_count(bridges))
         self._phase("check", t0)
         self._measure()
         return self.report
