@@ -148,9 +148,9 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
     scenario = load_scenario(scenario_path)
     _wait_for_the_fabric()
     fabric, hosts, daemons = EmuFabric(), [], Daemons(tmp_path)
-    database = contextlib.ExitStack()
+    resources = contextlib.ExitStack()
     try:
-        db_url = database.enter_context(postgres_url())  # the VSD on PostgreSQL, as provisioned
+        db_url = resources.enter_context(postgres_url())  # the VSD on PostgreSQL, as provisioned
         fabric.start()
         for i in range(1, len(scenario.hosts) + 1):
             host = EmuHost(f"real-h{i}", i, tmp_path / "hosts")
@@ -183,8 +183,9 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
             keys.mkdir()
             for key in ("id", "host"):
                 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / key)], check=True)
-            if not Path("/run/sshd").is_dir():  # sshd's privilege separation directory
+            if not Path("/run/sshd").is_dir():  # sshd's privilege separation directory, ours to remove
                 Path("/run/sshd").mkdir(mode=0o755)
+                resources.callback(Path("/run/sshd").rmdir)
             for host in hosts[:-1]:
                 ssh_options = _start_sshd(daemons, host, keys)
         inventory = {"vsd": {"url": f"http://127.0.0.1:{vsd_port}", "password": PASSWORD},
@@ -240,4 +241,4 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
         for host in reversed(hosts):
             host.stop()
         fabric.stop()
-        database.close()
+        resources.close()

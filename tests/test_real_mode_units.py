@@ -27,7 +27,8 @@ def test_the_vagrant_inventory_covers_three_tier():
     check_covers(inv, load_scenario(THREE_TIER), "vagrant/inventory.yaml")
     assert inv.vsd.api == "http://192.168.56.10:8443/nuage/api/v6"
     assert inv.access("host1").argv(["/opt/vsplab/venv/bin/vrs", "plug", "web1"]) == [
-        "ssh", "-o", "BatchMode=yes", "-F", "ssh_config", "vagrant@host1", "sudo -n /opt/vsplab/venv/bin/vrs plug web1"]
+        "ssh", "-o", "BatchMode=yes", "-F", "ssh_config", "-o", "ControlMaster=auto", "-o", "ControlPath=~/.ssh/vsplab-%C",
+        "vagrant@host1", "sudo -n /opt/vsplab/venv/bin/vrs plug web1"]
 
 
 def test_access_by_ssh_as_root_and_by_netns():
