@@ -30,8 +30,8 @@ from vsc.acl import PROTOCOLS, UnsupportedEntry, non_ip_allowed, port_range
 from vsc.compiler import Endpoint, domain_flows, local_flows
 from vsc.pipeline import Table, cookie_kind
 from vsc.view import View
+from vsd.drafts import ENTRIES, LIVE, TEMPLATES
 
-POLICY = ("ingressacltemplate", "egressacltemplate", "ingressaclentrytemplate", "egressaclentrytemplate")
 ACL_TABLES = (Table.INGRESS_ACL, Table.EGRESS_ACL)
 
 
@@ -56,14 +56,14 @@ def entry_ranges(view: View) -> set[tuple[int, int]]:
 
 def with_policy(live: View, domain_id: str, objects: list[dict]) -> tuple[View, list[str]]:
     """A copy of `live` whose domain holds the ACL templates and entries among `objects` instead of its own."""
-    mine = {oid for oid, (k, e, _) in live.raw.items() if k in POLICY[:2] and e.get("parentID") == domain_id}
+    mine = {oid for oid, (k, e, _) in live.raw.items() if k in TEMPLATES and e.get("parentID") == domain_id}
     keep = [{"entityType": k, "entity": e, "assoc": a} for oid, (k, e, a) in live.raw.items()
-            if not (oid in mine or (k in POLICY[2:] and e.get("parentID") in mine))]
-    templates = {o["entity"]["ID"] for o in objects if o.get("entityType") in POLICY[:2]
+            if not (oid in mine or (k in ENTRIES and e.get("parentID") in mine))]
+    templates = {o["entity"]["ID"] for o in objects if o.get("entityType") in TEMPLATES
                  and o["entity"].get("parentID") == domain_id}
-    new = [{**o, "entity": {**o["entity"], "policyState": "LIVE"}} for o in objects
-           if (o.get("entityType") in POLICY[:2] and o["entity"]["ID"] in templates)
-           or (o.get("entityType") in POLICY[2:] and o["entity"].get("parentID") in templates)]
+    new = [{**o, "entity": {**o["entity"], "policyState": LIVE}} for o in objects
+           if (o.get("entityType") in TEMPLATES and o["entity"]["ID"] in templates)
+           or (o.get("entityType") in ENTRIES and o["entity"].get("parentID") in templates)]
     view = View(domain_index=dict(live.domain_index), group_bit=dict(live.group_bit))
     problems = view.load_snapshot(live.revision, keep + new)
     return view, problems
