@@ -42,6 +42,9 @@ def test_rollout_is_live_on_the_page(tmp_path):
         assert found.wait(180), "no `UI at` line:\n" + "".join(lines[-30:])
         url = next(x for x in lines if x.startswith("UI at ")).split()[-1].removesuffix("rollout")
         assert "chart-containers" in httpx.get(url + "rollout", timeout=30).text
+        refused = httpx.get(url + "trace", params={"from": "vl-c1", "to": "vl-c2", "proto": "tcp", "port": "80"},
+                            timeout=30)
+        assert refused.status_code == 400 and "traces sim labs only today" in refused.text
         end = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < end:
             try:

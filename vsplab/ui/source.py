@@ -59,10 +59,10 @@ class LabSource:
                 self._lab = (time.monotonic(), self.control.request(op="lab"))
             return self._lab[1]
 
-    def flows(self, host: str, table: int | None = None) -> tuple[str, dict]:
+    def flows(self, host: str, table: int | None = None) -> tuple[str, dict | None]:
         """A host's flows (one table's, or all) in dump-flows form, and its count of flows per table."""
         a = self.control.request(op="flows", host=host, table=table, counts=True)
-        return a["text"], a["per_table"]
+        return a["text"], a.get("per_table")  # None: a lab that sends the whole table, counted here
 
     def walk(self, source: str, destination: str, proto: str, port: int | None) -> dict:
         return self.control.request(op="walk", **{"from": source, "to": destination, "proto": proto, "port": port})
