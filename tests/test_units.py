@@ -113,6 +113,8 @@ def test_units_restart_order_and_privilege():
     for daemon, (_, unit) in DAEMONS.items():
         s = unit_settings(UNITS / unit)
         assert s["Service"]["Restart"] == ["on-failure"], unit
+        # a refused config (exit 2) is not retried; anything else is, however long its engine takes
+        assert s["Service"]["RestartPreventExitStatus"] == ["2"] and s["Unit"]["StartLimitIntervalSec"] == ["0"]
         assert s["Install"]["WantedBy"] == ["multi-user.target"], unit
         assert s["Service"]["ExecStart"] == [f"{INSTALLED_BIN}{daemon} {DAEMONS[daemon][0]} "
                                              f"--config /etc/vsplab/{daemon}.yaml"]
