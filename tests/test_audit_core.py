@@ -91,3 +91,14 @@ def test_desired_flows_the_view_does_not_explain_are_intent_drift(synced):
     assert [(d["dpid"], d["what"], d["cookie"]) for d in found] == [(1, "missing", hex(flow.cookie))]
     assert found[0]["object"]["kind"] == "ACL_ENTRY" and found[0]["object"]["ID"]
     print(f"recompiled 2 hosts from scratch in {time.perf_counter() - t0:.3f}s")
+
+
+def test_a_big_desired_state_is_compiled_again_only_when_asked(synced, monkeypatch):
+    core, _, _ = synced
+    monkeypatch.setattr(audit, "RECOMPILE_MAX_FLOWS", 10)
+    key = next(iter(core.prog.desired[1]))
+    del core.prog.desired[1][key]
+    skipped = audit.intent(core)
+    assert skipped["recompiled"] == [] and "ask for it with recompile" in skipped["recompile_skipped"]
+    asked = audit.intent(core, recompile=True)
+    assert asked["recompile_skipped"] is None and [d["what"] for d in asked["recompiled"]] == ["missing"]

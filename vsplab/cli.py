@@ -192,7 +192,7 @@ def _cmd_audit(args) -> int:
 
     from vsplab.lab.control import LabControl
 
-    answer = LabControl.find(args.lab).request(op="audit", repair=args.repair)
+    answer = LabControl.find(args.lab).request(op="audit", repair=args.repair, recompile=args.recompile or None)
     print(json.dumps(answer["report"], indent=2) if args.json else answer["text"])
     return 0 if answer["clean"] else 1
 
@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     au.add_argument("--lab", help="the lab's directory (default: the most recent running lab)")
     au.add_argument("--repair", action="store_true", help="resync only the datapaths that differ, then audit again")
     au.add_argument("--json", action="store_true", help="the report as JSON")
+    au.add_argument("--recompile", action="store_true", help="have each VSC compile its view from scratch to compare "
+                    "with its desired flows even above 50,000 flows (it holds the VSC for seconds)")
     au.set_defaults(func=_cmd_audit)
 
     fi = sub.add_parser("fidelity", help="emu lab: compare the simulator's traces of the real flows with "

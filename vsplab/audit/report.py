@@ -66,6 +66,7 @@ class AuditReport:
     intent: list[IntentFinding] = field(default_factory=list)
     flows: list[FlowDrift] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)  # datapaths whose dump could not be compared
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
     datapaths: int = 0
     flows_compared: int = 0
     repairs: list[Repair] = field(default_factory=list)
@@ -87,6 +88,7 @@ class AuditReport:
     def lines(self) -> list[str]:
         out = [f.text() for f in self.intent] + [f.text() for f in self.flows]
         out += [f"not compared: {u}" for u in self.unsettled]
+        out += [f"note: {n}" for n in self.notes]
         verdict = "no drift" if self.clean else f"{len(self.intent) + len(self.flows)} differences"
         out.append(f"audit: {verdict} ({self.datapaths} datapaths, {self.flows_compared} flows compared)")
         if self.after_repair is not None:

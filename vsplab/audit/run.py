@@ -45,24 +45,28 @@ def vsd_snapshot(client) -> tuple[int, list[dict]]:
     return int(first["revision"]), first["objects"]
 
 
-def _intent(lab, name: str, vsc, revision: int, objects: list[dict], dpids: dict[str, int], timeout: float):
+def _intent(lab, name: str, vsc, revision: int, objects: list[dict], dpids: dict[str, int], timeout: float,
+            recompile: bool | None, report: AuditReport) -> None:
     end = time.monotonic() + timeout
-    view = _vsc_call(vsc, "/intent")
+    path = "/intent" + ("" if recompile is None else f"?recompile={int(recompile)}")
+    view = _vsc_call(vsc, path)
     while view["revision"] < revision and time.monotonic() < end:  # a VSC a moment behind is not drift
         time.sleep(0.1)
-        view = _vsc_call(vsc, "/intent")
+        view = _vsc_call(vsc, path)
     hosts = set(lab.hosts_of(name))
     placed = {p.vport_id: (p.name, dpids.get(p.host)) for p in lab.placed.values() if p.host in hosts}
-    return compare_intent(name, revision, objects, view, placed)
+    report.intent += compare_intent(name, revision, objects, view, placed)
+    if view.get("recompile_skipped"):
+        report.notes.append(f"{name}: {view['recompile_skipped']}")
 
 
-def _audit(lab, timeout: float) -> AuditReport:
+def _audit(lab, timeout: float, recompile: bool | None = None) -> AuditReport:
     report = AuditReport()
     revision, objects = vsd_snapshot(lab.client)
     for name, vsc in lab.vscs.items():
         st = _vsc_call(vsc, "/status")
         dpids = {dp["name"]: int(d) for d, dp in st["datapaths"].items()}
-        report.intent += _intent(lab, name, vsc, revision, objects, dpids, timeout)
+        _intent(lab, name, vsc, revision, objects, dpids, timeout, recompile, report)
         for host in lab.hosts_of(name):
             if host not in dpids or not st["datapaths"][str(dpids[host])]["connected"]:
                 report.unsettled.append(f"{host}: not connected to {name}")
@@ -80,10 +84,12 @@ def _audit(lab, timeout: float) -> AuditReport:
     return report
 
 
-def audit_lab(lab, repair: bool = False, timeout: float = 10.0) -> AuditReport:
+def audit_lab(lab, repair: bool = False, timeout: float = 10.0, recompile: bool | None = None) -> AuditReport:
     """Audit `lab` (see the module doc); with `repair`, resync the datapaths with flow drift, then audit
-    again into `after_repair` (a datapath that could not be compared is syncing already, or gone)."""
-    report = _audit(lab, timeout)
+    again into `after_repair` (a datapath that could not be compared is syncing already, or gone).
+    `recompile`: whether each VSC compiles its view from scratch to compare (None: the VSC decides by
+    size, vsc/audit.py RECOMPILE_MAX_FLOWS; a skipped one is in `notes`)."""
+    report = _audit(lab, timeout, recompile)
     if not repair:
         return report
     targets = {(f.vsc, f.host, f.dpid) for f in report.flows}
@@ -93,7 +99,7 @@ def audit_lab(lab, repair: bool = False, timeout: float = 10.0) -> AuditReport:
             raise AuditError(f"{host}: the switch refused the repair: {r['errors'][-1]}")
         report.repairs.append(Repair(vsc_name, host, dpid, r["ops"]["add"], r["ops"]["modify"], r["ops"]["delete"],
                                      r["flow_mods"]))
-    report.after_repair = _audit(lab, timeout)
+    report.after_repair = _audit(lab, timeout, recompile)
     return report
 
 

@@ -261,7 +261,7 @@ class Lab(ABC):
         if req.get("op") == "audit":  # `vsplab audit [--repair]` (vsplab/audit)
             from vsplab.audit import audit_lab
 
-            report = audit_lab(self, repair=bool(req.get("repair")))
+            report = audit_lab(self, repair=bool(req.get("repair")), recompile=req.get("recompile"))
             return {"text": "\n".join(report.lines()), "report": json.loads(report.to_json()), "clean": report.ok}
         if req.get("op") == "bgp":
             if self.federation is None:
