@@ -78,7 +78,6 @@ class RealLab(Lab):
         from vsd.client import VsdClient
 
         t0 = time.perf_counter()
-        self._fresh_workdir()
         inv = self.inventory
         self.client = VsdClient(inv.vsd.api, inv.vsd.user, inv.vsd.password, inv.vsd.org)
         self.stack.callback(self.client.close)
