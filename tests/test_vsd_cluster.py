@@ -147,6 +147,33 @@ def test_cluster_orders_checks_and_publishes_across_vsds(cluster):
             x.close()
 
 
+def test_a_policy_draft_begun_on_one_vsd_is_applied_through_another(cluster):
+    """Jobs (vsd/jobs.py) run after the call that made them answered: they take a write turn of their own."""
+    from vspk import v6 as vspk
+
+    from tests.vsd_drafts_support import run_job, vspk_session
+
+    a, b, _ = cluster
+    with VsdClient(a.api, a.user, a.password, a.enterprise) as ca:
+        org = f"vl-cl-{uuid.uuid4().hex[:8]}"
+        subnet = subnet_tree(ca, org)
+        domain_id = ca.get(f"zones/{ca.get(f'subnets/{subnet}')['parentID']}")["parentID"]
+        ca.create(f"domains/{domain_id}", "ingressacltemplates", {"name": "in"})
+    on_a = vspk_session(a.url, a.user, a.password, a.enterprise)
+    assert run_job(vspk.NUDomain(id=domain_id), "BEGIN_POLICY_CHANGES").status == "SUCCESS"
+    _wait("the draft on the second VSD", lambda: revision(b) == revision(a))
+    vspk_session(b.url, b.user, b.password, b.enterprise)  # bambou's calls now go to the second VSD
+    dom = vspk.NUDomain(id=domain_id)
+    dom.fetch()
+    assert [t.policy_state for t in dom.ingress_acl_templates.get()] == ["LIVE", "DRAFT"]
+    assert run_job(dom, "APPLY_POLICY_CHANGES").status == "SUCCESS"
+    _wait("the apply on the first VSD", lambda: revision(a) == revision(b))
+    on_a.start()  # and back to the first
+    dom = vspk.NUDomain(id=domain_id)
+    dom.fetch()
+    assert [t.policy_state for t in dom.ingress_acl_templates.get()] == ["LIVE"]
+
+
 def test_vsc_fails_over_and_sees_every_revision_once(cluster, pg, tmp_path):
     doomed, *survivors = cluster
     root = VsdClient(doomed.api, doomed.user, doomed.password, doomed.enterprise)

@@ -45,10 +45,12 @@ ROOT_CHANGED = "root"  # a notification's payload after the sender's ID: the roo
 
 
 class Turn:
-    __slots__ = ("granted", "batch", "finished")
+    __slots__ = ("granted", "batch", "finished", "task")
 
     def __init__(self, granted: asyncio.Future) -> None:
         self.granted, self.batch, self.finished = granted, None, False
+        # the call's own task: a task it starts inherits the turn in its context, but not the turn itself
+        self.task = asyncio.current_task()
 
 
 class Batch:
@@ -95,7 +97,8 @@ class ClusterStore(Store):
 
     async def take_turn(self) -> None:
         held = _current.get()
-        if held is not None and held.batch is not None and not held.finished:
+        if held is not None and held.task is asyncio.current_task() and held.batch is not None \
+                and not held.finished:
             return  # this call holds a turn already (waiting for another would wait for itself)
         turn = Turn(self._loop.create_future())
         _current.set(turn)
@@ -112,7 +115,7 @@ class ClusterStore(Store):
     def end_turn(self) -> None:
         """After a call: gives its turn back if it submitted nothing (refused, or it changed nothing)."""
         turn = _current.get()
-        if turn is None:
+        if turn is None or turn.task is not asyncio.current_task():
             return
         _current.set(None)
         if turn.batch is None:
@@ -124,7 +127,7 @@ class ClusterStore(Store):
 
     def submit(self, changes: list[Change], who: tuple[str, str], request: str) -> asyncio.Future:
         turn = _current.get()
-        if turn is None or turn.batch is None or turn.finished:
+        if turn is None or turn.batch is None or turn.finished or turn.task is not asyncio.current_task():
             # numbered without the cluster's lock: another VSD may have handed out the same revisions
             raise RuntimeError("a change submitted outside a write turn (vsd.cluster.ClusterStore.take_turn)")
         fut = self._loop.create_future()
