@@ -107,7 +107,9 @@ def parser() -> argparse.ArgumentParser:
     s = mark_subparser(sub.add_parser("serve", help="run the VSD"))
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8443)
-    s.add_argument("--db", default="sqlite:///vsd.db", help="sqlite:///path or postgresql://user@host/db")
+    s.add_argument("--db", default="sqlite:///vsd.db",
+                   help="sqlite:///path (one VSD per file) or postgresql://user@host/db (any number of VSDs on "
+                   "one database: a cluster, see vsd/README.md)")
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
     s.add_argument("--root-user", default="csproot", help="the CSP root's name when the database is new")
