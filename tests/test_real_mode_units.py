@@ -84,3 +84,16 @@ def test_a_push_is_taken_back_and_an_existing_enterprise_refused(tmp_path):
         assert {e["name"] for e in client.list("enterprises")} == before
         assert client.list("vms") == []
         client.close()
+
+
+def test_an_unreachable_vsd_is_one_clear_line(tmp_path, capsys):
+    from vsplab.lab.ports import free_port
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(f"vsd: {{url: 'http://127.0.0.1:{free_port()}', password: p}}\n"
+                   "vscs: [{name: v, status: 'http://127.0.0.1:1'}]\n"
+                   "hosts: [{name: host1, netns: a, vtep: 10.0.0.1}, {name: host2, netns: b, vtep: 10.0.0.2},\n"
+                   "        {name: host3, netns: c, vtep: 10.0.0.3}]\n")
+    assert vsplab_main(["run", str(THREE_TIER), "--mode", "real", "--inventory", str(inv)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "error the inventory's VSD at http://127.0.0.1:" in out and "Traceback" not in out, out

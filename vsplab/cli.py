@@ -82,9 +82,13 @@ def _cmd_run(args) -> int:
     # the command line picks the mode's lab: vsplab.lab (the shared steps) knows none of them
     options = dict(vsd_url=args.vsd, keep=args.keep or args.ui is not None, console=console)
     if args.mode == "real":
-        from vsplab.real.lab import run_real_scenario
+        from vsplab.real.lab import RealError, run_real_scenario
 
-        report = run_real_scenario(args.scenario, args.inventory, console=console)
+        try:
+            report = run_real_scenario(args.scenario, args.inventory, console=console)
+        except RealError as e:
+            console.print(f"[red]error[/] {e}", highlight=False)
+            return 1
     elif args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
 
@@ -114,7 +118,7 @@ def _ui_beside(port: int | None):
     def start(lab, sock):
         from vsplab.ui.launch import for_lab
 
-        print(f"UI at {for_lab(lab, sock, port).url}", flush=True)
+        print(f"UI at {for_lab(lab, sock, port)}", flush=True)
 
     return start
 

@@ -10,7 +10,11 @@ import subprocess
 from dataclasses import dataclass, field
 
 
-class HostCommandError(RuntimeError):
+class RealError(RuntimeError):
+    """Something of the real lab is not as the inventory says: reported as one line, no traceback."""
+
+
+class HostCommandError(RealError):
     pass
 
 

@@ -23,16 +23,13 @@ from rich.console import Console
 from vsplab.emu.check import PING_TRIES, PING_WAIT, TCP_TIMEOUT, UDP_TRIES, UDP_WAIT, container_netns
 from vsplab.emu.netns import ifname
 from vsplab.lab.base import Lab, drive
+from vsplab.real.access import RealError
 from vsplab.real.inventory import Inventory, check_covers, load_inventory
 from vsplab.real.probes import HostProber
 from vsplab.report import ExpectationResult, LabReport
 from vsplab.scenario.model import Scenario
 
 CONTAINER_MTU = 1450  # VXLAN over a 1500-byte underlay, the usual NIC
-
-
-class RealError(RuntimeError):
-    pass
 
 
 class CreationLog:
@@ -75,15 +72,23 @@ class RealLab(Lab):
         self.plugged: list[tuple[str, str]] = []  # (host, container) in plugging order
 
     def start(self) -> None:
-        from vsd.client import VsdClient
+        import httpx
+
+        from vsd.client import VsdApiError, VsdClient
 
         t0 = time.perf_counter()
         inv = self.inventory
-        self.client = VsdClient(inv.vsd.api, inv.vsd.user, inv.vsd.password, inv.vsd.org)
+        try:
+            self.client = VsdClient(inv.vsd.api, inv.vsd.user, inv.vsd.password, inv.vsd.org)
+        except (OSError, httpx.HTTPError, VsdApiError) as e:
+            raise RealError(f"the inventory's VSD at {inv.vsd.api}: {e}") from None
         self.stack.callback(self.client.close)
         self.console.print(f"VSD at {inv.vsd.url} (revision {self.vsd_revision()})")
         for vsc in inv.vscs:
-            st = self._status(vsc.status)
+            try:
+                st = self._status(vsc.status)
+            except OSError as e:
+                raise RealError(f"VSC {vsc.name}: no status at {vsc.status}: {e}") from None
             self.console.print(f"VSC {vsc.name} at {vsc.status}: {len(st['datapaths'])} VRSs connected")
         for h in self.scenario.hosts:
             access = inv.access(h.name)

@@ -8,12 +8,12 @@ import json
 import threading
 from concurrent.futures import Future
 
-from vsplab.real.access import HostAccess
+from vsplab.real.access import HostAccess, RealError
 
 REQUEST_TIMEOUT = 30.0  # the longest probe waits a few seconds; a silent prober is a dead one
 
 
-class ProberError(RuntimeError):
+class ProberError(RealError):
     pass
 
 
