@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import yaml
+
+from vsplab.ui.launch import UiProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = 8
@@ -58,36 +57,6 @@ def scenario(hosts: int, per_host: int) -> dict:
     }
 
 
-def start(path: Path, labs: Path, timeout: float) -> tuple[subprocess.Popen, str, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "vsplab.cli", "run", str(path), "--ui"], cwd=ROOT,
-                            env={**os.environ, "VSPLAB_LABS_DIR": str(labs), "COLUMNS": "200"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    found = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("UI at "):
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not found.wait(timeout):
-        stop(proc)
-        tail = "".join(lines[-30:])
-        raise SystemExit(f"no `UI at` line within {timeout:.0f} s:\n{tail}")
-    return proc, next(x for x in lines if x.startswith("UI at ")).split()[-1], lines
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, default=40)
@@ -113,34 +82,32 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(yaml.safe_dump(scenario(args.hosts, args.per_host), sort_keys=False))
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
-        proc, url, lines = start(path, Path(tmp) / "labs", args.timeout)
-        up = time.perf_counter() - t0
-        print(f"lab of {args.hosts} hosts x {args.per_host} containers up with its page in {up:.1f} s: {url}")
-        results, failures = {}, []
-        try:
-            with httpx.Client(timeout=60) as http:
-                for name, rel in pages.items():
-                    first_t = time.perf_counter()
+        with UiProcess(["run", str(path), "--ui"], env={"VSPLAB_LABS_DIR": str(Path(tmp) / "labs")},
+                       timeout=args.timeout) as lab, httpx.Client(timeout=60) as http:
+            url = lab.url
+            up = time.perf_counter() - t0
+            print(f"lab of {args.hosts} hosts x {args.per_host} containers up with its page in {up:.1f} s: {url}")
+            results, failures = {}, []
+            for name, rel in pages.items():
+                first_t = time.perf_counter()
+                r = http.get(url + rel)
+                first = (time.perf_counter() - first_t) * 1000
+                times, size = [], len(r.content)
+                ok = r.status_code == 200
+                for _ in range(args.repeat):
+                    t = time.perf_counter()
                     r = http.get(url + rel)
-                    first = (time.perf_counter() - first_t) * 1000
-                    times, size = [], len(r.content)
-                    ok = r.status_code == 200
-                    for _ in range(args.repeat):
-                        t = time.perf_counter()
-                        r = http.get(url + rel)
-                        times.append((time.perf_counter() - t) * 1000)
-                        ok = ok and r.status_code == 200
-                    med = statistics.median(times)
-                    results[name] = {"path": "/" + rel, "status": r.status_code, "bytes": size, "first_ms": round(first, 1),
-                                     "median_ms": round(med, 1), "max_ms": round(max(times), 1)}
-                    verdict = "ok" if ok and med < args.target_ms else "MISSED" if ok else f"FAILED ({r.status_code})"
-                    if verdict != "ok":
-                        failures.append(name)
-                    print(f"  {name:58s} median {med:6.1f} ms  max {max(times):6.1f}  first {first:6.1f}  "
-                          f"{size / 1024:7.1f} KiB  {verdict}")
-                counts = http.get(url + "api/version").json()
-        finally:
-            stop(proc)
+                    times.append((time.perf_counter() - t) * 1000)
+                    ok = ok and r.status_code == 200
+                med = statistics.median(times)
+                results[name] = {"path": "/" + rel, "status": r.status_code, "bytes": size, "first_ms": round(first, 1),
+                                 "median_ms": round(med, 1), "max_ms": round(max(times), 1)}
+                verdict = "ok" if ok and med < args.target_ms else "MISSED" if ok else f"FAILED ({r.status_code})"
+                if verdict != "ok":
+                    failures.append(name)
+                print(f"  {name:58s} median {med:6.1f} ms  max {max(times):6.1f}  first {first:6.1f}  "
+                      f"{size / 1024:7.1f} KiB  {verdict}")
+            counts = http.get(url + "api/version").json()
     ok = not failures and counts["containers"] == n and counts["hosts"] == args.hosts
     out = {"benchmark": "ui", "command": " ".join(["benchmarks/ui.py", *(argv or sys.argv[1:])]),
            "hosts": args.hosts, "containers": n, "lab_seen_by_page": counts, "lab_up_s": round(up, 1),

@@ -8,26 +8,20 @@ $VSPLAB_UI_SCREENSHOTS if set: that is how docs/ui-*.png are made)."""
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+from tests.ui_support import chromium, need_browser
+from vsplab.ui.launch import UiProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "three-tier.yaml"
 HOSTS = ["host1", "host2", "host3"]
 CONTAINERS = ["web1", "web2", "app1", "app2", "db1", "db2"]
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[test])")
-if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-    pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}; scripts/system-deps)",
-                allow_module_level=True)
+need_browser()
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -35,84 +29,24 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (chromium forks a zygote, renderers, a GPU process)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _ui_fixture():
-    """Where the lab fixture leaves its output lines and labs directory for the tests that need them."""
-
-
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
+def lab(tmp_path_factory):
     """The lab and its page, started by the real command line; stopped with Ctrl-C (SIGINT)."""
     labs = tmp_path_factory.mktemp("vl-ui-labs")
-    proc = subprocess.Popen([sys.executable, "-m", "vsplab.cli", "run", str(SCENARIO), "--ui"], cwd=ROOT,
-                            env={**os.environ, "VSPLAB_LABS_DIR": str(labs), "COLUMNS": "200"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    found = threading.Event()
-
-    def read():
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("UI at "):
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not found.wait(180):
-            pytest.fail("no `UI at` line within 180 s:\n" + "".join(lines[-40:]))
-        _ui_fixture.lines, _ui_fixture.labs = lines, labs
-        yield next(x for x in lines if x.startswith("UI at ")).split()[-1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with UiProcess(["run", str(SCENARIO), "--ui"], env={"VSPLAB_LABS_DIR": str(labs)}) as p:
+        p.labs = labs
+        yield p
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
+def ui(lab) -> str:
+    return lab.url
 
-    profile = tmp_path_factory.mktemp("vl-ui-chromium")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", f"--user-data-dir={profile}", "--no-first-run"):
-        opts.add_argument(arg)
-    service = Service(CHROMEDRIVER)
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver_pid = service.process.pid
-    try:
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as driver:
         yield driver
-    finally:
-        pids = _descendants(driver_pid)
-        try:
-            driver.quit()
-        finally:
-            for pid in [*pids, driver_pid]:  # whatever quit() left, by PID
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -192,22 +126,10 @@ def test_bad_queries_name_the_field(ui):
     assert httpx.get(ui + "fragment/topology").text.startswith("<svg")
 
 
-def test_vsplab_ui_serves_a_kept_lab_by_its_vsd_url(ui):
+def test_vsplab_ui_serves_a_kept_lab_by_its_vsd_url(lab):
     """`vsplab ui --vsd URL`: a second page on the same running lab, through its control socket and VSD."""
-    vsd = next(x for x in _ui_fixture.lines if x.startswith("VSD at ")).split()[-1] + "/nuage/api/v6"
-    [lab_dir] = [p for p in _ui_fixture.labs.iterdir() if (p / "control.sock").exists()]
-    proc = subprocess.Popen([sys.executable, "-m", "vsplab.cli", "ui", "--vsd", vsd, "--lab", str(lab_dir)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("UI at "), line + proc.stdout.read() if proc.poll() is not None else line
-        url = line.split()[-1]
-        assert httpx.get(url + "api/lab", timeout=30).json()["scenario"] == "three-tier"
-        assert "tcp/8080 <b>allow</b> stateful" in httpx.get(url + "matrix", timeout=30).text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    vsd = next(x for x in lab.lines if x.startswith("VSD at ")).split()[-1] + "/nuage/api/v6"
+    [lab_dir] = [p for p in lab.labs.iterdir() if (p / "control.sock").exists()]
+    with UiProcess(["ui", "--vsd", vsd, "--lab", str(lab_dir)], timeout=60, grace=30) as page:
+        assert httpx.get(page.url + "api/lab", timeout=30).json()["scenario"] == "three-tier"
+        assert "tcp/8080 <b>allow</b> stateful" in httpx.get(page.url + "matrix", timeout=30).text

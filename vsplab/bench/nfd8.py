@@ -131,17 +131,14 @@ def _teaching_view(o, lab: BenchLab, w: Workload, console: Console):
     """With --ui: the page, fed by the bench lab's control socket (vsplab/bench/live.py)."""
     if getattr(o, "ui", None) is None:
         return None
-    from vsd.client import VsdClient
     from vsplab.bench.live import RolloutView
-    from vsplab.lab.control import LabControl
-    from vsplab.ui.launch import serve
+    from vsplab.ui.launch import beside
 
     view = RolloutView(lab, w)
     lab.stack.callback(view.close)
-    server = serve(LabControl(view.sock), VsdClient(lab.vsd.api, lab.vsd.user, lab.vsd.password), o.ui)
-    lab.stack.callback(server.close)
+    url = beside(view.sock, lab.vsd.api, lab.vsd.user, lab.vsd.password, lab.vsd.enterprise, o.ui, lab.stack)
     view.mark("rolling out")
-    console.print(f"UI at {server.url}rollout", highlight=False, soft_wrap=True)
+    console.print(f"UI at {url}rollout", highlight=False, soft_wrap=True)
     return view
 
 
