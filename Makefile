@@ -19,14 +19,14 @@ demo: $(BIN)/.installed
 	$(BIN)/vsplab run scenarios/three-tier.yaml
 
 test: $(BIN)/.installed system-deps
-	$(BIN)/ruff check openflow vsd vsc vrs vsplab tests benchmarks
+	$(BIN)/ruff check daemonconf openflow vsd vsc vrs vsplab tests benchmarks
 	$(BIN)/pytest -q
 
 test-quick: $(BIN)/.installed
 	$(BIN)/pytest -q -m 'not slow'
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check openflow vsd vsc vrs vsplab tests benchmarks
+	$(BIN)/ruff check daemonconf openflow vsd vsc vrs vsplab tests benchmarks
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/vsd_api.py
