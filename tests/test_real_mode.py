@@ -10,7 +10,8 @@ an inventory naming those namespaces, must pass with real packets, and leave no 
 object behind; then one agent is reloaded as its unit's ExecReload does. So a wrong unit command line, a key the template writes that a daemon does not know,
 or a broken real mode fails here.
 
-The VSD stores into a throwaway PostgreSQL (tests/vsd_fixtures.py), as the provisioned one does.
+The VSD stores into a throwaway PostgreSQL (tests/vsd_fixtures.py) as the role and in the database
+that vagrant/provision/vsd.sh's own SQL makes.
 Root, Open vSwitch, PostgreSQL and nsenter are needed (CI has them: scripts/system-deps). Its objects are named
 vl-real-* (hosts) beside the emulator's fixed vl-mgmt / vl-underlay, so it waits for another emu lab
 on this machine to finish rather than share them."""
@@ -26,13 +27,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import yaml
 
 from tests.test_units import exec_start, render
-from tests.vsd_fixtures import postgres_url
+from tests.vsd_fixtures import PG_BIN, postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -115,6 +117,19 @@ def _start_sshd(daemons: Daemons, host, keys: Path) -> list[str]:
     return options
 
 
+def _provisioned_database(admin_url: str) -> str:
+    """The role and database vagrant/provision/vsd.sh makes (its own SQL, run twice: provisioning again
+    must work), on a throwaway server; the URL the VSD then uses, as the Vagrantfile writes it."""
+    sql = (ROOT / "vagrant" / "provision" / "vsd.sh").read_text().split("<<'SQL'\n")[1].split("\nSQL\n")[0]
+    port = urlsplit(admin_url).port
+    for _ in range(2):
+        r = subprocess.run([f"{PG_BIN}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q",
+                            "-v", "ON_ERROR_STOP=1", "-v", "pw=vl-real-pg"], input=sql + "\n", capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    return f"postgresql://vsplab:vl-real-pg@127.0.0.1:{port}/vsplab"
+
+
 def _reload_an_agent(agent: tuple[subprocess.Popen, Path], conf: Path, status: str) -> None:
     """`systemctl reload vsplab-vrs` (the unit's ExecReload: SIGHUP): a config file with a mistake is
     refused and the agent goes on; a good one is taken up by the same process, and the VSC sees it."""
@@ -150,7 +165,7 @@ def test_three_tier_on_the_provisioned_daemons(tmp_path):
     fabric, hosts, daemons = EmuFabric(), [], Daemons(tmp_path)
     resources = contextlib.ExitStack()
     try:
-        db_url = resources.enter_context(postgres_url())  # the VSD on PostgreSQL, as provisioned
+        db_url = _provisioned_database(resources.enter_context(postgres_url()))  # the VSD on PostgreSQL
         fabric.start()
         for i in range(1, len(scenario.hosts) + 1):
             host = EmuHost(f"real-h{i}", i, tmp_path / "hosts")

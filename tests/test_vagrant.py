@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,16 @@ def test_provisioning_passes_shellcheck():
     r = subprocess.run(["shellcheck", "--severity=style", *scripts, str(ROOT / "scripts" / "system-deps")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_route_reflector_config_comes_from_the_labs_function(tmp_path):
+    """vagrant/provision/rr.sh renders bgpd.conf with vsplab.bgp.frr.bgpd_config (its own Python, run here
+    with this checkout's): every VSC a route-reflector client, EVPN activated."""
+    script = (VAGRANT / "provision" / "rr.sh").read_text()
+    code = script.split("<<'PY'\n")[1].split("\nPY\n")[0]
+    r = subprocess.run([sys.executable, "-", "192.168.56.5", "65000", "192.168.56.21,192.168.56.22"], input=code,
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "router bgp 65000" in r.stdout and " bgp router-id 192.168.56.5" in r.stdout
+    for vsc in ("192.168.56.21", "192.168.56.22"):
+        assert f"  neighbor {vsc} route-reflector-client" in r.stdout and f" neighbor {vsc} remote-as 65000" in r.stdout
