@@ -133,3 +133,16 @@ def test_vsplab_ui_serves_a_kept_lab_by_its_vsd_url(lab):
     with UiProcess(["ui", "--vsd", vsd, "--lab", str(lab_dir)], timeout=60, grace=30) as page:
         assert httpx.get(page.url + "api/lab", timeout=30).json()["scenario"] == "three-tier"
         assert "tcp/8080 <b>allow</b> stateful" in httpx.get(page.url + "matrix", timeout=30).text
+
+
+def test_vsc_names_every_cookie_of_a_vrs(ui):
+    """The VSC's GET /cookies?dpid=N: every cookie of host1's desired flows named by its VSD object."""
+    [vsc] = httpx.get(ui + "api/lab", timeout=30).json()["vscs"]
+    owners = httpx.get(vsc["status_url"] + "/cookies", params={"dpid": "1"}, timeout=30).json()
+    entries = {(o["entityType"], o["priority"]) for o in owners.values() if o["kind"] == "ACL_ENTRY"}
+    assert entries == {("ingressaclentrytemplate", 1000), ("ingressaclentrytemplate", 1010),
+                       ("egressaclentrytemplate", 1000), ("egressaclentrytemplate", 1010)}
+    assert {o["name"] for o in owners.values() if o["kind"] == "LOCAL_ENDPOINT"} == {"web1", "db2"}
+    assert any(o["kind"] == "PIPELINE" and o["ID"] is None for o in owners.values())
+    r = httpx.get(vsc["status_url"] + "/cookies", params={"cookie": "zz"}, timeout=30)
+    assert r.status_code == 400
