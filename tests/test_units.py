@@ -159,3 +159,12 @@ def test_render_refuses_a_missing_value(tmp_path):
     r = render(tmp_path, {}, "vsx")
     assert r.returncode == 2 and "unknown role 'vsx'" in r.stderr
     assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_a_password_survives_the_template(tmp_path):
+    from vsc.cli import _parser as vsc_parser
+
+    password = 'a"b\\c: #d\'e $HOME `x`'
+    r = render(tmp_path, {"VSD_ROOT_PASSWORD": password, "VSC_VSD": "http://127.0.0.1:8443"}, "vsc")
+    assert r.returncode == 0, r.stderr
+    assert parse_with_config(vsc_parser(), ["run", "--config", str(tmp_path / "vsc.yaml")]).password == password

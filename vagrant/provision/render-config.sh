@@ -29,6 +29,11 @@ yaml_list() {  # "a,b" -> [a, b]
   printf '[%s]' "$out"
 }
 
+yaml_string() {  # a YAML double-quoted scalar: any password survives, quotes and backslashes included
+  local s="${1//\\/\\\\}"
+  printf '"%s"' "${s//\"/\\\"}"
+}
+
 write() {  # write ROLE: stdin to $etc/ROLE.yaml, readable by the vsplab group only (it holds a password)
   local file="$etc/$1.yaml"
   mkdir -p "$etc"
@@ -48,7 +53,7 @@ vsd() {
 host: ${VSD_LISTEN:-0.0.0.0}
 port: ${VSD_PORT:-8443}
 db: ${VSD_DB:-postgresql://vsplab@/vsplab}
-root_password: "${VSD_ROOT_PASSWORD}"
+root_password: $(yaml_string "$VSD_ROOT_PASSWORD")
 YAML
 }
 
@@ -66,7 +71,7 @@ bgp_peer: $(yaml_list "${VSC_BGP_PEERS:-}")"
 # the options of vsc run --config FILE, written by vagrant/provision/render-config.sh
 vsd: $(yaml_list "$VSC_VSD")
 user: csproot
-password: "${VSD_ROOT_PASSWORD}"
+password: $(yaml_string "$VSD_ROOT_PASSWORD")
 listen: ${VSC_LISTEN:-0.0.0.0}
 of_port: ${VSC_OF_PORT:-6653}
 agent_port: ${VSC_AGENT_PORT:-6634}
