@@ -49,12 +49,14 @@ def _acl_flow(lab, host: str):
     return next(f for f in flows if f.table == Table.INGRESS_ACL and cookie_kind(f.cookie) == Kind.ACL_ENTRY)
 
 
+@pytest.mark.slow
 def test_a_converged_lab_has_no_drift(lab):
     report = audit_lab(lab)
     assert report.clean, report.lines()
     assert report.datapaths == len(lab.scenario.hosts) and report.flows_compared > 0
 
 
+@pytest.mark.slow
 def test_tampered_flows_are_named_and_repaired_with_only_their_flow_mods(lab):
     host = lab.scenario.hosts[0].name
     gone = _acl_flow(lab, host)
