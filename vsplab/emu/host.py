@@ -38,17 +38,26 @@ class EmuFabric:
 
     mgmt_ip = f"{MGMT_NET}1"
 
+    def __init__(self) -> None:
+        # what this lab made: a start that lost a race with another lab ("File exists") must not
+        # take that lab's bridge or namespace away when it cleans up
+        self.made_bridge = self.made_underlay = False
+
     def start(self) -> None:
         run("ip", "link", "add", MGMT_BRIDGE, "type", "bridge")
+        self.made_bridge = True
         run("ip", "addr", "add", f"{self.mgmt_ip}/24", "dev", MGMT_BRIDGE)
         run("ip", "link", "set", MGMT_BRIDGE, "up")
         netns_add(UNDERLAY_NS)
+        self.made_underlay = True
         run("ip", "link", "add", UNDERLAY_BRIDGE, "type", "bridge", ns=UNDERLAY_NS)
         run("ip", "link", "set", UNDERLAY_BRIDGE, "up", ns=UNDERLAY_NS)
 
     def stop(self) -> None:
-        netns_delete(UNDERLAY_NS)
-        link_delete(MGMT_BRIDGE)
+        if self.made_underlay:
+            netns_delete(UNDERLAY_NS)
+        if self.made_bridge:
+            link_delete(MGMT_BRIDGE)
 
 
 class EmuHost:
