@@ -5,6 +5,8 @@ member folded (tests/test_vsd_cluster.py, where a killed member rejoins)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.vsd_fixtures import subnet_tree
 from vsd.client import VsdClient
 from vsd.server import EmbeddedVsd
@@ -20,6 +22,7 @@ def _create(vsd: EmbeddedVsd, subnet: str, names: list[str]) -> None:
         c.create(f"subnets/{subnet}", "vports", [{"name": n, "type": "VM"} for n in names])
 
 
+@pytest.mark.slow
 def test_the_tail_replayed_after_kill_9_is_folded_too(tmp_path):
     vsd = EmbeddedVsd(db_url=f"sqlite:///{tmp_path / 'vsd.db'}")
     try:
