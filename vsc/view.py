@@ -103,14 +103,6 @@ class View:
         return sorted((s for s in self.subnets.values() if self.subnet_domain(s.id) == domain_id),
                       key=lambda s: s.id)
 
-    def tags_of_vport(self, vport_id: str) -> int:
-        bits = 0
-        for g in self.groups_of_vport.get(vport_id, ()):
-            b = self.group_bit.get(g)
-            if b is not None:
-                bits |= 1 << b
-        return bits
-
     def templates_of(self, domain_id: str, direction: str) -> list[AclTemplate]:
         ts = [t for t in self.acl_templates.values()
               if t.domain_id == domain_id and t.direction == direction and t.active]
