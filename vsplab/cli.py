@@ -118,7 +118,7 @@ def _ui_beside(port: int | None):
     def start(lab, sock):
         from vsplab.ui.launch import for_lab
 
-        print(f"UI at {for_lab(lab, sock, port).url}", flush=True)
+        print(f"UI at {for_lab(lab, sock, port)}", flush=True)
 
     return start
 
