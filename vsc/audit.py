@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from openflow import encode
 from openflow.flow import Flow
 from openflow.text import format_flow
-from vsc.pipeline import KIND_MASK, Kind, cookie, cookie_kind, flow_key
+from vsc.pipeline import KIND_MASK, flow_key
 from vsc.programmer import Programmer, same
 from vsc.view import _STORES as VIEW_KINDS  # the VSD object types a view follows
 
@@ -112,21 +112,6 @@ def differences(installed: dict, expected: dict) -> list[tuple[str, Flow | None,
     return out
 
 
-def owners(view, cookies: set[int]) -> dict[int, dict]:
-    """Cookie -> the VSD object it names, hashing each object of the view once (vsc.pipeline.cookie)."""
-    by_hash: dict[int, set[int]] = {}
-    for c in cookies:
-        by_hash.setdefault(c & ~KIND_MASK, set()).add(c)
-    out = {}
-    for c in cookies:
-        kind = cookie_kind(c)
-        out[c] = {"kind": kind.name if kind else None, "ID": None}
-    for oid, (etype, ent, _) in view.raw.items():
-        for c in by_hash.get(cookie(Kind.PIPELINE, oid) & ~KIND_MASK, ()):
-            out[c].update(entityType=etype, ID=oid, name=ent.get("name"))
-    return out
-
-
 def audit(core, dpid: int, timeout: float = 10.0) -> dict:
     """Installed vs expected flows of one VRS (see the module doc)."""
     end = time.monotonic() + timeout
@@ -151,7 +136,7 @@ def audit(core, dpid: int, timeout: float = 10.0) -> dict:
             return {"dpid": dpid, "name": name, "settled": False, "differences": [],
                     "why": "not synced, or flow-mods kept going out while the dump was taken"}
         diffs = differences(d.installed, d.expected)
-        named = owners(core.view, {(i or e).cookie for _, i, e in diffs[:MAX_NAMED]})
+        named = core.cookie_owners.name(core.view, {(i or e).cookie for _, i, e in diffs[:MAX_NAMED]})
     return {"dpid": dpid, "name": name, "settled": True, "installed": len(d.installed), "expected": len(d.expected),
             "differences": [{"what": what, "table": (i or e).table, "priority": (i or e).priority,
                              "cookie": hex((i or e).cookie), "object": named[(i or e).cookie],
@@ -198,7 +183,7 @@ def intent(core, recompile: bool | None = None) -> dict:
         learned = {rf.cookie for _, _, rf in core.prog.learned.values()}  # a federated VSC's objects
         cookies = {f.cookie for flows in core.prog.desired.values() for f in flows.values()} - learned
         cookies = {c for c in cookies if c & ~KIND_MASK}  # the skeleton names no object
-        named = owners(core.view, cookies | {d["cookie"] for d in again})
+        named = core.cookie_owners.name(core.view, cookies | {d["cookie"] for d in again})
         for d in again:
             d["object"], d["cookie"] = named[d["cookie"]], hex(d["cookie"])
         return {"recompiled": again, "recompile_skipped": skipped, "revision": core.view.revision, "kinds": sorted(VIEW_KINDS), "objects": objects, "endpoints": endpoints,

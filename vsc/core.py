@@ -21,12 +21,13 @@ from openflow import encode
 from openflow.flow import Flow
 from vsc.audit import Audits
 from vsc.bundles import bundle_bytes
+from vsc.cookies import CookieOwners
 from vsc.enrolment import Enrolment
 from vsc.identity import AgentSession, Sessions
 from vsc.links import Link, Links
 from vsc.locations import AgentError, Locations, check_message
 from vsc.lograte import LogRate
-from vsc.pipeline import cookie, cookie_kind, flow_key
+from vsc.pipeline import flow_key
 from vsc.programmer import FlowOps, Programmer, diff
 from vsc.view import View
 from vsc.vsd_objects import ViewError
@@ -49,6 +50,7 @@ def tune_gc() -> None:
 class Vsc:
     def __init__(self, state_dir: str | Path | None = None, require_enrolment: bool = False) -> None:
         self.lock = threading.RLock()
+        self.cookie_owners = CookieOwners()  # which VSD object a flow's cookie names
         self.wake = threading.Event()
         self.view = View()
         self.locs = Locations()
@@ -368,12 +370,12 @@ class Vsc:
 
     def explain(self, value: int) -> dict:
         """Which VSD object a cookie names (cookies hash the object ID)."""
-        kind = cookie_kind(value)
+        return self.name_cookies([value])[value]
+
+    def name_cookies(self, cookies: set[int] | list[int]) -> dict[int, dict]:
+        """Cookie -> the VSD object it names (vsc/cookies.py); takes the lock."""
         with self.lock:
-            for oid, (etype, ent, _) in self.view.raw.items():
-                if kind is not None and cookie(kind, oid) == value:
-                    return {"kind": kind.name, "entityType": etype, "ID": oid, "name": ent.get("name")}
-        return {"kind": kind.name if kind else None, "ID": None}
+            return self.cookie_owners.name(self.view, cookies)
 
     def flows(self, dpid: int) -> list[Flow]:
         with self.lock:

@@ -31,7 +31,6 @@ import orjson
 from openflow.text import format_flow
 from vsc import audit, impact
 from vsc.core import Vsc
-from vsc.pipeline import KIND_MASK, Kind, cookie, cookie_kind
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
                     wanted = {f.cookie for f in core.flows(int(q["dpid"], 0))}
                 else:
                     wanted = {int(c, 0) for c in q["cookie"].split(",") if c}
-                self._reply(200, orjson.dumps(_owners(self.server, wanted)))
+                self._reply(200, orjson.dumps({hex(c): o for c, o in core.name_cookies(wanted).items()}))
             elif (audited := audit.answer(core, self.command, u.path, q)) is not None:
                 self._reply(audited[0], orjson.dumps(audited[1]))
             else:
@@ -93,43 +92,13 @@ def _flow_text(core: Vsc, dpid: int) -> str:
     return "".join(format_flow(f, show_stats=False) + "\n" for f in core.flows(dpid))
 
 
-def _owners(server: StatusServer, wanted: set[int]) -> dict[str, dict]:
-    """Cookie (hex) -> the VSD object it names. A cookie is its kind over a hash of the owner's ID
-    (vsc.pipeline.cookie): the hashes of every object are indexed once per view revision, so a page
-    asking for hundreds of cookies costs a dict lookup each."""
-    core = server.core
-    out: dict[str, dict] = {}
-    with core.lock:
-        index = server.cookie_index()
-        for c in wanted:
-            kind = cookie_kind(c)
-            oid = index.get(c & ~KIND_MASK) if c & ~KIND_MASK else None
-            entry = core.view.raw.get(oid) if oid else None
-            if entry is None:  # the per-VRS skeleton (no VSD object), or an object gone since
-                out[hex(c)] = {"kind": kind.name if kind else None, "ID": None}
-                continue
-            etype, ent, _ = entry
-            out[hex(c)] = {"kind": kind.name if kind else None, "entityType": etype, "ID": oid,
-                           "name": ent.get("name"), "priority": ent.get("priority")}
-    return out
-
-
 class StatusServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, core: Vsc, host: str, port: int) -> None:
         self.core = core
-        self._cookies: tuple[int, int, dict[int, str]] = (-1, -1, {})  # (view revision, objects, hash -> ID)
         super().__init__((host, port), _Handler)
-
-    def cookie_index(self) -> dict[int, str]:
-        """Owner hash -> VSD object ID, rebuilt when the view has moved on. Call under the core's lock."""
-        view = self.core.view
-        if self._cookies[:2] != (view.revision, len(view.raw)):
-            self._cookies = (view.revision, len(view.raw),
-                             {cookie(Kind.PIPELINE, oid) & ~KIND_MASK: oid for oid in view.raw})
-        return self._cookies[2]
 
     def start(self) -> threading.Thread:
         t = threading.Thread(target=self.serve_forever, name="vsc-status", daemon=True)
