@@ -236,7 +236,7 @@ class Dataplane(_Strict):
     # default: 9000 (jumbo frames, as a datacentre underlay has them), the AF_XDP limit with AF_XDP
     underlay_mtu: int | None = Field(default=None, ge=1280, le=9216)
     # default (and "max"): the largest that fits in the underlay with VXLAN's 50 bytes, 8950 on the
-    # default underlay: a 1500-byte container moves a third of the bytes per packet for the same
+    # default underlay: a 1500-byte container moves a sixth of the bytes per frame for the same
     # ovs-vswitchd work (benchmarks/dataplane.py); 1500 for a lab that wants the usual MTU
     container_mtu: int | Literal["max"] | None = None
 
