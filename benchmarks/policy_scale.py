@@ -31,11 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from vsc.acl import predicted_flows  # noqa: E402
 from vsc.compiler import compile_host, endpoints_by_domain  # noqa: E402
-from vsc.locations import Locations  # noqa: E402
 from vsc.pipeline import Kind, cookie_kind  # noqa: E402
-from vsc.view import View  # noqa: E402
 from vsplab.bench.measure import load_average  # noqa: E402
-from vsplab.workload.tree import tiered  # noqa: E402
+from vsplab.workload.tree import compiler_inputs, tiered  # noqa: E402
 
 ACL_KINDS = (Kind.ACL_ENTRY, Kind.ACL_DEFAULT)
 
@@ -43,10 +41,7 @@ ACL_KINDS = (Kind.ACL_ENTRY, Kind.ACL_DEFAULT)
 def measure(groups: int, endpoints: int, hosts: int) -> dict:
     tree, placement = tiered(endpoints, hosts, groups, groups)
     t0 = time.perf_counter()
-    view, locs = View(), Locations()
-    view.load_snapshot(1, tree.objects)
-    for m in placement.messages():
-        locs.apply(m)
+    view, locs = compiler_inputs(tree, placement)
     t1 = time.perf_counter()
     by_domain = endpoints_by_domain(view, locs)
     flows, problems = compile_host(view, locs, 1, by_domain)

@@ -17,10 +17,9 @@ from rich.console import Console
 
 from openflow.flow import Ct
 from vsc.compiler import compile_host
-from vsc.locations import MAX_ZONES, AgentError, Locations
-from vsc.view import View
+from vsc.locations import MAX_ZONES, AgentError
 from vsplab.mininet.lab import MININET_PYTHON, MininetLab, switch_zones
-from vsplab.workload.tree import tiered
+from vsplab.workload.tree import compiler_inputs, tiered
 
 # web -> app tcp/8080: web's ingress allows it without state, app's egress with state. Across two
 # hosts the reply finds no connection on web1's host and web1's egress ACL (no rule) drops it; on one
@@ -52,10 +51,7 @@ def zones_of(flows) -> set[int]:
 
 def test_hello_zones_move_every_ct_of_the_host():
     tree, placement = tiered(8, 2, 2, 4)
-    view, locs = View(), Locations()
-    view.load_snapshot(1, tree.objects)
-    for m in placement.messages():
-        locs.apply(m)
+    view, locs = compiler_inputs(tree, placement)
     (dindex,) = view.domain_index.values()
     assert zones_of(compile_host(view, locs, 1)[0]) == {dindex}  # default: the domain index
     locs.apply({"op": "hello", "datapath_id": 2, "vtep_ip": "192.168.77.2", "ct_zone_base": 1000,

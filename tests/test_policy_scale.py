@@ -16,15 +16,9 @@ from vsc.pipeline import ACL_BAND_WIDTH, ACL_BANDS, Kind, Table, cookie, cookie_
 from vsc.tables import check_flows
 from vsc.tags import TagError, encode, group_match
 from vsc.view import View
-from vsplab.workload.tree import tiered
+from vsplab.workload.tree import compiler_inputs, tiered
 
-
-def build(tree, placement) -> tuple[View, Locations]:
-    view, locs = View(), Locations()
-    view.load_snapshot(1, tree.objects)
-    for m in placement.messages():
-        locs.apply(m)
-    return view, locs
+build = compiler_inputs  # the view and locations the compiler reads
 
 
 def ids(tree, kind: str) -> list[str]:

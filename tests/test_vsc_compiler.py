@@ -14,15 +14,9 @@ from vsc.pipeline import Kind, cookie, cookie_kind, flow_key
 from vsc.programmer import Programmer, diff
 from vsc.tables import check_flows
 from vsc.view import View
-from vsplab.workload.tree import nfd8, tiered
+from vsplab.workload.tree import compiler_inputs, nfd8, tiered
 
-
-def build(tree, placement) -> tuple[View, Locations]:
-    view, locs = View(), Locations()
-    view.load_snapshot(1, tree.objects)
-    for m in placement.messages():
-        locs.apply(m)
-    return view, locs
+build = compiler_inputs  # the view and locations the compiler reads
 
 
 def kinds(flows) -> Counter:

@@ -14,11 +14,9 @@ from vrs.sim.host import Container, SimVrs
 from vrs.sim.packet import Packet
 from vrs.sim.switch import Port, SimSwitch
 from vsc.compiler import compile_host, endpoints_by_domain
-from vsc.locations import Locations
 from vsc.pipeline import ROUTER_MAC, Table
-from vsc.view import View
 from vsc.vsd_objects import ip_int, mac_int
-from vsplab.workload.tree import Placement, Tree, vtep_of
+from vsplab.workload.tree import Placement, Tree, compiler_inputs, vtep_of
 
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
@@ -27,11 +25,7 @@ class Lab:
     """One simulated VRS per placed host, holding the compiler's flows for it, joined by VXLAN."""
 
     def __init__(self, tree: Tree, placement: Placement) -> None:
-        view = View()
-        view.load_snapshot(1, tree.objects)
-        locs = Locations()
-        for m in placement.messages():
-            locs.apply(m)
+        view, locs = compiler_inputs(tree, placement)
         by_domain = endpoints_by_domain(view, locs)
         self.fabric = SimFabric()
         for dpid, h in locs.hosts.items():

@@ -27,15 +27,9 @@ from vsc.tables import (
     problems,
 )
 from vsc.view import View
-from vsplab.workload.tree import Placement, Tree, nfd8, tiered
+from vsplab.workload.tree import Placement, Tree, compiler_inputs, nfd8, tiered
 
-
-def build(tree: Tree, placement: Placement) -> tuple[View, Locations]:
-    view, locs = View(), Locations()
-    view.load_snapshot(1, tree.objects)
-    for m in placement.messages():
-        locs.apply(m)
-    return view, locs
+build = compiler_inputs  # the view and locations the compiler reads
 
 
 def ids(tree: Tree, kind: str) -> list[str]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from vsc.locations import Locations
+from vsc.view import View
+
 
 def _ip(n: int) -> str:
     return str(IPv4Address(n))
@@ -104,6 +107,16 @@ class Placement:
 
     def messages(self) -> list[dict]:
         return [m for msgs in self.hosts.values() for m in msgs]
+
+
+def compiler_inputs(tree: Tree, placement: Placement) -> tuple[View, Locations]:
+    """The VSC's view of `tree` (as a snapshot at revision 1) and its locations from `placement`'s
+    reports: what the compiler reads, built without a VSD or a VRS."""
+    view, locs = View(), Locations()
+    view.load_snapshot(1, tree.objects)
+    for m in placement.messages():
+        locs.apply(m)
+    return view, locs
 
 
 def vtep_of(dpid: int) -> str:
