@@ -66,9 +66,8 @@ def _cmd_run(args) -> int:
     if args.mode == "real" and (args.keep or args.vsd):
         console.print("[red]error[/] --mode real uses the inventory's VSD and keeps nothing: drop --keep and --vsd")
         return 2
-    if args.ui is not None and args.mode != "sim":
-        console.print("[red]error[/] --ui serves sim labs only today (the emu trace is ofproto/trace: not yet "
-                      "on the page); drop --mode or --ui")
+    if args.ui is not None and args.mode not in ("sim", "emu"):
+        console.print("[red]error[/] --ui serves sim and emu labs; drop --mode or --ui")
         return 2
     from vsplab.policy.ops import register_ops
 
@@ -91,9 +90,11 @@ def _cmd_run(args) -> int:
             return 1
     elif args.mode == "emu":
         from vsplab.emu.lab import run_emu_scenario
+        from vsplab.fidelity.walk import register_walk
 
+        register_walk()  # the teaching page's trace: ofproto/trace on the real switches
         report = run_emu_scenario(args.scenario, revoke=args.revoke, datapath=args.datapath, probing=args.probing,
-                                  **options,
+                                  on_keep=_ui_beside(args.ui), **options,
                                   **_faults(args))
     elif args.mode == "mininet":
         from vsplab.mininet.lab import run_mininet_scenario

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -233,7 +234,15 @@ class EmuLab(Lab):
             host = self.hosts.get(req.get("host"))
             if host is None:
                 raise KeyError(f"no host {req.get('host')!r}; hosts: {', '.join(self.hosts)}")
-            return {"text": host.ovs.ofctl("dump-flows", "br-int")}
+            dump = host.ovs.ofctl("dump-flows", "br-int")
+            if req.get("table") is None and not req.get("counts"):
+                return {"text": dump}
+            # the teaching page: one table's lines, and every table's count
+            lines = [line for line in dump.splitlines() if " table=" in line]
+            per_table = Counter(int(line.split(" table=", 1)[1].split(",", 1)[0]) for line in lines)
+            if req.get("table") is not None:
+                lines = [line for line in lines if f" table={int(req['table'])}," in line]
+            return {"text": "".join(line + "\n" for line in lines), "per_table": dict(sorted(per_table.items()))}
         if req.get("op") == "trace":
             src, dst = self.placed[req["from"]], self.placed[req["to"]]
             if req["proto"] in ("tcp", "udp"):
@@ -279,11 +288,11 @@ class EmuLab(Lab):
 
 def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, revoke: bool = False,
                      console: Console | None = None, datapath: str | None = None, after_check=None,
-                     skip_impossible_faults: bool = False, probing: str | None = None) -> LabReport:
+                     skip_impossible_faults: bool = False, probing: str | None = None, on_keep=None) -> LabReport:
     """`vsplab run PATH --mode emu`, the same steps and table as sim mode; `after_check(lab)` once
     checked (the faults, vsplab/faults); with `revoke`, afterwards delete one allowing ACL entry and print
     how fast real connections stop; `datapath` overrides the scenario's port type (vsplab/emu/datapath.py);
-    `probing` the way expectations are probed (vsplab/emu/check.py)."""
+    `probing` the way expectations are probed (vsplab/emu/check.py); `on_keep` as in `drive`."""
     def after(lab: EmuLab) -> None:
         if after_check is not None:
             after_check(lab)
@@ -301,4 +310,4 @@ def run_emu_scenario(path: str, vsd_url: str | None = None, keep: bool = False, 
             self.probing = probing or self.probing
 
     return drive(ChosenDatapathLab, path, vsd_url=vsd_url, keep=keep, console=console, after_check=after,
-                 skip_impossible_faults=skip_impossible_faults)
+                 skip_impossible_faults=skip_impossible_faults, on_keep=on_keep)

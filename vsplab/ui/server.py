@@ -91,9 +91,9 @@ def _trace(ui: UiServer, q: dict):
     lab = ui.source.lab()
     body = pages.trace_form(lab, q)
     if q.get("from") and q.get("to"):
-        if lab["mode"] != "sim":
-            raise BadRequest(f"from, to: the page traces sim labs only today; this lab is in {lab['mode']} mode "
-                             "(on real switches `vsplab fidelity` compares ofproto/trace with the simulator)")
+        if lab["mode"] not in ("sim", "emu"):
+            raise BadRequest(f"from, to: the page traces sim labs (the simulated VRS) and emu labs (ofproto/trace); "
+                             f"this lab is in {lab['mode']} mode")
         names = {c["name"] for c in lab["containers"]}
         for fld in ("from", "to"):
             if q[fld] not in names:
