@@ -119,7 +119,8 @@ def test_other_shipped_scenarios(clean_machine, name):
 
 
 DRIVER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, also under a background CI
     from rich.console import Console
     from vsplab.emu.lab import EmuLab
     from vsplab.scenario.check import load_scenario

@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from rich.console import Console
@@ -231,6 +232,10 @@ def _cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # a shell without job control starts `vsplab run --keep &` with SIGINT ignored; Ctrl-C (kill -INT) is
+    # how a kept lab or a page is stopped and cleaned up, so take it back
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     p = argparse.ArgumentParser(prog="vsplab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
