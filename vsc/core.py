@@ -349,6 +349,8 @@ class Vsc:
                     "name": h.name, "connected": link is not None, "synced": bool(link and link.synced),
                     "flows_desired": len(self.prog.desired.get(dpid, {})), "pending": self.prog.pending(dpid),
                     "inflight": len(link.inflight) if link else 0, "sent": dict(link.sent) if link else {},
+                    # which connection `sent` counts: a reconnect starts it over, maybe at the same number
+                    "connection": link.connected_at if link else None,
                     "last_sync_ops": link.sync_ops if link else None, "errors": list(link.errors) if link else [],
                     "ports": len(h.ports), "verified": h.verified, "waiting": len(self.gate.waiting.get(dpid, ())),
                 }

@@ -37,7 +37,7 @@ class StatusWatcher:
         self.vscs = vscs
         self.samples: list[Sample] = []
         self.flow_mods: list[tuple[float, int]] = []  # (time, flow-mods since the watch began), per poll
-        self._last: dict[tuple[str, str], int] = {}
+        self._last: dict[tuple[str, str], tuple[float | None, int]] = {}  # (connection, flow-mods)
         self._total = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-watch", daemon=True)
@@ -59,10 +59,12 @@ class StatusWatcher:
             except (OSError, ValueError):
                 st = None
             self.samples.append(Sample(t, name, st))
+            connections = {d: info.get("connection") for d, info in (st or {}).get("datapaths", {}).items()}
             for dp, n in flow_mods_of(st).items():
-                before = self._last.get((name, dp), 0)
-                self._total += n - before if n >= before else n  # a new connection counts from zero
-                self._last[(name, dp)] = n
+                connection, before = self._last.get((name, dp), (None, 0))
+                # a new connection counts from zero: a resync after a restart may reach the old count exactly
+                self._total += n if connections.get(dp) != connection else max(n - before, 0)
+                self._last[(name, dp)] = (connections.get(dp), n)
         self.flow_mods.append((time.monotonic(), self._total))
 
     def _run(self) -> None:
