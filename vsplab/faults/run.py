@@ -157,6 +157,7 @@ def _step(lab, actions: Actions, watcher: StatusWatcher, probers, scenario, i: i
                 rec.error = f"the expectations did not hold again within {step.timeout:g} s"
         else:
             rec.recovered = t_ok - origin
-    # a repair's resync may pass the VSC's per-connection counters by: the audit counts what it sent
-    rec.flow_mods = max(watcher.flow_mods_between(t_inj, end), ctx.get("repair_flow_mods", 0))
+    # a repair's resync may pass the VSC's per-connection counters by: the audit counts what it sent.
+    # Counted up to a sample taken now: a resync done just before recovery may not be in a poll yet
+    rec.flow_mods = max(watcher.flow_mods_between(t_inj, watcher.poll_now()), ctx.get("repair_flow_mods", 0))
     return rec, end

@@ -40,6 +40,7 @@ class StatusWatcher:
         self._last: dict[tuple[str, str], tuple[float | None, int]] = {}  # (connection, flow-mods)
         self._total = 0
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the thread's polls and poll_now's add to one running total
         self._thread = threading.Thread(target=self._run, name="fault-watch", daemon=True)
 
     def start(self) -> StatusWatcher:
@@ -51,7 +52,17 @@ class StatusWatcher:
         self._stop.set()
         self._thread.join(5)
 
+    def poll_now(self) -> float:
+        """A sample taken now (besides the thread's): what the VSCs have sent up to this moment is
+        counted, however recently. Its time."""
+        self._poll()
+        return self.flow_mods[-1][0]
+
     def _poll(self) -> None:
+        with self._lock:
+            self._sample()
+
+    def _sample(self) -> None:
         for name, vsc in list(self.vscs.items()):
             t = time.monotonic()
             try:
