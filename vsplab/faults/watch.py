@@ -55,12 +55,12 @@ class StatusWatcher:
     def poll_now(self) -> float:
         """A sample taken now (besides the thread's): what the VSCs have sent up to this moment is
         counted, however recently. Its time."""
-        self._poll()
-        return self.flow_mods[-1][0]
+        return self._poll()
 
-    def _poll(self) -> None:
+    def _poll(self) -> float:
         with self._lock:
             self._sample()
+            return self.flow_mods[-1][0]  # this sample's, not one the thread added since
 
     def _sample(self) -> None:
         for name, vsc in list(self.vscs.items()):
