@@ -69,9 +69,9 @@ def test_killed_vsc_takes_its_exabgp_along_and_the_peer_withdraws(tmp_path):
         wait_for("B's ExaBGP and relay gone", lambda: not any(alive(p) for p in strays), 5)
         assert workdir.exists()  # nobody was left to remove it ...
 
-        vscs["B"].start()  # ... until the next speaker starts
-        assert not workdir.exists()
+        vscs["B"].start()  # ... until the next speaker starts (after the status port answers: wait for it)
         wait_for("sessions up again", lambda: all(session_state(v) == "up" for v in vscs.values()), 30)
+        assert not workdir.exists()
     finally:
         for v in vscs.values():
             v.stop()
