@@ -23,7 +23,7 @@ from tests.vsd_fuzz import build_world, request, send
 from vsc.process import VscProcess
 from vsd.client import VsdApiError, VsdClient
 from vsd.server import EmbeddedVsd
-from vsd.store import events, make_engine
+from vsd.tables import events, make_engine
 from vsplab.lab.ports import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -33,7 +33,8 @@ import uuid
 from sqlalchemy import select
 
 from vsd.directory import Change
-from vsd.store import BACKLOG, BUSY_COMPACT, EVENT_COLUMNS, IDLE_COMPACT, Store, change_of, events
+from vsd.store import BACKLOG, BUSY_COMPACT, EVENT_COLUMNS, IDLE_COMPACT, Store, change_of
+from vsd.tables import events
 
 log = logging.getLogger("vsd.cluster")
 
