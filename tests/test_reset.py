@@ -13,7 +13,7 @@ from vsplab.lab.control import LabControl
 from vsplab.lab.reset import ENTRY_FIELDS
 from vsplab.lab.run import SimLab
 from vsplab.scenario.check import load_scenario
-from vsplab.scenario.model import FaultStep
+from vsplab.scenario.fault_model import FaultStep
 
 pytestmark = pytest.mark.slow
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "three-tier.yaml"

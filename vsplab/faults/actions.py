@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from vsplab.bench.measure import argv, children
-from vsplab.scenario.model import FaultStep
+from vsplab.scenario.fault_model import FaultStep
 from vsplab.scenario.to_vsd import PROTOCOLS
 
 

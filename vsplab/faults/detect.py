@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from vsplab.faults import watch
 from vsplab.faults.watch import StatusWatcher
-from vsplab.scenario.model import FaultStep
+from vsplab.scenario.fault_model import FaultStep
 
 WAIT = 15.0  # longest wait for a detection before the timeline says "-"
 

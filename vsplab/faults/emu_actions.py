@@ -14,7 +14,7 @@ from vsplab.emu.check import container_netns
 from vsplab.emu.host import UNDERLAY_IF, UNDERLAY_NS
 from vsplab.emu.netns import CommandError, ifname, run
 from vsplab.faults.actions import Actions, FaultError, sigkill
-from vsplab.scenario.model import FaultStep
+from vsplab.scenario.fault_model import FaultStep
 
 
 class EmuActions(Actions):

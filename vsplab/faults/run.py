@@ -21,7 +21,8 @@ from vsplab.faults.probes import Prober, emu_probers, sim_probers
 from vsplab.faults.timeline import StepRecord, Timeline
 from vsplab.faults.watch import StatusWatcher
 from vsplab.report import ExpectationResult
-from vsplab.scenario.model import Expectation, FaultStep
+from vsplab.scenario.fault_model import FaultStep
+from vsplab.scenario.model import Expectation
 
 RECHECK_PAUSE = 0.2
 

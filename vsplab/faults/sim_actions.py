@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vsc.pipeline import Table
 from vsplab.faults.actions import Actions, FaultError
-from vsplab.scenario.model import FaultStep
+from vsplab.scenario.fault_model import FaultStep
 
 
 class SimActions(Actions):

@@ -18,19 +18,16 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 
 from vsplab.real.access import HostAccess
 from vsplab.scenario.loader import ScenarioError, load_yaml
+from vsplab.scenario.strict import Strict
 
 DEFAULT_BIN = "/opt/vsplab/venv/bin"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VsdAccess(_Strict):
+class VsdAccess(Strict):
     url: str
     user: str = "csproot"
     password: str
@@ -42,7 +39,7 @@ class VsdAccess(_Strict):
         return base if "/nuage/api/" in base else f"{base}/nuage/api/v6"
 
 
-class VscStatus(_Strict):
+class VscStatus(Strict):
     name: str
     status: str  # http://ADDR:PORT of its status interface
 
@@ -54,7 +51,7 @@ class VscStatus(_Strict):
         return v.rstrip("/")
 
 
-class RealHost(_Strict):
+class RealHost(Strict):
     name: str
     ssh: str | None = None
     netns: str | None = None
@@ -74,7 +71,7 @@ class RealHost(_Strict):
         return self
 
 
-class Inventory(_Strict):
+class Inventory(Strict):
     vsd: VsdAccess
     vscs: list[VscStatus]
     hosts: list[RealHost]

@@ -6,8 +6,9 @@ file, the line and the field."""
 
 from __future__ import annotations
 
+from .fault_model import PROCESS_KINDS, AclEntryRef, FaultStep
 from .loader import LineMap, ScenarioError
-from .model import PROCESS_KINDS, AclEntryRef, FaultStep, Scenario
+from .model import Scenario
 
 # action -> what each mode can do; for kill/start/restart, the process kinds
 _PROCESS_ACTIONS = ("kill", "start", "restart")

@@ -20,7 +20,7 @@ underlay's MTU and the containers' (see `Dataplane`).
 Faults: `faults:` is a list of steps (`FaultStep`), each one action - `kill`/`start`/`restart` of `vsd`,
 `vsc NAME`, `vrs HOST`, `ovs-vswitchd HOST`, `ovsdb-server HOST`; `link-down`/`link-up`/`netem`/
 `clear-netem` HOST; `tamper-flow` HOST; `delete-acl`; `stop-bgp` VSC; `cut-bgp` [A, B]; `move` - run in
-order once the lab is checked (vsplab/faults/), while the pairs of `probes:` are probed continuously.
+order once the lab is checked (vsplab/faults/; the steps' model in fault_model.py), while the pairs of `probes:` are probed continuously.
 What a mode cannot perform is refused when the file is loaded (vsplab/scenario/fault_check.py).
 """
 
@@ -30,11 +30,10 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+from .fault_model import FaultStep, Probe
+from .strict import Strict
 
 
 def _ipv4(v: str | None) -> str | None:
@@ -46,7 +45,7 @@ def _ipv4(v: str | None) -> str | None:
     return v
 
 
-class Controller(_Strict):
+class Controller(Strict):
     name: str
     asn: int | None = Field(default=None, ge=1, le=0xFFFFFFFF)  # 4-byte AS numbers; needed with `bgp:`
     router_id: str | None = None  # also the first half of the VSC's route distinguishers
@@ -57,12 +56,12 @@ class Controller(_Strict):
         return _ipv4(v)
 
 
-class Host(_Strict):
+class Host(Strict):
     name: str
     vsc: str | None = None  # default: the first controller
 
 
-class Subnet(_Strict):
+class Subnet(Strict):
     name: str
     address: str  # CIDR, e.g. 10.1.0.0/24
     gateway: str | None = None  # default: the first host address
@@ -88,12 +87,12 @@ class Subnet(_Strict):
         return self.gateway or str(next(self.network.hosts()))
 
 
-class Zone(_Strict):
+class Zone(Strict):
     name: str
     subnets: list[Subnet] = Field(min_length=1)
 
 
-class NetworkMacro(_Strict):
+class NetworkMacro(Strict):
     name: str
     address: str
 
@@ -106,7 +105,7 @@ class NetworkMacro(_Strict):
             raise ValueError(f"not an IPv4 CIDR: {e}") from None
 
 
-class MacroGroup(_Strict):
+class MacroGroup(Strict):
     name: str
     members: list[str] = Field(min_length=1)
 
@@ -129,7 +128,7 @@ def parse_port_range(v: int | str | None) -> tuple[int, int] | None:
     return lo, hi
 
 
-class AclRule(_Strict):
+class AclRule(Strict):
     from_: str = Field(alias="from")
     to: str
     protocol: Protocol = "any"
@@ -146,13 +145,13 @@ class AclRule(_Strict):
         return v
 
 
-class AclTemplate(_Strict):
+class AclTemplate(Strict):
     default_allow_ip: bool = False
     default_allow_non_ip: bool = True
     rules: list[AclRule] = []
 
 
-class Domain(_Strict):
+class Domain(Strict):
     name: str
     zones: list[Zone] = Field(min_length=1)
     policy_groups: list[str] = []
@@ -160,14 +159,14 @@ class Domain(_Strict):
     egress: AclTemplate | None = None
 
 
-class Enterprise(_Strict):
+class Enterprise(Strict):
     name: str
     network_macros: list[NetworkMacro] = []
     macro_groups: list[MacroGroup] = []
     domains: list[Domain] = Field(min_length=1)
 
 
-class Container(_Strict):
+class Container(Strict):
     name: str
     host: str
     subnet: str  # NAME, or ENTERPRISE/NAME where subnet names repeat across enterprises
@@ -176,7 +175,7 @@ class Container(_Strict):
     mac: str | None = None
 
 
-class Expectation(_Strict):
+class Expectation(Strict):
     from_: str = Field(alias="from")
     to: str
     protocol: Literal["tcp", "udp", "icmp"] = "icmp"
@@ -184,7 +183,7 @@ class Expectation(_Strict):
     expect: Literal["allow", "deny"]
 
 
-class RouteReflector(_Strict):
+class RouteReflector(Strict):
     """An external route reflector the lab runs (FRR's bgpd); VSCs in its AS peering with it are its clients."""
 
     name: str
@@ -197,7 +196,7 @@ class RouteReflector(_Strict):
         return _ipv4(v)
 
 
-class Bgp(_Strict):
+class Bgp(Strict):
     """MP-BGP EVPN between the scenario's VSCs: who peers with whom, the route reflectors to run."""
 
     peerings: list[tuple[str, str]] = []  # [A, B]: two controllers, or a controller and a route reflector
@@ -226,7 +225,7 @@ VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8: the usersp
 AFXDP_MAX_MTU = 3500
 
 
-class Dataplane(_Strict):
+class Dataplane(Strict):
     """How emu mode builds each host's data plane. `netdev` ports (packet sockets) work everywhere;
     `afxdp` ports need a kernel with AF_XDP sockets and an OVS built with them, and each host's
     ovs-vswitchd then busy-polls one core with a PMD thread; `afxdp-nonpmd` polls them from the main
@@ -270,108 +269,7 @@ class Dataplane(_Strict):
         return self.underlay - VXLAN_OVERHEAD
 
 
-# --- faults (vsplab/faults/ runs them): a process, a link, a flow or a policy entry broken on purpose ---
-
-FAULT_ACTIONS = ("kill", "start", "restart", "link-down", "link-up", "netem", "clear-netem", "tamper-flow",
-                 "delete-acl", "stop-bgp", "cut-bgp", "move")
-# what `kill`/`start`/`restart` name: "vsd", or "KIND NAME" (NAME a controller for vsc and bgp, else a host)
-PROCESS_KINDS = ("vsd", "vsc", "vrs", "ovs-vswitchd", "ovsdb-server")
-
-
-class AclEntryRef(_Strict):
-    """One rule of the scenario's ACL templates: the domain (ENTERPRISE/DOMAIN or DOMAIN), the
-    direction and the rule's index in that template's `rules`."""
-
-    domain: str
-    direction: Literal["ingress", "egress"] = "ingress"
-    rule: int = Field(ge=0)
-
-
-class Move(_Strict):
-    container: str
-    to: str  # a host
-
-
-class Probe(_Strict):
-    """A pair probed continuously while the faults run (real packets in emu, traces in sim)."""
-
-    from_: str = Field(alias="from")
-    to: str
-    protocol: Literal["tcp", "udp", "icmp"] = "tcp"
-    port: int | None = Field(default=None, ge=1, le=65535)
-
-
-class FaultStep(_Strict):
-    """One step of `faults:`: exactly one action, injected `at` seconds after the faults began, or
-    (without `at`) once the previous step has recovered. `expect`: the indexes of the scenario's
-    expectations to re-check after it (default all; `none`: do not wait for recovery, e.g. a link
-    left down until a later `link-up`). `timeout`: seconds to recover before the step fails."""
-
-    kill: str | None = None
-    start: str | None = None
-    restart: str | None = None
-    link_down: str | None = Field(default=None, alias="link-down")  # a host: its underlay link
-    link_up: str | None = Field(default=None, alias="link-up")
-    netem: str | None = None  # a host: loss and/or delay on its underlay link
-    loss: float | None = Field(default=None, ge=0, le=100)  # percent, with netem
-    delay_ms: float | None = Field(default=None, ge=0, le=10_000)  # with netem
-    clear_netem: str | None = Field(default=None, alias="clear-netem")
-    tamper_flow: str | None = Field(default=None, alias="tamper-flow")  # a host: one of its flows changed
-    delete_acl: AclEntryRef | None = Field(default=None, alias="delete-acl")
-    stop_bgp: str | None = Field(default=None, alias="stop-bgp")  # a controller: its speaker killed
-    cut_bgp: tuple[str, str] | None = Field(default=None, alias="cut-bgp")  # two controllers' session
-    move: Move | None = None
-    at: float | None = Field(default=None, ge=0)
-    expect: list[int] | Literal["all", "none"] = "all"
-    # expectations the step turns from allow to deny (an ACL entry deleted): checked as deny after it
-    now_denied: list[int] = Field(default=[], alias="now-denied")
-    timeout: float = Field(default=60.0, gt=0, le=3600)
-    _line: int | None = PrivateAttr(default=None)  # in the scenario file, for the timeline
-
-    @property
-    def line(self) -> int | None:
-        return self._line
-
-    @model_validator(mode="after")
-    def _one_action(self) -> FaultStep:
-        given = [a for a in FAULT_ACTIONS if getattr(self, a.replace("-", "_")) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a fault step takes exactly one action of {', '.join(FAULT_ACTIONS)}"
-                             + (f" (this one has {', '.join(given)})" if given else ""))
-        if given[0] == "netem" and self.loss is None and self.delay_ms is None:
-            raise ValueError("netem needs loss (percent) and/or delay_ms")
-        if given[0] != "netem" and (self.loss is not None or self.delay_ms is not None):
-            raise ValueError("loss and delay_ms go with netem only")
-        return self
-
-    @property
-    def action(self) -> str:
-        return next(a for a in FAULT_ACTIONS if getattr(self, a.replace("-", "_")) is not None)
-
-    @property
-    def target(self):
-        return getattr(self, self.action.replace("-", "_"))
-
-    def process(self) -> tuple[str, str | None]:
-        """(kind, name) of a kill/start/restart: ("vsd", None), ("vsc", "vsc1"), ("vrs", "host1"), ..."""
-        kind, _, name = str(self.target).strip().partition(" ")
-        return kind, (name.strip() or None)
-
-    @property
-    def label(self) -> str:
-        t = self.target
-        if isinstance(t, AclEntryRef):
-            t = f"{t.domain} {t.direction} rule {t.rule}"
-        elif isinstance(t, Move):
-            t = f"{t.container} to {t.to}"
-        elif isinstance(t, tuple):
-            t = " - ".join(t)
-        extra = (f" loss {self.loss:g}%" if self.loss is not None else "") + \
-            (f" delay {self.delay_ms:g} ms" if self.delay_ms is not None else "")
-        return f"{self.action} {t}{extra}"
-
-
-class Scenario(_Strict):
+class Scenario(Strict):
     name: str
     description: str = ""
     controllers: list[Controller] = Field(default_factory=lambda: [Controller(name="vsc1")])
