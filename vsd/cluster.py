@@ -32,7 +32,7 @@ import uuid
 
 from sqlalchemy import select
 
-from vsd.directory import Change
+from vsd.change import Change
 from vsd.store import BACKLOG, BUSY_COMPACT, EVENT_COLUMNS, IDLE_COMPACT, Store, change_of
 from vsd.tables import events
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from vsd.change import Change, event_line
 from vsd.drafts import check_change
 from vsd.errors import VsdError, bad, conflict, forbidden, not_found
 from vsd.indexes import Indexes
@@ -48,29 +49,6 @@ class Principal:
     @property
     def root(self) -> bool:
         return self.role == "CSPROOT"
-
-
-@dataclass(slots=True)
-class Change:
-    rev: int
-    op: str
-    kind: str
-    oid: str
-    parent: str | None
-    entity: bytes  # the object as GET returns it (as it was, for a DELETE)
-    assoc: bytes
-    members: list | None
-    secret: dict | None
-    created: int  # revision that created the object
-    enterprise: str | None  # whose change it is (the stream shows enterprise users only their own)
-    line: bytes  # the change-stream line
-
-
-def event_line(rev: int, op: str, kind: str, entity: str | bytes, assoc: str | bytes) -> bytes:
-    ent = entity.encode() if isinstance(entity, str) else entity
-    asc = assoc.encode() if isinstance(assoc, str) else assoc
-    return b"".join((b'{"kind":"event","revision":', str(rev).encode(), b',"type":"', op.encode(),
-                     b'","entityType":"', kind.encode(), b'","entity":', ent, b',"assoc":', asc, b"}\n"))
 
 
 def represent(tree: Tree, obj: Obj, data: dict | None = None) -> dict:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import orjson
 
 from vsd.auth import Auth
-from vsd.directory import Change, Directory
+from vsd.change import Change
+from vsd.directory import Directory
 from vsd.rules import place_vm
 
 

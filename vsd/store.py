@@ -38,7 +38,7 @@ from collections.abc import Callable
 import orjson
 from sqlalchemy import bindparam, func, insert, select
 
-from vsd.directory import Change, event_line
+from vsd.change import Change, event_line
 from vsd.tables import apikeys, audit, events, make_engine, meta, metadata, objects
 
 log = logging.getLogger("vsd.store")

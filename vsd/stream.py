@@ -17,7 +17,8 @@ from collections import deque
 
 import orjson
 
-from vsd.directory import Change, Directory, Principal, assoc_of, event_line, represent
+from vsd.change import Change, event_line
+from vsd.directory import Directory, Principal, assoc_of, represent
 
 HEARTBEAT_S = 5.0
 PUSH_WAIT_S = 25.0
