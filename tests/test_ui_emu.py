@@ -8,8 +8,11 @@ Needs root and Open vSwitch (scripts/system-deps)."""
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -32,6 +35,11 @@ def trace(ui: str, src: str, dst: str, port: int) -> str:
     return html.unescape(r.text)
 
 
+def explain(labs: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vsplab.cli", "explain", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env={**os.environ, "VSPLAB_LABS_DIR": str(labs)})
+
+
 def test_emu_lab_page_traces_through_ofproto_trace(tmp_path):
     args = ["run", str(ROOT / "scenarios" / "three-tier.yaml"), "--mode", "emu", "--ui"]
     with UiProcess(args, env={"VSPLAB_LABS_DIR": str(tmp_path)}) as lab:
@@ -45,3 +53,18 @@ def test_emu_lab_page_traces_through_ofproto_trace(tmp_path):
         flows = httpx.get(lab.url + "flows", params={"host": "host1", "table": "45"}, timeout=60)
         assert flows.status_code == 200
         assert "ingress ACL entry \u201capp -> db tcp 5432\u201d, priority 1010" in html.unescape(flows.text)
+
+        # `vsplab explain` on the same lab: the same walk, worded, and as JSON
+        dropped = explain(tmp_path, "web1", "db1", "--proto", "tcp", "--port", "5432")
+        assert dropped.returncode == 2, dropped.stderr
+        assert "explain web1 -> db1 tcp/5432: DENY" in dropped.stdout
+        assert "no entry matched -> default DROP of template" in dropped.stdout
+        assert "DROPPED at host1 table 45 (INGRESS_ACL)" in dropped.stdout
+        delivered = explain(tmp_path, "web1", "app1", "--proto", "tcp", "--port", "8080", "--json")
+        assert delivered.returncode == 0, delivered.stderr
+        x = json.loads(delivered.stdout)
+        assert x["verdict"] == "allow" and x["request"]["delivered"] and x["reply"]["delivered"]
+        entry = x["request"]["ingress_acl"]
+        assert (entry["description"], entry["priority"], entry["action"]) == ("web -> app tcp 8080", 1000, "FORWARD")
+        assert entry["entry_id"] and x["route"]["remote_vtep"] == x["destination"]["vtep_ip"]
+        assert x["request"]["tunnels"] and x["reply"]["conntrack_established"]

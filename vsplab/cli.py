@@ -16,7 +16,7 @@
     vsplab diff BEFORE.yaml AFTER.yaml [--json F]   every (source, destination, protocol, port class) whose
                                            verdict an edit changes, and each VRS's flows gained and lost;
                                            without files: a running lab's live policy vs its draft (--domain)
-    vsplab explain FROM TO [--proto tcp --port 80] [--json] [--lab DIR]   why a running sim lab delivers or
+    vsplab explain FROM TO [--proto tcp --port 80] [--json] [--lab DIR]   why a running lab (sim, emu) delivers or
                                            drops it: vports, groups, ACL entries, tables, tunnel, reply
     vsplab lint [SCENARIO] [--json F]      shadowed/redundant entries, empty groups, contradictions, stateless
                                            allows without replies, flows per VRS (default: the running lab)

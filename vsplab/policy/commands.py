@@ -95,8 +95,8 @@ def add_commands(sub) -> None:
     d.add_argument("--json", metavar="FILE", help="also write the diff as JSON (- : JSON only, on stdout)")
     d.set_defaults(func=cmd_diff)
 
-    e = sub.add_parser("explain", help="why a packet between two containers of a running sim lab is delivered "
-                       "or dropped: vports, groups, ACL entries, tables, tunnel, reply path")
+    e = sub.add_parser("explain", help="why a packet between two containers of a running lab (sim or emu) is "
+                       "delivered or dropped: vports, groups, ACL entries, tables, tunnel, reply path")
     e.add_argument("source")
     e.add_argument("destination")
     e.add_argument("--proto", choices=["tcp", "udp", "icmp"], default="icmp")

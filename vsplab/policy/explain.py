@@ -1,10 +1,11 @@
-"""`vsplab explain SRC DST --proto P --port N`: one packet exchange on a running sim lab, told in the
+"""`vsplab explain SRC DST --proto P --port N`: one packet exchange on a running lab, told in the
 order the packet meets things: the source vport and its groups, the ingress ACL's decider, the flows
 and tables on the source host, the tunnel and remote VTEP (and, between federated VSCs, the EVPN route
 it rides), the egress ACL's decider, the delivery or the exact drop point, and the reply's path.
 
-The packets are traced through the lab's own switches (the flows its VSCs programmed); cookies are
-turned back into VSD objects with the lab's VSD as it is now."""
+The packets are traced through the lab's own switches (the flows its VSCs programmed: the simulated
+VRSs of a sim lab, `ofproto/trace` on an emu lab's Open vSwitch, vsplab/policy/emu_explain.py); cookies
+are turned back into VSD objects with the lab's VSD as it is now."""
 
 from __future__ import annotations
 
@@ -41,16 +42,23 @@ def _hops(res: TraceResult | None) -> list[dict]:
              "flow": s.flow, "actions": s.actions, "note": s.note} for s in res.steps]
 
 
+def _walked_hops(walk: dict | None) -> list[dict]:
+    """The steps of an ofproto/trace walk (emu labs), in the shape of `_hops`."""
+    return [{"switch": s["switch"], "table": s["table"], "table_name": s["table_name"], "pass": s["recirc"],
+             "flow": s["match"], "actions": s["actions"], "note": s["note"]} for s in (walk or {}).get("steps", ())]
+
+
 def _leg(name: str, leg: Leg | None) -> dict | None:
     if leg is None:
         return None
     acl = {d.direction: d.to_dict() for d in leg.deciders}
+    hops = _hops(leg.trace) if leg.walk is None else _walked_hops(leg.walk)
+    tunnels = leg.trace.tunnels if leg.trace else (leg.walk or {}).get("tunnels", [])
     # conntrack knew the connection: the state table's matched flow is an established one
-    skipped = [h for h in _hops(leg.trace) if h["table"] in (Table.INGRESS_STATE, Table.EGRESS_STATE)
+    skipped = [h for h in hops if h["table"] in (Table.INGRESS_STATE, Table.EGRESS_STATE)
                and "+est" in (h["flow"] or "")]
     return {"leg": name, "delivered": leg.delivered, "ingress_acl": acl.get("ingress"), "egress_acl": acl.get("egress"),
-            "conntrack_established": bool(skipped), "tunnels": leg.trace.tunnels if leg.trace else [],
-            "drop": leg.drop, "hops": _hops(leg.trace)}
+            "conntrack_established": bool(skipped), "tunnels": tunnels, "drop": leg.drop, "hops": hops}
 
 
 def evpn_route(bgp: dict | None, ip: str, vtep: str) -> dict | None:

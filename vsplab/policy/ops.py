@@ -13,16 +13,20 @@ from vsplab.policy.verdicts import exchange
 
 def explain_op(lab, req: dict) -> dict:
     runtime = getattr(lab, "runtime", None)
-    if runtime is None:
-        raise ValueError(f"explain traces through simulated VRSs; this lab is in {lab.MODE} mode "
-                         "(run the scenario with --mode sim)")
+    if runtime is None and lab.MODE != "emu":
+        raise ValueError(f"explain traces through simulated VRSs (sim mode) or with ofproto/trace on the "
+                         f"emulated hosts' switches (emu mode); this lab is in {lab.MODE} mode")
     for key in ("from", "to"):
         if req.get(key) not in lab.placed:
             raise KeyError(f"{key}: no container {req.get(key)!r}; containers: {', '.join(lab.placed)}")
     case = case_for(req["from"], req["to"], req.get("proto") or "icmp", req.get("port"))
     compiled = Compiled(from_lab(lab))
-    # traced on the simulator's loop thread so it never races OpenFlow traffic
-    outcome = runtime.call(exchange, runtime.fabric, compiled, case, None, True)
+    if runtime is None:
+        from vsplab.policy.emu_explain import emu_exchange
+
+        outcome = emu_exchange(lab, compiled, case)
+    else:  # traced on the simulator's loop thread so it never races OpenFlow traffic
+        outcome = runtime.call(exchange, runtime.fabric, compiled, case, None, True)
     vscs = {h.name: lab.vsc_name(h) for h in lab.scenario.hosts}
     bgp = None
     src_vsc = vscs[lab.placed[case.src].host]

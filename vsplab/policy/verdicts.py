@@ -27,7 +27,8 @@ class Leg:
     delivered: bool
     deciders: list[Decider] = field(default_factory=list)
     drop: str = ""
-    trace: TraceResult | None = None
+    trace: TraceResult | None = None  # on a simulated fabric
+    walk: dict | None = None  # on real switches: a pass of vsplab.fidelity.walk (ofproto/trace)
 
     def to_dict(self) -> dict:
         return {"delivered": self.delivered, "deciders": [d.to_dict() for d in self.deciders], "drop": self.drop}
