@@ -213,6 +213,28 @@ def test_unsupported_entries_are_reported_not_compiled():
     assert not any(f.cookie in (cookie(Kind.ACL_ENTRY, bad), cookie(Kind.ACL_ENTRY, ranged)) for f in flows.values())
 
 
+def test_entries_narrowed_by_what_the_vsc_does_not_compile_are_refused():
+    """A DSCP, an L4 service or an L7 application narrows what an entry matches: compiled without it,
+    an allow would open (or a drop close) more than the entry says, so the entry is a problem instead."""
+    tree, placement = tiered(10, 2, 2, 2)
+    tin = next(o["entity"]["ID"] for o in tree.objects if o["entityType"] == "ingressacltemplate")
+    plain = tree.entry(tin, "ingress", 5, protocol="6", dport="22")  # DSCP "*": matches any
+    marked = tree.entry(tin, "ingress", 6, protocol="6", dport="22")
+    app = tree.entry(tin, "ingress", 7, action="DROP")
+    for o in tree.objects:
+        if o["entity"]["ID"] == marked:
+            o["entity"]["DSCP"] = "46"
+        if o["entity"]["ID"] == app:
+            o["entity"]["associatedL7ApplicationSignatureID"] = "a7b0c1d2-0000-4000-8000-000000000001"
+    flows, problems = compile_host(*build(tree, placement), 1)
+    assert len(problems) == 2, problems
+    assert marked in problems[0] and "DSCP=46: not compiled by this VSC" in problems[0]
+    assert app in problems[1] and "associatedL7ApplicationSignatureID=" in problems[1]
+    compiled = {f.cookie for f in flows.values()}
+    assert cookie(Kind.ACL_ENTRY, plain) in compiled
+    assert not compiled & {cookie(Kind.ACL_ENTRY, marked), cookie(Kind.ACL_ENTRY, app)}
+
+
 def test_groups_beyond_the_bitmap_become_slot_tags():
     """The 65th group of a domain gets tag index 64: no bit but a slot number, matched in any of the
     four slots (vsc/tags.py); more groups are tests/test_policy_scale.py's."""

@@ -242,6 +242,9 @@ def entry_flows(view: View, domain_id: str, dindex: int, template: AclTemplate, 
     """The flows of one ACL entry at OpenFlow priority `prio` (default: `entry_priority`), committing
     in conntrack zone `zone` (default: the domain index). Raises UnsupportedEntry naming what cannot
     be compiled."""
+    if entry.uncompiled:
+        raise UnsupportedEntry(f"{', '.join(entry.uncompiled)}: not compiled by this VSC, and the entry would "
+                               "match more traffic than it says without it")
     ether = (entry.ether_type or "0x0800").strip().upper()
     if ether not in ("0X0800", "ANY", "2048"):
         raise UnsupportedEntry(f"etherType {entry.ether_type} (only IPv4 entries are compiled)")

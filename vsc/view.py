@@ -106,7 +106,8 @@ class View:
     def templates_of(self, domain_id: str, direction: str) -> list[AclTemplate]:
         ts = [t for t in self.acl_templates.values()
               if t.domain_id == domain_id and t.direction == direction and t.active]
-        return sorted(ts, key=lambda t: (-_BAND_ORDER.get(t.priority_type, 1), t.priority, t.id))
+        # the firewall types (TOP_FIREWALL, ...) sit in the band their name starts with, as in vsc.acl.band_of
+        return sorted(ts, key=lambda t: (-_BAND_ORDER.get(t.priority_type.split("_")[0], 1), t.priority, t.id))
 
     def domain_of_object(self, kind: str, obj) -> str | None:
         if kind == "domain":

@@ -120,6 +120,9 @@ class AclEntry:
     icmp_type: str | None = None
     icmp_code: str | None = None
     address_override: str | None = None  # Nuage's addressOverride: the location side's address instead
+    # attributes set that would narrow what the entry matches but that this VSC does not compile:
+    # the entry is refused (a problem in /status), never compiled as if they were not there
+    uncompiled: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -173,7 +176,8 @@ def parse(kind: str, e: dict, assoc: dict):
                         e.get("locationType") or "ANY", e.get("locationID"), e.get("networkType") or "ANY",
                         e.get("networkID"), str(e.get("protocol") or "ANY"), e.get("sourcePort"),
                         e.get("destinationPort"), e.get("etherType") or "0x0800", int(e.get("priority") or 0),
-                        _b(e.get("stateful")), e.get("ICMPType"), e.get("ICMPCode"), e.get("addressOverride"))
+                        _b(e.get("stateful")), e.get("ICMPType"), e.get("ICMPCode"), e.get("addressOverride"),
+                        uncompiled(e))
     if kind == "enterprisenetwork":
         net, mask = prefix(e["address"], e["netmask"])
         return EnterpriseNetwork(i, e.get("parentID"), net, mask)
@@ -182,12 +186,25 @@ def parse(kind: str, e: dict, assoc: dict):
     return None
 
 
+# Entry attributes that select traffic beyond addresses, protocol and ports (DSCP, an L4 service in
+# place of protocol and ports, an L7 application, web filters, reputation), with the values that mean
+# "no narrowing".
+_NARROWING = {"DSCP": (None, "", "*"), "associatedTrafficType": (None, ""), "associatedTrafficTypeID": (None, ""),
+              "associatedL7ApplicationSignatureID": (None, ""), "webFilterID": (None, ""),
+              "webFilterType": (None, ""), "reputationScore": (None, "")}
+
+
+def uncompiled(entry: dict) -> tuple[str, ...]:
+    """The narrowing attributes an ACL entry sets, each as NAME=VALUE (see `_NARROWING`)."""
+    return tuple(f"{k}={entry[k]}" for k, unset in _NARROWING.items() if entry.get(k) not in unset)
+
+
 # The attributes `parse` reads: all the view keeps of an object (a VSD object carries ~40 more, and
 # the view is saved every few seconds during a rollout).
 _KEEP = frozenset("""ID parentID parentType name serviceID routeTarget address netmask gateway vnId domainID MAC
 IPAddress VPortID policyGroupID EVPNCommunityTag active defaultAllowIP defaultAllowNonIP priority priorityType
 action locationType locationID networkType networkID protocol sourcePort destinationPort etherType stateful
-ICMPType ICMPCode addressOverride policyChangeStatus""".split())
+ICMPType ICMPCode addressOverride policyChangeStatus""".split()) | frozenset(_NARROWING)
 
 
 def trim(entity: dict) -> dict:
