@@ -80,6 +80,30 @@ def test_tampered_flows_are_named_and_repaired_with_only_their_flow_mods(lab):
     assert fixed.after_repair.clean and fixed.ok, fixed.after_repair.lines()
 
 
+@pytest.mark.slow
+def test_an_entry_the_vsc_refuses_is_intent_no_flow_enforces(lab):
+    """An entry narrowed by a DSCP, which the VSC does not compile: the audit names it (no resync can
+    enforce it, so a repair leaves the lab not ok), and deleting the entry makes the lab clean again."""
+    client = lab.client
+    (dom,) = [d for d in client.list("domains") if d["name"] == "prod"]
+    (ing,) = client.list(f"domains/{dom['ID']}/ingressacltemplates")
+    entry = client.create(f"ingressacltemplates/{ing['ID']}", "ingressaclentrytemplates", {
+        "description": "voice only", "action": "FORWARD", "etherType": "0x0800", "protocol": "17",
+        "sourcePort": "*", "destinationPort": "5060", "DSCP": "46", "priority": 700, "stateful": True})
+    try:
+        lab.wait_converged()
+        report = repair(lab)
+        refused = [f for f in report.intent if f.what == "refused"]
+        assert [(f.object_id, f.entity_type) for f in refused] == [(entry["ID"], "ingressaclentrytemplate")]
+        assert "DSCP=46: not compiled by this VSC" in refused[0].detail
+        assert not report.flows and report.repair_flow_mods == 0 and not report.ok
+        assert any(f"intent refused: ingressaclentrytemplate {entry['ID']}" in line for line in report.lines())
+    finally:
+        client.delete(f"ingressaclentrytemplates/{entry['ID']}")
+    lab.wait_converged()
+    assert audit_lab(lab).clean
+
+
 def test_a_vsc_behind_or_with_a_stale_view_is_intent_drift():
     vsd = [{"entityType": "domain", "entity": {"ID": "d1", "name": "prod"}, "assoc": {}},
            {"entityType": "vport", "entity": {"ID": "v1", "name": "web1"}, "assoc": {}},

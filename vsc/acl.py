@@ -29,6 +29,7 @@ from vsc.pipeline import (
     canonical,
     cookie,
 )
+from vsc.problems import Problem
 from vsc.tags import TagError, group_match
 from vsc.view import View
 from vsc.vsd_objects import AclEntry, AclTemplate
@@ -332,11 +333,13 @@ def acl_flows(view: View, domain_id: str, dindex: int, zone: int | None = None) 
                             f"{band} band of the domain's {direction} ACLs can order")
                     fs = entry_flows(view, domain_id, dindex, t, e, prio, zone)
                 except UnsupportedEntry as err:
-                    problems.append(f"{direction} ACL entry {e.id} (template {t.name}): {err}")
+                    problems.append(Problem(f"{direction} ACL entry {e.id} (template {t.name}): {err}",
+                                            f"{direction}aclentrytemplate", e.id))
                     continue
                 for f in fs:
                     if f.key in flows:
-                        problems.append(f"{direction} ACL entry {e.id} duplicates a flow of an earlier entry")
+                        problems.append(Problem(f"{direction} ACL entry {e.id} duplicates a flow of an earlier entry",
+                                                f"{direction}aclentrytemplate", e.id))
                         continue
                     flows[f.key] = f
     for f in default_flows(view, domain_id, dindex, zone):

@@ -6,7 +6,7 @@ compiled from (for the lab to hold against the VSD); and a targeted resync.
                           VSD object: {"settled", "installed", "expected", "differences": [...]}
     GET  /intent          the view: revision, its objects (ID -> entityType and kept attributes), the
                           placed endpoints (vport -> dpid), desired cookies naming no object of the view,
-                          and where the desired flows differ from a compile from scratch of the view
+                          the objects the compiler refused (`refused`: no flow enforces them), and where the desired flows differ from a compile from scratch of the view
                           (by default up to RECOMPILE_MAX_FLOWS; ?recompile=1 or 0 to ask or not)
     POST /resync?dpid=N   a full sync of that VRS now (a fresh flow dump diffed against the desired
                           flows), so only the flows that differ are sent: {"ops": {add, modify, delete}}
@@ -27,6 +27,7 @@ from openflow import encode
 from openflow.flow import Flow
 from openflow.text import format_flow
 from vsc.pipeline import KIND_MASK, flow_key
+from vsc.problems import Problem
 from vsc.programmer import Programmer, same
 from vsc.view import _STORES as VIEW_KINDS  # the VSD object types a view follows
 
@@ -186,7 +187,11 @@ def intent(core, recompile: bool | None = None) -> dict:
         named = core.cookie_owners.name(core.view, cookies | {d["cookie"] for d in again})
         for d in again:
             d["object"], d["cookie"] = named[d["cookie"]], hex(d["cookie"])
-        return {"recompiled": again, "recompile_skipped": skipped, "revision": core.view.revision, "kinds": sorted(VIEW_KINDS), "objects": objects, "endpoints": endpoints,
+        # objects of the view whose intent no flow enforces: the compiler refused them (`/status` problems)
+        refused = sorted({p.object_id: p.to_dict() for ps in core.prog.problems.values() for p in ps
+                          if isinstance(p, Problem)}.values(), key=lambda r: (r["entityType"], r["ID"]))
+        return {"recompiled": again, "recompile_skipped": skipped, "revision": core.view.revision,
+                "kinds": sorted(VIEW_KINDS), "objects": objects, "endpoints": endpoints, "refused": refused,
                 "unowned": sorted(hex(c) for c in cookies if named[c]["ID"] is None)}
 
 

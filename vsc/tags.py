@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from openflow.flow import MatchField, SetField
 from vsc.pipeline import BITMAP_GROUPS, MAX_GROUPS_PER_DOMAIN, SLOT_BITS, SLOTS_PER_VPORT
+from vsc.problems import Problem
 from vsc.view import View
 
 _WORD = 0xFFFF_FFFF
@@ -59,7 +60,7 @@ def vport_tags(view: View, vport_id: str) -> int:
         raise TagError(f"vport {vport_id} {e}") from None
 
 
-def tag_problems(view: View, domain_id: str) -> list[str]:
+def tag_problems(view: View, domain_id: str) -> list[Problem]:
     """The vports of a domain whose groups cannot be expressed (they are not programmed)."""
     out = []
     for v, groups in view.groups_of_vport.items():
@@ -67,7 +68,7 @@ def tag_problems(view: View, domain_id: str) -> list[str]:
             try:
                 vport_tags(view, v)
             except TagError as e:
-                out.append(f"{e}: not programmed")
+                out.append(Problem(f"{e}: not programmed", "vport", v))
     return sorted(out)
 
 

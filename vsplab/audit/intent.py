@@ -36,6 +36,8 @@ def compare_intent(vsc: str, vsd_revision: int, vsd_objects: list[dict], view: d
         if oid not in vsd:
             out.append(IntentFinding(vsc, "stale-in-view", oid, mine["entityType"],
                                      "in the VSC's view, gone from the VSD"))
+    for r in view.get("refused", ()):
+        out.append(IntentFinding(vsc, "refused", r["ID"], r["entityType"], f"no flow enforces it: {r['why']}"))
     for c in view["unowned"]:
         out.append(IntentFinding(vsc, "unowned-cookie", None, None,
                                  f"desired flows carry cookie {c}, which names no object of the view"))

@@ -12,7 +12,9 @@ class IntentFinding:
     """The VSD and a VSC's view disagree about one object (or the VSC is behind the VSD)."""
 
     vsc: str
-    what: str  # behind, missing-in-view, stale-in-view, differs, unowned-cookie, compiled-differs, not-placed, misplaced
+    # behind, missing-in-view, stale-in-view, differs, unowned-cookie, compiled-differs, not-placed, misplaced,
+    # refused (the VSC's compiler refused the object: no flow enforces it, and no resync can)
+    what: str
     object_id: str | None
     entity_type: str | None
     detail: str
