@@ -237,9 +237,14 @@ def test_programmer_refuses_a_bad_unit_and_keeps_the_old_one(monkeypatch):
         return [*flows, Flow(Table.EGRESS_ACL, 5, match(metadata=1, reg8=2), goto=Table.ROUTE)], probs
 
     monkeypatch.setattr(programmer, "domain_flows", buggy)
-    with pytest.raises(PipelineViolation, match="table 55 EGRESS_ACL: matches reg8.*goto_table:48 goes backwards"):
-        prog.refresh(domains=set(view.domains))
+    prog.refresh(domains=set(view.domains))  # compiled when next read: refused there, named in problems
     assert {d: dict(prog.host_desired(d)) for d in locs.hosts} == before
+    (dom,) = view.domains
+    assert re.search(r"refused by the pipeline check.*table 55 EGRESS_ACL: matches reg8.*goto_table:48 goes "
+                     r"backwards", prog.problems[dom][-1])
+    monkeypatch.setattr(programmer, "domain_flows", real)
+    prog.refresh(domains={dom})  # fixed: the problem goes with the next compile
+    assert not prog.problems[dom] and {d: dict(prog.host_desired(d)) for d in locs.hosts} == before
 
 
 # --- pipeline.md ------------------------------------------------------------------------------------

@@ -26,10 +26,11 @@ from vsc.bgp.federation import Federation
 from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
 from vsc.locations import Locations
 from vsc.pipeline import SLOTS_PER_VPORT, flow_key
-from vsc.tables import check_flow, check_flows
+from vsc.tables import PipelineViolation, check_flow, check_flows
 from vsc.view import View
 
 # Which compiled flows are checked against vsc/tables.py (costs: see the docstring).
+UNIT_REFUSED = "domain flows refused by the pipeline check, the previous ones kept"
 CHECK_DOMAIN_FLOWS = True  # the skeleton and domain units: ACL, ARP, gateway, tunnel classification
 CHECK_ENDPOINT_FLOWS = False  # the per-endpoint units
 
@@ -73,7 +74,7 @@ def same(a: Flow, b: Flow) -> bool:
 class Programmer:
     def __init__(self, view: View, locs: Locations) -> None:
         self.view, self.locs = view, locs
-        self.desired: dict[int, dict[Key, Flow]] = {}
+        self._desired: dict[int, dict[Key, Flow]] = {}  # read through `desired`
         self.eps: dict[str, Endpoint] = {}
         self.members: dict[str, set[str]] = {}  # domain -> resolved vports
         self.local: dict[int, dict[str, set[str]]] = {}  # dpid -> domain -> its local vports
@@ -84,17 +85,43 @@ class Programmer:
         self.learned_in: dict[str, set[tuple[str, int]]] = {}  # domain -> its learned slots
         self.tracked: set[int] = set()
         self.domain_state: dict[str, tuple] = {}  # domain -> (vni, index, non_ip) last compiled
-        self.problems: dict[str, list[str]] = {}
+        self._problems: dict[str, list[str]] = {}  # read through `problems`
+        # Domains whose ACL and domain flows are to be compiled again (`settle`): a burst of ACL entries
+        # costs one compile of the domain, not one per entry (quadratic in the entries of a domain).
+        self._stale: set[str] = set()
         # dpid -> key -> value before its first change since the last take (tracked VRSs only).
         self._log: dict[int, dict[Key, object]] = {}
         self.fed = Federation(self)
 
     # --- desired-state bookkeeping --------------------------------------------------------------
 
+    @property
+    def desired(self) -> dict[int, dict[Key, Flow]]:
+        """dpid -> flow key -> the flow that VRS must hold."""
+        self.settle()
+        return self._desired
+
+    @property
+    def problems(self) -> dict[str, list[str]]:
+        """domain -> what its compile refused (vsc.problems.Problem)."""
+        self.settle()
+        return self._problems
+
+    def settle(self) -> None:
+        """Compile the domains changed since the last reader looked: every reader of the desired state
+        (take, pending, sent_state, host_desired, desired, problems) sees it whole."""
+        while self._stale:
+            dom = self._stale.pop()
+            try:
+                self._compile_domain(dom)
+            except PipelineViolation as e:  # a compiler bug the pipeline's declaration caught
+                kept = [p for p in self._problems.get(dom, ()) if not p.startswith(UNIT_REFUSED)]
+                self._problems[dom] = [*kept, f"{UNIT_REFUSED}: {e}"]
+
     def _set(self, dpid: int, k: Key, f: Flow) -> None:
-        d = self.desired.get(dpid)
+        d = self._desired.get(dpid)
         if d is None:
-            d = self.desired[dpid] = {}
+            d = self._desired[dpid] = {}
         old = d.get(k, _ABSENT)
         if old is f:
             return
@@ -105,7 +132,7 @@ class Programmer:
         d[k] = f
 
     def _unset(self, dpid: int, k: Key) -> None:
-        d = self.desired.get(dpid)
+        d = self._desired.get(dpid)
         if d is None or k not in d:
             return
         if dpid in self.tracked:
@@ -130,6 +157,7 @@ class Programmer:
 
     def track(self, dpid: int) -> None:
         """The VRS now holds `desired` exactly (after a full sync): log changes from here on."""
+        self.settle()
         self.tracked.add(dpid)
         self._log.pop(dpid, None)
 
@@ -140,8 +168,9 @@ class Programmer:
 
     def take(self, dpid: int) -> FlowOps:
         """The flow-mods accumulated for `dpid` since the last take (or sync)."""
+        self.settle()
         log = self._log.pop(dpid, {})
-        d = self.desired.get(dpid, {})
+        d = self._desired.get(dpid, {})
         ops = FlowOps([], [], [])
         for k, old in log.items():
             new = d.get(k)
@@ -155,12 +184,14 @@ class Programmer:
         return ops
 
     def pending(self, dpid: int) -> int:
+        self.settle()
         return len(self._log.get(dpid, ()))
 
     def sent_state(self, dpid: int) -> dict[Key, Flow]:
         """What a tracked VRS holds once everything taken so far is applied: the desired flows with the
         changes not yet taken put back to their old values (the drift audit's expectation, vsc/audit.py)."""
-        out = dict(self.desired.get(dpid, {}))
+        self.settle()
+        out = dict(self._desired.get(dpid, {}))
         for k, old in self._log.get(dpid, {}).items():
             if old is _ABSENT:
                 out.pop(k, None)
@@ -193,8 +224,7 @@ class Programmer:
                 vports |= self.members.get(dom, set())
         for v in vports:
             self._endpoint(v, v in relocal)
-        for dom in domains:
-            self._compile_domain(dom)
+        self._stale |= domains
         self.fed.refreshed(domains)
 
     def _compile_domain(self, dom: str) -> None:
@@ -202,7 +232,7 @@ class Programmer:
         if dom not in self.view.domains:
             for h in hosts:
                 self._set_unit(h, ("domain", dom), [])
-            self.problems.pop(dom, None)
+            self._problems.pop(dom, None)
             return
         # A domain's flows differ between VRSs only by the tunnel port and conntrack zones: compile once per shape.
         by_tunnel: dict = {}
@@ -213,7 +243,7 @@ class Programmer:
                 by_tunnel[shape] = domain_flows(self.view, dom, host)
             flows, problems = by_tunnel[shape]
             self._set_unit(h, ("domain", dom), flows)
-            self.problems[dom] = problems
+            self._problems[dom] = problems
 
     def _endpoint(self, vport_id: str, force: bool) -> None:
         new = endpoint(self.view, self.locs, vport_id)
@@ -252,7 +282,7 @@ class Programmer:
 
     def _spread(self, rk: Key, rf: Flow, dom: str, home: int | None) -> None:
         """A remote endpoint's flow onto every VRS of its domain but its own."""
-        tracked, desired = self.tracked, self.desired
+        tracked, desired = self.tracked, self._desired
         for h, doms in self.local.items():
             if h == home or dom not in doms:
                 continue
@@ -268,7 +298,7 @@ class Programmer:
         # Only where the flow is still this one: a local endpoint and a learned one may take turns at
         # an address (vsc.bgp.federation), and the newcomer's flow must survive the old one's removal.
         for h, doms in self.local.items():
-            if h != home and dom in doms and self.desired[h].get(rk) is rf:
+            if h != home and dom in doms and self._desired[h].get(rk) is rf:
                 self._unset(h, rk)
 
     def _remove(self, ep: Endpoint) -> None:
@@ -301,9 +331,7 @@ class Programmer:
 
     def _join(self, dpid: int, dom: str) -> None:
         """First local endpoint of `dom` on `dpid`: the VRS now needs the domain and all its peers."""
-        flows, problems = domain_flows(self.view, dom, self.locs.hosts[dpid])
-        self.problems[dom] = problems
-        self._set_unit(dpid, ("domain", dom), flows)
+        self._stale.add(dom)  # its domain flows, with every other VRS's of the domain
         if (dpid, ("pipeline",)) not in self.units:
             self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
         for slot in self.learned_in.get(dom, ()):  # first, so a local endpoint at the same address wins
@@ -330,9 +358,10 @@ class Programmer:
 
     def host_desired(self, dpid: int) -> dict[Key, Flow]:
         """What a (re)connecting VRS must end up with; includes the skeleton even with no endpoints."""
+        self.settle()
         if (dpid, ("pipeline",)) not in self.units and dpid in self.locs.hosts:
             self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
-        return self.desired.get(dpid, {})
+        return self._desired.get(dpid, {})
 
     # --- inputs ----------------------------------------------------------------------------------
 
