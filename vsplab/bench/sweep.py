@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from vsc.pipeline import ACL_BAND_WIDTH
 from vsplab.bench import measure, nfd8
 
 SWEEP_HOSTS = 8
@@ -27,8 +28,9 @@ _KEEP = ("model", "hosts", "per_host", "containers", "converged", "convergence_s
          "load_avg_end", "verify_s")
 
 
-def pair_entries(containers: int) -> int:
-    """Entries the per-pair model needs for `containers` (counted from the workload's groups and rules)."""
+def pair_entries(containers: int, direction: str | None = None) -> int:
+    """Entries the per-pair model needs for `containers` (counted from the workload's groups and rules),
+    of one direction (ingress, egress) or both."""
     from vsplab.bench.workload import Workload
 
     w = Workload(1, containers, "per-pair")
@@ -41,9 +43,9 @@ def pair_entries(containers: int) -> int:
         for r in w.pair_rules:
             if r.location.group in m.groups and r.network.group in m.groups:
                 both[id(r)] = both.get(id(r), 0) + 1
-    return (sum(size.get(r.location.group, 0) for r in w.single_rules)
+    return (sum(size.get(r.location.group, 0) for r in w.single_rules if direction in (None, r.direction))
             + sum(size.get(r.location.group, 0) * size.get(r.network.group, 0) - both.get(id(r), 0)
-                  for r in w.pair_rules))
+                  for r in w.pair_rules if direction in (None, r.direction)))
 
 
 def run_sweep(o, command: str, console: Console, png: Path) -> int:
@@ -53,7 +55,7 @@ def run_sweep(o, command: str, console: Console, png: Path) -> int:
                      "seconds": PAIR_TIME_BUDGET_S, "entries": PAIR_ENTRY_BUDGET}, "points": []}
     ok = True
     for model in ("tagged", "per-pair"):
-        last: tuple[int, float, float] | None = None  # previous per-pair point: entries, seconds, VSC compile s
+        last: tuple[int, float] | None = None  # previous per-pair point: entries, seconds
         for per_host in PER_HOST:
             n = SWEEP_HOSTS * per_host
             if model == "per-pair":
@@ -62,13 +64,20 @@ def run_sweep(o, command: str, console: Console, png: Path) -> int:
                     out["per_pair_stopped"] = (f"before {n:,} containers: {need:,} entries needed, over the "
                                                f"budget of {PAIR_ENTRY_BUDGET:,}")
                     break
-                # The VSC recompiles a domain's whole ACL on every entry it receives: its compile time grows
-                # with the square of the entries, so a run predicted over the budget is not started.
-                guess = last[1] - last[2] + last[2] * (need / last[0]) ** 2 if last else 0.0
+                # Nuage's entry priorities are unique within a template, so per-pair needs one per entry;
+                # the VSC orders at most ACL_BAND_WIDTH distinct ones in a band and refuses the rest.
+                widest = max(pair_entries(n, d) for d in ("ingress", "egress"))
+                if widest > ACL_BAND_WIDTH:
+                    out["per_pair_stopped"] = (f"before {n:,} containers: {widest:,} entries in one direction, "
+                                               f"over the {ACL_BAND_WIDTH:,} distinct priorities a VSC band "
+                                               "orders (vsc/pipeline.md; the VSC would refuse the rest)")
+                    break
+                # A run predicted over the budget is not started: its time grows with the flows, i.e. with
+                # the entries (every host holds every entry's flows).
+                guess = last[1] * need / last[0] if last else 0.0
                 if guess > PAIR_TIME_BUDGET_S:
                     out["per_pair_stopped"] = (f"before {n:,} containers ({need:,} entries): predicted "
-                                               f"{guess:.0f} s from the previous point (VSC compile time ~ "
-                                               f"entries squared), "
+                                               f"{guess:.0f} s from the previous point (time ~ entries), "
                                                f"over the budget of {PAIR_TIME_BUDGET_S:.0f} s")
                     break
             point = copy.copy(o)
@@ -83,7 +92,7 @@ def run_sweep(o, command: str, console: Console, png: Path) -> int:
             ok = ok and bool(res.get("verified_ok"))
             conv = res.get("convergence_s")
             if model == "per-pair" and conv:
-                last = (res["acl_entries"], conv, max(res["phases"]["compile"]["busy_s"].values()))
+                last = (res["acl_entries"], conv)
             if model == "per-pair" and (conv is None or conv > PAIR_TIME_BUDGET_S):
                 out["per_pair_stopped"] = (f"after {n:,} containers: converged in {conv} s, over the budget of "
                                            f"{PAIR_TIME_BUDGET_S:.0f} s" if conv else f"{n:,} containers did not "
