@@ -89,6 +89,7 @@ class Programmer:
         # Domains whose ACL and domain flows are to be compiled again (`settle`): a burst of ACL entries
         # costs one compile of the domain, not one per entry (quadratic in the entries of a domain).
         self._stale: set[str] = set()
+        self._joined: dict[str, set[int]] = {}  # domain -> VRSs that joined it since: only theirs to compile
         # dpid -> key -> value before its first change since the last take (tracked VRSs only).
         self._log: dict[int, dict[Key, object]] = {}
         self.fed = Federation(self)
@@ -110,10 +111,14 @@ class Programmer:
     def settle(self) -> None:
         """Compile the domains changed since the last reader looked: every reader of the desired state
         (take, pending, sent_state, host_desired, desired, problems) sees it whole."""
-        while self._stale:
-            dom = self._stale.pop()
+        while self._stale or self._joined:
+            if self._stale:
+                dom, only = self._stale.pop(), None
+                self._joined.pop(dom, None)
+            else:
+                dom, only = self._joined.popitem()
             try:
-                self._compile_domain(dom)
+                self._compile_domain(dom, only)
             except PipelineViolation as e:  # a compiler bug the pipeline's declaration caught
                 kept = [p for p in self._problems.get(dom, ()) if not p.startswith(UNIT_REFUSED)]
                 self._problems[dom] = [*kept, f"{UNIT_REFUSED}: {e}"]
@@ -227,8 +232,9 @@ class Programmer:
         self._stale |= domains
         self.fed.refreshed(domains)
 
-    def _compile_domain(self, dom: str) -> None:
-        hosts = [h for h, doms in self.local.items() if dom in doms]
+    def _compile_domain(self, dom: str, only: set[int] | None = None) -> None:
+        """The domain's flows on every VRS that has it (`only`: on those of them)."""
+        hosts = [h for h, doms in self.local.items() if dom in doms and (only is None or h in only)]
         if dom not in self.view.domains:
             for h in hosts:
                 self._set_unit(h, ("domain", dom), [])
@@ -242,8 +248,11 @@ class Programmer:
             if shape not in by_tunnel:
                 by_tunnel[shape] = domain_flows(self.view, dom, host)
             flows, problems = by_tunnel[shape]
-            self._set_unit(h, ("domain", dom), flows)
             self._problems[dom] = problems
+            old = self.units.get((h, ("domain", dom)))
+            if old is not None and len(old) == len(flows) and all(f == g for (_, f), g in zip(old, flows, strict=True)):
+                continue  # unchanged (the common case on a VRS when another joins): nothing to log
+            self._set_unit(h, ("domain", dom), flows)
 
     def _endpoint(self, vport_id: str, force: bool) -> None:
         new = endpoint(self.view, self.locs, vport_id)
@@ -331,7 +340,7 @@ class Programmer:
 
     def _join(self, dpid: int, dom: str) -> None:
         """First local endpoint of `dom` on `dpid`: the VRS now needs the domain and all its peers."""
-        self._stale.add(dom)  # its domain flows, with every other VRS's of the domain
+        self._joined.setdefault(dom, set()).add(dpid)  # its domain flows, compiled when next read
         if (dpid, ("pipeline",)) not in self.units:
             self._set_unit(dpid, ("pipeline",), pipeline_flows(self.locs.hosts[dpid]))
         for slot in self.learned_in.get(dom, ()):  # first, so a local endpoint at the same address wins
