@@ -10,9 +10,10 @@ import pytest
 from vsc import programmer
 from vsc.acl import port_masks
 from vsc.compiler import compile_host, endpoints_by_domain
+from vsc.flowops import diff
 from vsc.locations import Locations
 from vsc.pipeline import Kind, cookie, cookie_kind, flow_key
-from vsc.programmer import Programmer, diff
+from vsc.programmer import Programmer
 from vsc.tables import check_flows
 from vsc.view import View
 from vsplab.workload.tree import compiler_inputs, nfd8, tiered

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from openflow import encode
 from openflow.flow import Flow
 from openflow.text import format_flow
+from vsc.flowops import same
 from vsc.pipeline import KIND_MASK, flow_key
 from vsc.problems import Problem
-from vsc.programmer import Programmer, same
+from vsc.programmer import Programmer
 from vsc.view import _STORES as VIEW_KINDS  # the VSD object types a view follows
 
 ATTEMPTS = 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 from openflow import encode
 from openflow.consts import OFPFC_ADD, OFPFC_DELETE, OFPFC_MODIFY
 from openflow.flow import Flow
+from vsc.flowops import FlowOps
 from vsc.pipeline import KIND_MASK, Kind
-from vsc.programmer import FlowOps
 
 _ENCODED: dict[tuple, tuple[Flow, bytes]] = {}  # (id(flow), command) -> bundle-add, for flows many VRSs share
 _REMOTE = Kind.REMOTE_ENDPOINT << 56

@@ -23,12 +23,13 @@ from vsc.audit import Audits
 from vsc.bundles import bundle_bytes
 from vsc.cookies import CookieOwners
 from vsc.enrolment import Enrolment
+from vsc.flowops import FlowOps, diff
 from vsc.identity import AgentSession, Sessions
 from vsc.links import Link, Links
 from vsc.locations import AgentError, Locations, check_message
 from vsc.lograte import LogRate
 from vsc.pipeline import flow_key
-from vsc.programmer import FlowOps, Programmer, diff
+from vsc.programmer import Programmer
 from vsc.view import View
 from vsc.vsd_objects import ViewError
 
@@ -38,6 +39,7 @@ _rated = LogRate(log)  # what switches and agents send: a flood of one kind of m
 AGENT_SETTLE = 0.3  # s of agent silence after a hello before a VRS's port list counts as complete
 STATE_SAVE_INTERVAL = 2.0
 SYNC_RETRY = 2.0
+COMPILE_PAUSE_MAX = 0.5  # s the flusher may wait after a long compile (see run_flusher)
 
 
 def tune_gc() -> None:
@@ -320,10 +322,18 @@ class Vsc:
             self.wake.wait(0.1)
             self.wake.clear()
             try:
+                compiled = self.prog.compile_s
                 self.flush()
                 self.save_state()
             except Exception:
                 log.exception("flush failed")
+                continue
+            # A flush that compiled for C seconds is followed by a pause of C (at most COMPILE_PAUSE_MAX):
+            # the changes arriving meanwhile are compiled together, so a burst of N ACL entries costs a few
+            # compiles of the domain, not N of them (each as long as the domain is big).
+            pause = min(self.prog.compile_s - compiled, COMPILE_PAUSE_MAX)
+            if pause > 0.001:
+                self._stop.wait(pause)
 
     def start(self) -> threading.Thread:
         t = threading.Thread(target=self.run_flusher, name="vsc-flusher", daemon=True)
@@ -347,7 +357,7 @@ class Vsc:
                 link = self.links.get(dpid)
                 dps[str(dpid)] = {
                     "name": h.name, "connected": link is not None, "synced": bool(link and link.synced),
-                    "flows_desired": len(self.prog.desired.get(dpid, {})), "pending": self.prog.pending(dpid),
+                    "flows_desired": self.prog.desired_size(dpid), "pending": self.prog.pending(dpid),
                     "inflight": len(link.inflight) if link else 0, "sent": dict(link.sent) if link else {},
                     # which connection `sent` counts: a reconnect starts it over, maybe at the same number
                     "connection": link.connected_at if link else None,
@@ -365,7 +375,8 @@ class Vsc:
                 "revision": self.view.revision, "vsd_revision": self.vsd_revision, "view_ready": self.view_ready,
                 "stream_connected": self.stream_connected, "converged": converged,
                 "endpoints": len(self.prog.eps), "datapaths": dps,
-                "problems": {d: p for d, p in self.prog.problems.items() if p}, "input_errors": list(self.input_errors),
+                "problems": {d: p for d, p in self.prog.compiled_problems().items() if p},
+                "input_errors": list(self.input_errors),
                 "bgp": bgp, "busy_s": {k: round(v, 3) for k, v in self.busy.items()},
                 "vsd_stream": self.stream_record() if self.stream_record else None,
             }

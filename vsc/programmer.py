@@ -18,12 +18,13 @@ flow of each endpoint, which two fixed compiler functions build and which are 98
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 
 from openflow.flow import Flow
 from vsc.acl import non_ip_allowed
 from vsc.bgp.federation import Federation
 from vsc.compiler import Endpoint, domain_flows, endpoint, local_flows, pipeline_flows, remote_flow
+from vsc.flowops import FlowOps, Key, same
 from vsc.locations import Locations
 from vsc.pipeline import SLOTS_PER_VPORT, flow_key
 from vsc.tables import PipelineViolation, check_flow, check_flows
@@ -34,41 +35,7 @@ UNIT_REFUSED = "domain flows refused by the pipeline check, the previous ones ke
 CHECK_DOMAIN_FLOWS = True  # the skeleton and domain units: ACL, ARP, gateway, tunnel classification
 CHECK_ENDPOINT_FLOWS = False  # the per-endpoint units
 
-Key = tuple
 _ABSENT = object()
-
-
-@dataclass(slots=True)
-class FlowOps:
-    """The flow-mods that take a VRS from what it has to what it should have."""
-
-    add: list[Flow]
-    modify: list[Flow]
-    delete: list[Flow]
-
-    def __len__(self) -> int:
-        return len(self.add) + len(self.modify) + len(self.delete)
-
-
-def diff(installed: dict[Key, Flow], desired: dict[Key, Flow]) -> FlowOps:
-    """Minimal ops from `installed` to `desired`. A flow whose cookie changes is re-added (OpenFlow 1.3
-    cannot modify a cookie); one whose only payload changes is modified in place (keeps counters)."""
-    if not installed:  # a fresh VRS: everything is an add
-        return FlowOps(list(desired.values()), [], [])
-    ops = FlowOps([], [], [])
-    for k, f in desired.items():
-        old = installed.get(k)
-        if old is None:
-            ops.add.append(f)
-        elif not same(old, f):
-            (ops.modify if old.cookie == f.cookie else ops.add).append(f)
-    ops.delete = [f for k, f in installed.items() if k not in desired]
-    return ops
-
-
-def same(a: Flow, b: Flow) -> bool:
-    return (a.cookie == b.cookie and a.actions == b.actions and a.goto == b.goto
-            and a.write_metadata == b.write_metadata)
 
 
 class Programmer:
@@ -90,6 +57,7 @@ class Programmer:
         # costs one compile of the domain, not one per entry (quadratic in the entries of a domain).
         self._stale: set[str] = set()
         self._joined: dict[str, set[int]] = {}  # domain -> VRSs that joined it since: only theirs to compile
+        self.compile_s = 0.0  # seconds `settle` spent compiling, for whoever paces the reads
         # dpid -> key -> value before its first change since the last take (tracked VRSs only).
         self._log: dict[int, dict[Key, object]] = {}
         self.fed = Federation(self)
@@ -110,7 +78,11 @@ class Programmer:
 
     def settle(self) -> None:
         """Compile the domains changed since the last reader looked: every reader of the desired state
-        (take, pending, sent_state, host_desired, desired, problems) sees it whole."""
+        (take, sent_state, host_desired, desired, problems) sees it whole. `compile_s` adds up the time
+        spent (the flusher paces itself by it)."""
+        if not (self._stale or self._joined):
+            return
+        t0 = time.perf_counter()
         while self._stale or self._joined:
             if self._stale:
                 dom, only = self._stale.pop(), None
@@ -122,6 +94,15 @@ class Programmer:
             except PipelineViolation as e:  # a compiler bug the pipeline's declaration caught
                 kept = [p for p in self._problems.get(dom, ()) if not p.startswith(UNIT_REFUSED)]
                 self._problems[dom] = [*kept, f"{UNIT_REFUSED}: {e}"]
+        self.compile_s += time.perf_counter() - t0
+
+    def desired_size(self, dpid: int) -> int:
+        """How many flows `dpid` must hold, as compiled so far (a status read: compiles nothing)."""
+        return len(self._desired.get(dpid, ()))
+
+    def compiled_problems(self) -> dict[str, list[str]]:
+        """`problems` as of the last compile (a status read: compiles nothing)."""
+        return self._problems
 
     def _set(self, dpid: int, k: Key, f: Flow) -> None:
         d = self._desired.get(dpid)
@@ -189,8 +170,9 @@ class Programmer:
         return ops
 
     def pending(self, dpid: int) -> int:
-        self.settle()
-        return len(self._log.get(dpid, ()))
+        """Changes not yet taken for `dpid`; a domain of it waiting for its compile counts as one."""
+        waiting = any(d in self._stale or dpid in self._joined.get(d, ()) for d in self.local.get(dpid, ()))
+        return len(self._log.get(dpid, ())) + waiting
 
     def sent_state(self, dpid: int) -> dict[Key, Flow]:
         """What a tracked VRS holds once everything taken so far is applied: the desired flows with the
