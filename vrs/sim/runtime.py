@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -13,6 +14,7 @@ from vrs.sim.fabric import SimFabric, TraceResult
 from vrs.sim.host import Container, SimVrs, host_args
 from vrs.sim.packet import Packet
 
+log = logging.getLogger(__name__)
 
 def rss_bytes() -> int:
     with open("/proc/self/status") as f:
@@ -88,8 +90,13 @@ class SimRuntime:
             pass
         if self._thread is not None:
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-            self.loop.close()
+            self._thread.join(30)
+            if self._thread.is_alive():
+                # an overloaded loop (a thousand switches resyncing) still inside a callback: closing a
+                # running loop raises, and its thread is a daemon that ends with the process
+                log.warning("simulated VRSs' event loop still busy 30 s after stop: left to the process's exit")
+            else:
+                self.loop.close()
             self._thread = None
         self.loop = None
 
