@@ -16,6 +16,7 @@ from vrs.sim.packet import Packet
 
 log = logging.getLogger(__name__)
 
+
 def rss_bytes() -> int:
     with open("/proc/self/status") as f:
         for line in f:
