@@ -30,6 +30,18 @@ class Table(IntEnum):
     NON_IP = 70  # non-IP frames between local ports of a domain whose templates allow non-IP
 
 
+# The two ACL tables and the direction of the template each holds.
+ACL_DIRECTION = {Table.INGRESS_ACL: "ingress", Table.EGRESS_ACL: "egress"}
+
+
+def table_name(table: int) -> str:
+    """A table's name, or "?" for a number the pipeline does not declare (a trace of a foreign flow)."""
+    try:
+        return Table(table).name
+    except ValueError:
+        return "?"
+
+
 # Registers (32-bit NXM regs; all zero when a packet enters the pipeline).
 REG_KEY = "reg0"  # the IP looked up in Table.ENDPOINT: ipv4_dst on the local path, ipv4_src from a tunnel
 REG_OUT_PORT = "reg1"  # ofport of a local destination; 0 = not local

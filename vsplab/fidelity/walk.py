@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from vsc.pipeline import Table
+from vsc.pipeline import table_name
 from vsplab.fidelity.ofptrace import OvsTrace, OvsTracer
 from vsplab.fidelity.simcopy import real_ports
 from vsplab.lab.control import register_op
@@ -29,10 +29,7 @@ _source_ports = itertools.count(43000)
 
 def step(host: str, table: int, matched: str | None) -> dict:
     """One table of an ofproto/trace as the page shows a step: the matched flow and its cookie."""
-    try:
-        name = Table(table).name
-    except ValueError:
-        name = "?"
+    name = table_name(table)
     cookie = m.group(1) if matched and (m := _COOKIE.search(matched)) else None
     match = _COOKIE.sub("", matched) if matched else None
     return {"switch": host, "table": table, "table_name": name, "flow": matched, "match": match, "actions": [],

@@ -11,7 +11,7 @@ import time
 
 from vrs.sim.fabric import BROADCAST, SimFabric, TraceResult
 from vrs.sim.packet import Packet
-from vsc.pipeline import Table
+from vsc.pipeline import table_name
 from vsplab.report import ExpectationResult
 from vsplab.scenario.to_vsd import PlacedContainer
 
@@ -43,11 +43,7 @@ def why_dropped(res: TraceResult) -> str:
     if not res.steps:
         return res.drops[-1] if res.drops else "not delivered"
     last = res.steps[-1]
-    try:
-        name = Table(last.table).name
-    except ValueError:
-        name = "?"
-    return f"{last.switch} table {last.table} ({name}): {last.flow or 'no flow matched'}"
+    return f"{last.switch} table {last.table} ({table_name(last.table)}): {last.flow or 'no flow matched'}"
 
 
 def probe(fabric: SimFabric, src: PlacedContainer, dst: PlacedContainer, protocol: str, port: int | None,
@@ -85,11 +81,7 @@ def walk_pass(label: str, res: TraceResult) -> dict:
     of the flow it matched (the page asks the VSC which VSD object that cookie names)."""
     steps = []
     for s in res.steps:
-        try:
-            name = Table(s.table).name
-        except ValueError:
-            name = "?"
-        steps.append({**s.to_dict(), "table_name": name, "cookie": hex(s.cookie) if s.flow is not None else None})
+        steps.append({**s.to_dict(), "table_name": table_name(s.table), "cookie": hex(s.cookie) if s.flow is not None else None})
     return {**res.to_dict(), "label": label, "steps": steps, "text": res.text()}
 
 

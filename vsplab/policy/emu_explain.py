@@ -8,13 +8,11 @@ holds against real packets)."""
 
 from __future__ import annotations
 
-from vsc.pipeline import Table
+from vsc.pipeline import ACL_DIRECTION
 from vsplab.fidelity.walk import EmuWalker
 from vsplab.policy.cases import Case
 from vsplab.policy.compiled import Compiled
 from vsplab.policy.verdicts import Leg, Outcome
-
-_ACL_TABLES = {Table.INGRESS_ACL: "ingress", Table.EGRESS_ACL: "egress"}
 
 
 def _drop_point(walk: dict) -> str:
@@ -28,7 +26,7 @@ def _drop_point(walk: dict) -> str:
 def walked_leg(compiled: Compiled, walk: dict, dst: str) -> Leg:
     deciders = []
     for s in walk["steps"]:
-        direction = _ACL_TABLES.get(s["table"])
+        direction = ACL_DIRECTION.get(s["table"])
         if direction and s["cookie"]:
             d = compiled.decider(int(s["cookie"], 16), direction)
             if d is not None:

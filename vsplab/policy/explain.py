@@ -10,7 +10,7 @@ are turned back into VSD objects with the lab's VSD as it is now."""
 from __future__ import annotations
 
 from vrs.sim.fabric import TraceResult
-from vsc.pipeline import Table
+from vsc.pipeline import Table, table_name
 from vsplab.policy.cases import ECHO, EPHEMERAL, Case
 from vsplab.policy.compiled import Compiled
 from vsplab.policy.verdicts import Leg, Outcome
@@ -28,17 +28,10 @@ def case_for(src: str, dst: str, proto: str, port: int | None) -> Case:
     raise ValueError(f"--proto: {proto!r} is not tcp, udp or icmp")
 
 
-def _table(n: int) -> str:
-    try:
-        return Table(n).name
-    except ValueError:
-        return "?"
-
-
 def _hops(res: TraceResult | None) -> list[dict]:
     if res is None:
         return []
-    return [{"switch": s.switch, "table": s.table, "table_name": _table(s.table), "pass": s.recirc,
+    return [{"switch": s.switch, "table": s.table, "table_name": table_name(s.table), "pass": s.recirc,
              "flow": s.flow, "actions": s.actions, "note": s.note} for s in res.steps]
 
 

@@ -11,13 +11,12 @@ from ipaddress import IPv4Address
 
 from vrs.sim.fabric import SimFabric, TraceResult
 from vrs.sim.packet import Packet
-from vsc.pipeline import Table
+from vsc.pipeline import ACL_DIRECTION
 from vsplab.lab.probe import resolve_mac, why_dropped
 from vsplab.policy.cases import ECHO, Case, pick
 from vsplab.policy.compiled import Compiled, Decider
 
 _conn = itertools.count(1)  # varies source ports and echo IDs: every exchange is a new connection
-_ACL_TABLES = {Table.INGRESS_ACL: "ingress", Table.EGRESS_ACL: "egress"}
 
 
 @dataclass
@@ -70,7 +69,7 @@ def next_hop(compiled: Compiled, src: str, dst: str) -> str:
 def leg(compiled: Compiled, res: TraceResult, dst: str) -> Leg:
     deciders = []
     for s in res.steps:
-        direction = _ACL_TABLES.get(s.table)
+        direction = ACL_DIRECTION.get(s.table)
         if direction and s.flow is not None:
             d = compiled.decider(s.cookie, direction)
             if d is not None:

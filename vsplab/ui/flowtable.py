@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from vsc.pipeline import Table
-
 SHOWN = 500  # rows drawn at most; a 2,000-container host has ~2,500 flows, a projector shows a few dozen
 _COOKIE = re.compile(r"cookie=(0x[0-9a-f]+)")
 _TABLE = re.compile(r"table=(\d+)")
@@ -27,12 +25,6 @@ class FlowView:
     matching: int
     rows: list[FlowLine] = field(default_factory=list)  # at most SHOWN
 
-
-def table_name(table: int) -> str:
-    try:
-        return Table(table).name
-    except ValueError:
-        return "?"
 
 
 def parse(dump: str) -> list[FlowLine]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
+from vsc.pipeline import table_name
 from vsplab.ui import flowtable
 from vsplab.ui.matrix import DomainMatrix
 
@@ -86,7 +87,7 @@ def trace_form(lab: dict, q: dict) -> str:
 def flows(lab: dict, host: str, v: flowtable.FlowView, owners: dict[str, str], q: dict) -> str:
     hosts = [h["name"] for h in lab["hosts"]]
     tables = '<option value="">all</option>' + "".join(
-        f'<option value="{t}"{" selected" if q.get("table") == str(t) else ""}>{t} {flowtable.table_name(t)}</option>'
+        f'<option value="{t}"{" selected" if q.get("table") == str(t) else ""}>{t} {table_name(t)}</option>'
         for t in v.per_table)
     out = ['<h1>Flows</h1><form id="flows-form" method="get" action="/flows">'
            f'<label>host <select name="host" id="host">{_options(hosts, host)}</select></label> '
@@ -94,7 +95,7 @@ def flows(lab: dict, host: str, v: flowtable.FlowView, owners: dict[str, str], q
            f'<label>filter <input name="q" id="q" value="{escape(q.get("q", ""), quote=True)}"></label> '
            '<button type="submit">show</button></form>',
            '<table class="counts"><tr><th>table</th>' + "".join(
-               f"<th>{t}<br><span class=sub>{flowtable.table_name(t)}</span></th>" for t in v.per_table)
+               f"<th>{t}<br><span class=sub>{table_name(t)}</span></th>" for t in v.per_table)
            + f'<th>all</th></tr><tr><td>flows</td>{"".join(f"<td>{n}</td>" for n in v.per_table.values())}'
            f"<td>{v.total}</td></tr></table>"]
     shown = f"showing the first {len(v.rows)} of {v.matching} matching flows; narrow the filter" if (

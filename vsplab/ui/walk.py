@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from vsc.pipeline import Table
+from vsc.pipeline import ACL_DIRECTION, Table
 from vsplab.ui.source import Policy
-
-ACL_TABLES = {Table.INGRESS_ACL: "ingress", Table.EGRESS_ACL: "egress"}
 
 
 def owner_text(owner: dict | None, table: int, policy: Policy) -> str:
@@ -27,7 +25,7 @@ def owner_text(owner: dict | None, table: int, policy: Policy) -> str:
         return (f"{e['direction']} ACL entry \u201c{e.get('description') or e['ID']}\u201d, priority {e.get('priority')}, "
                 f"{action}{', stateful' if e.get('stateful') else ''}")
     if kind == "ACL_DEFAULT":
-        direction = ACL_TABLES.get(table)
+        direction = ACL_DIRECTION.get(table)
         t = next((t for t in policy.templates.values()
                   if t.get("parentID") == owner["ID"] and t["direction"] == direction), None)
         if t is not None:
@@ -41,7 +39,7 @@ def owner_text(owner: dict | None, table: int, policy: Policy) -> str:
 
 def deciding_steps(p: dict) -> list[dict]:
     """The ACL tables' steps of one pass: what allowed it (each direction) or the one that dropped it."""
-    return [s for s in p["steps"] if s["table"] in ACL_TABLES]
+    return [s for s in p["steps"] if s["table"] in ACL_DIRECTION]
 
 
 def pass_outcome(p: dict) -> str:
@@ -84,7 +82,7 @@ def _pass(p: dict, owners: dict[str, dict], policy: Policy) -> str:
            '<table class="steps"><thead><tr><th>host</th><th>table</th><th>matched flow</th><th>actions</th>'
            '<th>VSD object</th></tr></thead><tbody>']
     for s in p["steps"]:
-        acl = s["table"] in ACL_TABLES
+        acl = s["table"] in ACL_DIRECTION
         last = s is p["steps"][-1] and not p["delivered"]
         cls = " ".join(c for c in ("acl" if acl else "", "drop" if last else "") if c)
         actions = "<br>".join(escape(a) for a in s["actions"]) + (f'<br><i>{escape(s["note"])}</i>' if s["note"] else "")
