@@ -8,11 +8,10 @@ holds against real packets)."""
 
 from __future__ import annotations
 
-from vsc.pipeline import ACL_DIRECTION
 from vsplab.fidelity.walk import EmuWalker
 from vsplab.policy.cases import Case
 from vsplab.policy.compiled import Compiled
-from vsplab.policy.verdicts import Leg, Outcome
+from vsplab.policy.verdicts import Leg, Outcome, acl_deciders
 
 
 def _drop_point(walk: dict) -> str:
@@ -24,13 +23,7 @@ def _drop_point(walk: dict) -> str:
 
 
 def walked_leg(compiled: Compiled, walk: dict, dst: str) -> Leg:
-    deciders = []
-    for s in walk["steps"]:
-        direction = ACL_DIRECTION.get(s["table"])
-        if direction and s["cookie"]:
-            d = compiled.decider(int(s["cookie"], 16), direction)
-            if d is not None:
-                deciders.append(d)
+    deciders = acl_deciders(compiled, ((s["table"], int(s["cookie"], 16)) for s in walk["steps"] if s["cookie"]))
     ok = any(d["container"] == dst for d in walk["delivered"])
     return Leg(ok, deciders, "" if ok else _drop_point(walk), walk=walk)
 

@@ -6,6 +6,7 @@ answer names what decided in each ACL table the packets crossed."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -66,14 +67,18 @@ def next_hop(compiled: Compiled, src: str, dst: str) -> str:
     return str(IPv4Address(gw)) if gw is not None else eps[dst].ip
 
 
+def acl_deciders(compiled: Compiled, hits: Iterable[tuple[int, int]]) -> list[Decider]:
+    """What decided in each ACL table a packet met: `hits` are its (table, matched flow's cookie) steps."""
+    out = []
+    for table, ck in hits:
+        direction = ACL_DIRECTION.get(table)
+        if direction and (d := compiled.decider(ck, direction)) is not None:
+            out.append(d)
+    return out
+
+
 def leg(compiled: Compiled, res: TraceResult, dst: str) -> Leg:
-    deciders = []
-    for s in res.steps:
-        direction = ACL_DIRECTION.get(s.table)
-        if direction and s.flow is not None:
-            d = compiled.decider(s.cookie, direction)
-            if d is not None:
-                deciders.append(d)
+    deciders = acl_deciders(compiled, ((s.table, s.cookie) for s in res.steps if s.flow is not None))
     ok = res.delivered_to(dst)
     return Leg(ok, deciders, "" if ok else why_dropped(res), res)
 
